@@ -1,5 +1,7 @@
 """A classic DDPM as first-class HuggingFace Diffusers components."""
 
 from .modeling_simple_unet import SimpleUNet2DModel
+from .pipeline_simple_ddpm import SimpleDDPMPipeline
+from .scheduling_simple_ddpm import SimpleDDPMScheduler, SimpleDDPMSchedulerOutput
 
-__all__ = ["SimpleUNet2DModel"]
+__all__ = ["SimpleDDPMPipeline", "SimpleDDPMScheduler", "SimpleDDPMSchedulerOutput", "SimpleUNet2DModel"]

@@ -1,0 +1,73 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from notebook_reference import SimpleUNet
+
+from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
+from diffusers_simple_ddpm.convert_notebook import convert_notebook_checkpoint
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "convert_notebook_checkpoint.py"
+
+
+@pytest.fixture(scope="module")
+def notebook_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    network = SimpleUNet(channels=1)
+    path = tmp_path_factory.mktemp("notebook") / "unet.pt"
+    torch.save(network.state_dict(), path)
+    return network, path
+
+
+def test_script_converts_a_notebook_checkpoint(notebook_checkpoint, tmp_path):
+    network, checkpoint = notebook_checkpoint
+    output_dir = tmp_path / "pipeline"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--checkpoint", str(checkpoint), "--output_dir", str(output_dir),
+         "--sample_size", "28"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "SimpleDDPMPipeline.from_pretrained" in result.stdout
+    pipeline = SimpleDDPMPipeline.from_pretrained(output_dir)
+    assert pipeline.unet.config.in_channels == 1 and pipeline.unet.config.sample_size == 28
+    assert pipeline.scheduler.config.beta_start == 1e-4 and pipeline.scheduler.config.beta_end == 0.02
+    assert isinstance(pipeline.scheduler, SimpleDDPMScheduler)
+    sample, timesteps = torch.randn(2, 1, 28, 28), torch.tensor([10, 600])
+    with torch.no_grad():
+        torch.testing.assert_close(pipeline.unet(sample, timesteps).sample, network(sample, timesteps))
+
+
+def test_diffusion_model_wrapper_state_dict(notebook_checkpoint, tmp_path):
+    network, _ = notebook_checkpoint
+    wrapped = tmp_path / "diffusion.pt"
+    torch.save({f"model.{key}": value for key, value in network.state_dict().items()}, wrapped)
+    pipeline = convert_notebook_checkpoint(wrapped, sample_size=28)
+    for key, value in network.state_dict().items():
+        torch.testing.assert_close(pipeline.unet.state_dict()[key], value, rtol=0, atol=0)
+    pipeline.set_progress_bar_config(disable=True)
+    images = pipeline(batch_size=2, num_inference_steps=3, output_type="np").images
+    assert images.shape == (2, 28, 28, 1) and np.isfinite(images).all()
+
+
+def test_pickled_model_is_refused(notebook_checkpoint, tmp_path):
+    network, _ = notebook_checkpoint
+    pickled = tmp_path / "whole_model.pt"
+    torch.save(network, pickled)
+    with pytest.raises(ValueError, match="weights_only=True.*state_dict"):
+        convert_notebook_checkpoint(pickled)
+
+
+def test_other_checkpoints_are_refused(tmp_path):
+    not_a_unet = tmp_path / "other.pt"
+    torch.save({"weight": torch.zeros(2)}, not_a_unet)
+    with pytest.raises(ValueError, match="not a notebook SimpleUNet state_dict"):
+        convert_notebook_checkpoint(not_a_unet)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        convert_notebook_checkpoint(tmp_path / "missing.pt")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="garbage.pt"):
+        convert_notebook_checkpoint(garbage)

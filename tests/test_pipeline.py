@@ -1,0 +1,192 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_unet
+from diffusers import (
+    DDIMScheduler,
+    DDPMPipeline,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    UNet2DModel,
+)
+from PIL import Image
+
+from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
+
+STEPS = 8
+
+
+def run(pipeline, seed=0, **kwargs):
+    kwargs.setdefault("num_inference_steps", STEPS)
+    kwargs.setdefault("output_type", "np")
+    return pipeline(generator=torch.Generator().manual_seed(seed), **kwargs).images
+
+
+def test_output_types(tiny_pipeline):
+    pil = run(tiny_pipeline, batch_size=2, output_type="pil")
+    assert len(pil) == 2 and all(isinstance(image, Image.Image) and image.mode == "L" for image in pil)
+    assert pil[0].size == (8, 8)
+    array = run(tiny_pipeline, batch_size=2)
+    assert array.shape == (2, 8, 8, 1) and array.min() >= 0 and array.max() <= 1
+    tensor = run(tiny_pipeline, batch_size=2, output_type="pt")
+    assert tensor.shape == (2, 1, 8, 8)
+    np.testing.assert_allclose(tensor.permute(0, 2, 3, 1).numpy(), array)
+    np.testing.assert_array_equal(np.asarray(pil[1]), (array[1, :, :, 0] * 255).round().astype(np.uint8))
+    assert tiny_pipeline(num_inference_steps=2, return_dict=False)[0][0].mode == "L"
+
+
+def test_rgb_images():
+    pipeline = SimpleDDPMPipeline(unet=make_tiny_unet(in_channels=3), scheduler=SimpleDDPMScheduler())
+    pipeline.set_progress_bar_config(disable=True)
+    assert run(pipeline, output_type="pil")[0].mode == "RGB"
+
+
+def test_batch_sampling_with_a_generator_per_image(tiny_pipeline):
+    # The notebook's sample() broke for batches (an `if t > 0` on a batch tensor); a batch must equal one-image runs.
+    generators = [torch.Generator().manual_seed(seed) for seed in (11, 12, 13)]
+    batch = tiny_pipeline(batch_size=3, generator=generators, num_inference_steps=STEPS, output_type="np").images
+    for index, seed in enumerate((11, 12, 13)):
+        single = run(tiny_pipeline, seed=seed)
+        np.testing.assert_allclose(batch[index], single[0], rtol=0, atol=1e-6)
+    assert not np.allclose(batch[0], batch[1])
+
+
+def test_same_generator_is_deterministic(tiny_pipeline):
+    np.testing.assert_array_equal(run(tiny_pipeline, batch_size=2), run(tiny_pipeline, batch_size=2))
+    assert not np.array_equal(run(tiny_pipeline, seed=0), run(tiny_pipeline, seed=1))
+
+
+def reference_loop(unet, scheduler, seed, steps, batch_size=1):
+    """The textbook diffusers denoising loop, written out by hand."""
+    generator = torch.Generator().manual_seed(seed)
+    latents = torch.randn((batch_size, 1, 8, 8), generator=generator) * scheduler.init_noise_sigma
+    scheduler.set_timesteps(steps)
+    for timestep in scheduler.timesteps:
+        model_output = unet(scheduler.scale_model_input(latents, timestep), timestep).sample
+        latents = scheduler.step(model_output, timestep, latents, generator=generator).prev_sample
+    return (latents / 2 + 0.5).clamp(0, 1)
+
+
+@pytest.mark.parametrize(
+    "scheduler_class",
+    [SimpleDDPMScheduler, DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler],
+)
+def test_any_diffusers_scheduler(tiny_pipeline, scheduler_class):
+    tiny_pipeline.scheduler = scheduler_class.from_config(tiny_pipeline.scheduler.config)
+    images = run(tiny_pipeline, seed=3, output_type="pt")
+    assert torch.isfinite(images).all()
+    with torch.no_grad():
+        expected = reference_loop(tiny_pipeline.unet, scheduler_class.from_config(tiny_pipeline.scheduler.config), 3, STEPS)
+    torch.testing.assert_close(images, expected, rtol=0, atol=1e-6)
+
+
+def test_eta_reaches_ddim_only(tiny_pipeline):
+    tiny_pipeline.scheduler = DDIMScheduler.from_config(tiny_pipeline.scheduler.config)
+    assert not np.allclose(run(tiny_pipeline, eta=0.0), run(tiny_pipeline, eta=1.0))
+    tiny_pipeline.scheduler = SimpleDDPMScheduler.from_config(tiny_pipeline.scheduler.config)
+    np.testing.assert_array_equal(run(tiny_pipeline, eta=0.0), run(tiny_pipeline, eta=1.0))
+
+
+def test_diffusers_ddpm_pipeline_runs_our_components(tiny_pipeline):
+    theirs = DDPMPipeline(unet=tiny_pipeline.unet, scheduler=tiny_pipeline.scheduler)
+    theirs.set_progress_bar_config(disable=True)
+    np.testing.assert_array_equal(run(theirs, seed=5, batch_size=2), run(tiny_pipeline, seed=5, batch_size=2))
+
+
+def test_our_pipeline_runs_diffusers_unet2dmodel():
+    torch.manual_seed(0)
+    unet = UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(8, 8),
+        layers_per_block=1,
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+    ).eval()
+    ours = SimpleDDPMPipeline(unet=unet, scheduler=DDPMScheduler())
+    theirs = DDPMPipeline(unet=unet, scheduler=DDPMScheduler())
+    for pipeline in (ours, theirs):
+        pipeline.set_progress_bar_config(disable=True)
+    np.testing.assert_array_equal(run(ours, seed=2), run(theirs, seed=2))
+
+
+def test_progress_bar_config(tiny_pipeline, capsys):
+    run(tiny_pipeline)
+    assert "it/s" not in capsys.readouterr().err
+    tiny_pipeline.set_progress_bar_config(disable=False)
+    run(tiny_pipeline)
+    assert f"{STEPS}/{STEPS}" in capsys.readouterr().err
+
+
+def test_callback_can_replace_latents(tiny_pipeline):
+    calls = []
+
+    def zero_latents(pipeline, step_index, timestep, callback_kwargs):
+        calls.append(int(timestep))
+        return {"latents": torch.zeros_like(callback_kwargs["latents"])}
+
+    images = run(tiny_pipeline, output_type="pt", callback_on_step_end=zero_latents)
+    assert calls == tiny_pipeline.scheduler.timesteps.tolist()
+    torch.testing.assert_close(images, torch.full_like(images, 0.5))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(batch_size=0), "batch_size"),
+        (dict(num_inference_steps=0), "num_inference_steps"),
+        (dict(output_type="jpeg"), "output_type.*pil"),
+        (dict(latents=torch.zeros(1, 1, 4, 4)), "latents.*\\(1, 1, 8, 8\\)"),
+        (dict(generator=[torch.Generator(), torch.Generator()]), "generator.*one generator per image"),
+        (dict(callback_on_step_end_tensor_inputs=["noise"]), "callback_on_step_end_tensor_inputs"),
+        (dict(num_inference_steps=1001), "num_inference_steps"),
+    ],
+)
+def test_bad_arguments(tiny_pipeline, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_pipeline(**kwargs)
+
+
+def test_save_and_load(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path)
+    for path in (
+        "model_index.json",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "scheduler/scheduler_config.json",
+    ):
+        assert (tmp_path / path).is_file(), path
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["_class_name"] == "SimpleDDPMPipeline"
+    assert index["unet"] == ["diffusers_simple_ddpm.modeling_simple_unet", "SimpleUNet2DModel"]
+    assert index["scheduler"] == ["diffusers_simple_ddpm.scheduling_simple_ddpm", "SimpleDDPMScheduler"]
+
+    reloaded = SimpleDDPMPipeline.from_pretrained(tmp_path)
+    reloaded.set_progress_bar_config(disable=True)
+    assert isinstance(reloaded.unet, SimpleUNet2DModel) and isinstance(reloaded.scheduler, SimpleDDPMScheduler)
+    np.testing.assert_array_equal(run(reloaded, seed=9, batch_size=2), run(tiny_pipeline, seed=9, batch_size=2))
+
+    half = SimpleDDPMPipeline.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    half.set_progress_bar_config(disable=True)
+    assert half.unet.dtype == torch.bfloat16
+    assert np.abs(run(half, seed=9) - run(tiny_pipeline, seed=9)).mean() < 0.05
+
+    unet = SimpleUNet2DModel.from_pretrained(tmp_path, subfolder="unet")
+    assert unet.config.block_out_channels == [4, 8, 8] and unet.config.sample_size == 8
+    torch.testing.assert_close(unet.state_dict(), tiny_pipeline.unet.state_dict(), rtol=0, atol=0)
+
+
+def test_missing_or_corrupted_weights_name_the_file(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path)
+    weights = tmp_path / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(Exception, match="diffusion_pytorch_model.safetensors"):
+        SimpleDDPMPipeline.from_pretrained(tmp_path)
+    weights.unlink()
+    with pytest.raises(Exception, match="diffusion_pytorch_model"):
+        SimpleDDPMPipeline.from_pretrained(tmp_path)
