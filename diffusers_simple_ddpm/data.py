@@ -217,8 +217,10 @@ class ImageTransform:
     """Preprocess a PIL image into a model input, the torchvision-free equivalent of `Resize`, `CenterCrop` or
     `RandomCrop`, `RandomHorizontalFlip`, `ToTensor` and `Normalize([0.5], [0.5])`.
 
-    Random crops and flips draw from torch's global random number generator, which `accelerate.utils.set_seed` seeds
-    and which DataLoader workers reseed individually, so augmentation is reproducible and differs between workers.
+    Random crops and flips draw from the `generator` given to each call (torch's global generator when none is given).
+    `make_train_dataloader` gives every sample a generator seeded from (seed, epoch, sample index), so augmentation is
+    the same whatever the number of workers or processes, and a resumed run sees exactly the augmentations that an
+    uninterrupted run sees.
 
     Args:
         resolution (`int`):
@@ -242,20 +244,22 @@ class ImageTransform:
         self.center_crop = center_crop
         self.random_flip = random_flip
 
-    def __call__(self, image: PIL.Image.Image) -> torch.Tensor:
+    def __call__(self, image: PIL.Image.Image, generator: torch.Generator | None = None) -> torch.Tensor:
         """Transform one image.
 
         Args:
             image (`PIL.Image.Image`):
                 The image, of any mode PIL can convert to "L" or "RGB".
+            generator (`torch.Generator`, *optional*):
+                The source of the random crop position and flip; torch's global generator when not given.
 
         Returns:
             `torch.Tensor`: float32 tensor of shape [num_channels, resolution, resolution] with values in [-1, 1].
         """
         image = image.convert(IMAGE_MODES[self.num_channels])
         image = self.resize(image)
-        image = self.crop(image)
-        if self.random_flip and torch.rand(()) < 0.5:
+        image = self.crop(image, generator)
+        if self.random_flip and torch.rand((), generator=generator) < 0.5:
             image = image.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT)
         pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).reshape(
             self.resolution, self.resolution, self.num_channels
@@ -273,16 +277,78 @@ class ImageTransform:
             size = (int(self.resolution * width / height), self.resolution)
         return image.resize(size, resample=PIL.Image.Resampling.BILINEAR)
 
-    def crop(self, image: PIL.Image.Image) -> PIL.Image.Image:
+    def crop(self, image: PIL.Image.Image, generator: torch.Generator | None = None) -> PIL.Image.Image:
         """Crop a `resolution` square from an image whose shorter side is `resolution`, centered or at random."""
         width, height = image.size
+        if width == height == self.resolution:
+            return image
         if self.center_crop:
             left = round((width - self.resolution) / 2)
             top = round((height - self.resolution) / 2)
         else:
-            left = int(torch.randint(0, width - self.resolution + 1, ()))
-            top = int(torch.randint(0, height - self.resolution + 1, ()))
+            left = int(torch.randint(0, width - self.resolution + 1, (), generator=generator))
+            top = int(torch.randint(0, height - self.resolution + 1, (), generator=generator))
         return image.crop((left, top, left + self.resolution, top + self.resolution))
+
+
+class TrainingImageDataset(torch.utils.data.Dataset):
+    """A `datasets.Dataset` seen as model inputs: transformed images (and labels), read in batches.
+
+    Every sample is augmented with a generator seeded from (`seed`, epoch, sample index), so its augmentation depends
+    on nothing else: not on the order of batches, the DataLoader workers, the number of processes, or a resume.
+
+    Args:
+        dataset (`datasets.Dataset`):
+            The training dataset.
+        image_column (`str`):
+            The column holding the images.
+        transform (`ImageTransform`):
+            Turns each image into a [C, H, W] tensor.
+        label_column (`str`, *optional*):
+            Column of integer class labels to yield as `"class_labels"`.
+        seed (`int`, defaults to 0):
+            Seed of the augmentation.
+    """
+
+    def __init__(
+        self,
+        dataset: datasets.Dataset,
+        image_column: str,
+        transform: ImageTransform,
+        label_column: str | None = None,
+        seed: int = 0,
+    ):
+        columns = [image_column] if label_column is None else [image_column, label_column]
+        self.dataset = dataset.select_columns(columns)
+        self.image_column = image_column
+        self.transform = transform
+        self.label_column = label_column
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the augmentation of `epoch` (call it before iterating over an epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def sample_generator(self, index: int) -> torch.Generator:
+        """The generator of the augmentation of sample `index` in the current epoch."""
+        return torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor | int]]:
+        rows = self.dataset[indices]
+        items = []
+        for position, index in enumerate(indices):
+            item = {"input": self.transform(rows[self.image_column][position], self.sample_generator(index))}
+            if self.label_column is not None:
+                item["class_labels"] = rows[self.label_column][position]
+            items.append(item)
+        return items
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        return self.__getitems__([index])[0]
 
 
 def make_train_dataloader(
@@ -294,6 +360,7 @@ def make_train_dataloader(
     shuffle: bool = True,
     generator: torch.Generator | None = None,
     label_column: str | None = None,
+    seed: int = 0,
 ) -> torch.utils.data.DataLoader:
     """Build the training DataLoader; images are decoded and transformed lazily, batch by batch.
 
@@ -314,6 +381,9 @@ def make_train_dataloader(
             Generator for the shuffling order and the workers' seeds. Defaults to torch's global generator.
         label_column (`str`, *optional*):
             Column of integer class labels to yield as `"class_labels"`, for class-conditional training.
+        seed (`int`, defaults to 0):
+            Seed of the augmentation (see `TrainingImageDataset`); `loader.dataset.set_epoch(epoch)` selects the
+            epoch.
 
     Returns:
         `torch.utils.data.DataLoader`: yields dicts with `"input"`, a float32 tensor [B, C, H, W] in [-1, 1], and,
@@ -328,16 +398,8 @@ def make_train_dataloader(
             f"`label_column` {label_column!r} is not a column of the dataset; available columns: "
             f"{dataset.column_names}."
         )
-
-    def preprocess(examples: dict[str, list]) -> dict[str, list]:
-        batch = {"input": [transform(image) for image in examples[image_column]]}
-        if label_column is not None:
-            batch["class_labels"] = torch.tensor(examples[label_column], dtype=torch.int64)
-        return batch
-
-    columns = [image_column] if label_column is None else [image_column, label_column]
     return torch.utils.data.DataLoader(
-        dataset.with_transform(preprocess, columns=columns),
+        TrainingImageDataset(dataset, image_column, transform, label_column=label_column, seed=seed),
         batch_size=batch_size,
         shuffle=shuffle,
         num_workers=num_workers,

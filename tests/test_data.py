@@ -16,6 +16,7 @@ from diffusers_simple_ddpm.data import (
     MNIST_NPZ_PATH,
     MNIST_NPZ_SHA256,
     ImageTransform,
+    TrainingImageDataset,
     check_image_sizes,
     load_builtin_mnist,
     load_mnist_arrays,
@@ -313,3 +314,26 @@ def test_dataloader_argument_errors():
         make_train_dataloader(dataset, "image", transform, batch_size=4, num_workers=-1)
     with pytest.raises(ValueError, match=r"`label_column` 'digit'.*\['image', 'label'\]"):
         make_train_dataloader(dataset, "image", transform, batch_size=4, label_column="digit")
+
+
+def test_augmentation_depends_only_on_seed_epoch_and_sample_index():
+    # Exact resume needs augmentation that does not depend on batch order, workers or the global RNG.
+    dataset = load_builtin_mnist("test").select(range(12))
+    transform = ImageTransform(resolution=20, num_channels=1, random_flip=True)
+
+    def inputs(seed=0, epoch=0, order=range(12)):
+        training_dataset = TrainingImageDataset(dataset, "image", transform, seed=seed)
+        training_dataset.set_epoch(epoch)
+        torch.manual_seed(len(order) + epoch)
+        items = training_dataset.__getitems__(list(order))
+        return {index: item["input"] for index, item in zip(order, items)}
+
+    reference = inputs()
+    reversed_order = inputs(order=range(11, -1, -1))
+    for index in range(12):
+        torch.testing.assert_close(reversed_order[index], reference[index], rtol=0, atol=0)
+    loader = make_train_dataloader(dataset, "image", transform, batch_size=5, num_workers=2, shuffle=False)
+    torch.testing.assert_close(torch.cat([batch["input"] for batch in loader]), torch.stack(list(reference.values())))
+    next_epoch, other_seed = inputs(epoch=1), inputs(seed=1)
+    assert any(not torch.equal(next_epoch[index], reference[index]) for index in range(12))
+    assert any(not torch.equal(other_seed[index], reference[index]) for index in range(12))

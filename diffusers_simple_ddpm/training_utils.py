@@ -1,0 +1,211 @@
+"""Reusable parts of `scripts/train.py`: model presets, the training target, EMA export and safe checkpoints."""
+
+import inspect
+import json
+import os
+import platform
+import re
+import shutil
+from pathlib import Path
+
+import torch
+from diffusers.training_utils import EMAModel
+
+from .modeling_simple_unet import SimpleUNet2DModel
+from .scheduling_simple_ddpm import SimpleDDPMScheduler
+
+# `--model_config` presets. "notebook" is the teaching notebook's network, exactly; "default" is the configuration the
+# training benchmark (`scripts/benchmarks/benchmark_training.py`) found to reach recognisable digits fastest on a CPU.
+MODEL_PRESETS: dict[str, dict] = {
+    "notebook": {},
+    "default": {
+        "block_out_channels": (32, 64, 128),
+        "time_embedding_type": "sinusoidal",
+        "time_injection": "all",
+        "norm_num_groups": 8,
+    },
+}
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+CHECKPOINT_PREFIX = "checkpoint-"
+CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
+# A checkpoint is written under this suffix and renamed when complete, so an interrupted save leaves no
+# `checkpoint-N` folder behind and the last complete one stays the latest.
+PARTIAL_SUFFIX = ".partial"
+
+
+def load_model_config(model_config: str) -> dict:
+    """
+    Reads the `--model_config` argument: a preset name or the path of a `SimpleUNet2DModel` `config.json`.
+
+    Args:
+        model_config (`str`): One of `MODEL_PRESETS` (`"default"`, `"notebook"`) or a path to a JSON file (a saved
+            `unet/config.json` works).
+
+    Returns:
+        `dict`: keyword arguments of `SimpleUNet2DModel`, without the size and channel entries that the script sets
+        from the data.
+    """
+    if model_config in MODEL_PRESETS:
+        return dict(MODEL_PRESETS[model_config])
+    if not os.path.isfile(model_config):
+        raise ValueError(
+            f"`--model_config` must be a preset ({', '.join(MODEL_PRESETS)}) or the path of a config.json, got "
+            f"{model_config!r}."
+        )
+    with open(model_config) as file:
+        config = json.load(file)
+    config = {key: value for key, value in config.items() if not key.startswith("_")}
+    for key in ("sample_size", "in_channels", "out_channels"):
+        config.pop(key, None)
+    unknown = set(config) - set(inspect.signature(SimpleUNet2DModel.__init__).parameters)
+    if unknown:
+        raise ValueError(f"`--model_config` {model_config} has keys SimpleUNet2DModel does not take: {sorted(unknown)}.")
+    return config
+
+
+def training_target(
+    scheduler: SimpleDDPMScheduler,
+    clean_images: torch.Tensor,
+    noise: torch.Tensor,
+    timesteps: torch.Tensor,
+) -> torch.Tensor:
+    """
+    The regression target of the model for the scheduler's `prediction_type`.
+
+    Args:
+        scheduler (`SimpleDDPMScheduler`): The noise scheduler; its `config.prediction_type` picks the target.
+        clean_images (`torch.Tensor`): The training images `x_0`.
+        noise (`torch.Tensor`): The noise `ε` added to them.
+        timesteps (`torch.Tensor`): The timestep of every image.
+
+    Returns:
+        `torch.Tensor`: `ε` for `"epsilon"`, `x_0` for `"sample"`, `v = √ᾱ ε − √(1−ᾱ) x_0` for `"v_prediction"`.
+    """
+    prediction_type = scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "sample":
+        return clean_images
+    if prediction_type == "v_prediction":
+        return scheduler.get_velocity(clean_images, noise, timesteps)
+    raise ValueError(f"`prediction_type` must be one of {PREDICTION_TYPES}, got {prediction_type!r}.")
+
+
+def ema_unet(ema_model: EMAModel, unet: SimpleUNet2DModel) -> SimpleUNet2DModel:
+    """
+    A new model holding the EMA weights: sampling or saving it never touches the training weights of `unet`.
+
+    Args:
+        ema_model (`EMAModel`): The moving average of `unet`'s parameters.
+        unet (`SimpleUNet2DModel`): The trained model (unwrapped), whose configuration the copy takes.
+    """
+    averaged = SimpleUNet2DModel.from_config(unet.config)
+    ema_model.copy_to(averaged.parameters())
+    return averaged.to(device=unet.device).eval()
+
+
+def check_processes_in_sync(accelerator, model: torch.nn.Module) -> None:
+    """
+    Raises a `RuntimeError` unless every process holds bitwise the same weights (as data-parallel training must).
+
+    Args:
+        accelerator (`accelerate.Accelerator`): The run's accelerator; every process must call this.
+        model (`torch.nn.Module`): The trained model.
+    """
+    fingerprint = torch.stack([parameter.detach().double().sum() for parameter in model.parameters()])
+    fingerprints = accelerator.gather(fingerprint[None])
+    if not torch.equal(fingerprints, fingerprints[:1].expand_as(fingerprints)):
+        raise RuntimeError("The processes ended training with different weights: data-parallel training went wrong.")
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """The complete checkpoints of `output_dir` (folders `checkpoint-N`), oldest first."""
+    if not os.path.isdir(output_dir):
+        return []
+    checkpoints = [path for path in Path(output_dir).iterdir() if path.is_dir() and CHECKPOINT_PATTERN.match(path.name)]
+    return sorted(checkpoints, key=checkpoint_step)
+
+
+def checkpoint_step(checkpoint: str | os.PathLike) -> int:
+    """The global step a checkpoint folder was written at, read off its name `checkpoint-N`."""
+    match = CHECKPOINT_PATTERN.match(Path(checkpoint).name)
+    if match is None:
+        raise ValueError(f"`--resume_from_checkpoint` {checkpoint} is not a folder named {CHECKPOINT_PREFIX}<step>.")
+    return int(match.group(1))
+
+
+def resolve_resume_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> Path | None:
+    """
+    Finds the checkpoint to resume from.
+
+    Args:
+        resume_from_checkpoint (`str`, *optional*): A checkpoint folder, or `"latest"` for the newest complete
+            checkpoint in `output_dir` (none yet starts from scratch).
+        output_dir (`str`): The run's output directory.
+
+    Returns:
+        `Path` or `None`: the checkpoint folder, `None` to start from scratch.
+    """
+    if resume_from_checkpoint is None:
+        return None
+    if resume_from_checkpoint == "latest":
+        checkpoints = list_checkpoints(output_dir)
+        return checkpoints[-1] if checkpoints else None
+    checkpoint = Path(resume_from_checkpoint)
+    if not checkpoint.is_dir():
+        raise ValueError(f"`--resume_from_checkpoint` {checkpoint} is not a folder (or pass `latest`).")
+    checkpoint_step(checkpoint)
+    return checkpoint
+
+
+def save_checkpoint(accelerator, output_dir: str | os.PathLike, global_step: int, total_limit: int | None) -> Path:
+    """
+    Saves the full training state as `output_dir/checkpoint-<global_step>` without ever exposing a half-written one.
+
+    The state is written to `checkpoint-<global_step>.partial` and renamed when complete; only then are the oldest
+    checkpoints beyond `total_limit` removed. A crash mid-save therefore leaves the previous checkpoint as the latest.
+
+    Args:
+        accelerator (`accelerate.Accelerator`): The run's accelerator (with the save hooks registered).
+        output_dir (`str` or `os.PathLike`): The run's output directory.
+        global_step (`int`): The number of optimizer updates done.
+        total_limit (`int`, *optional*): How many checkpoints to keep; `None` keeps all.
+
+    Returns:
+        `Path`: the checkpoint folder.
+    """
+    final = Path(output_dir) / f"{CHECKPOINT_PREFIX}{global_step}"
+    partial = final.with_name(final.name + PARTIAL_SUFFIX)
+    if accelerator.is_main_process and partial.exists():
+        shutil.rmtree(partial)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        if total_limit is not None:
+            for stale in list_checkpoints(output_dir)[:-total_limit]:
+                shutil.rmtree(stale)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name from `/proc/cpuinfo` where there is one, else what `platform` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def hardware_description(device: torch.device, num_processes: int) -> str:
+    """A one-line description of the training hardware, for logs and the model card."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"{cpu_model_name()} CPU, {os.cpu_count()} cores"
+    return f"{num_processes} x {name}" if num_processes > 1 else name

@@ -1,0 +1,252 @@
+"""`scripts/train.py` run for real through `accelerate launch` subprocesses, on the built-in MNIST, at 8x8 pixels."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from diffusers_simple_ddpm import SimpleDDPMPipeline
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+def load_train_module():
+    spec = importlib.util.spec_from_file_location("train_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_model_config(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("config") / "config.json"
+    config = {"block_out_channels": [4, 8, 8], "time_embedding_dim": 8, "time_embedding_type": "sinusoidal"}
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def train_args(output_dir, model_config, *extra) -> list[str]:
+    return [
+        "--output_dir", str(output_dir), "--model_config", model_config, "--resolution", "8",
+        "--train_batch_size", "8", "--ddpm_num_inference_steps", "2", "--eval_batch_size", "4",
+        "--logging_steps", "2", "--lr_warmup_steps", "2", *extra,
+    ]  # fmt: skip
+
+
+def launch_command(num_processes: int = 1) -> list[str]:
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
+    if num_processes > 1:
+        command += ["--multi_gpu", "--num_cpu_threads_per_process", "1", "--main_process_port", "29531"]
+    return command + ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT)]
+
+
+def launch_env(num_processes: int = 1) -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    if num_processes > 1:
+        env["ACCELERATE_USE_CPU"] = "true"  # data parallel over CPU processes, with the gloo backend
+    return env
+
+
+def launch(args: list[str], num_processes: int = 1, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        launch_command(num_processes) + args, capture_output=True, text=True, env=launch_env(num_processes), timeout=600
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"training failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / WEIGHTS)
+
+
+def assert_same_weights(first: Path, second: Path) -> None:
+    first_weights, second_weights = weights(first), weights(second)
+    assert first_weights.keys() == second_weights.keys()
+    for name in first_weights:
+        assert torch.equal(first_weights[name], second_weights[name]), name
+
+
+def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
+    output_dir = tmp_path / "run"
+    result = launch(
+        train_args(output_dir, tiny_model_config, "--max_train_steps", "6", "--checkpointing_steps", "2",
+                   "--checkpoints_total_limit", "2", "--save_images_steps", "3", "--mixed_precision", "bf16")
+    )  # fmt: skip
+    assert f"Pipeline saved to {output_dir}" in result.stdout
+    assert sorted(path.name for path in output_dir.iterdir() if path.name.startswith("checkpoint")) == [
+        "checkpoint-4",
+        "checkpoint-6",
+    ]
+
+    pipeline = SimpleDDPMPipeline.from_pretrained(output_dir)
+    assert pipeline.unet.config.in_channels == 1 and pipeline.unet.config.sample_size == 8
+    images = pipeline(batch_size=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0)).images
+    assert [image.mode for image in images] == ["L", "L"]
+
+    grid = Image.open(output_dir / "sample_grid.png")
+    assert grid.size == (16, 16)  # 4 images of 8x8 in a 2x2 grid
+
+    # The exported pipeline holds the EMA weights, not the raw training weights.
+    assert_same_weights(output_dir / "unet", output_dir / "checkpoint-6" / "unet_ema")
+    raw, exported = weights(output_dir / "checkpoint-6" / "unet"), weights(output_dir / "unet")
+    assert any(not torch.equal(raw[name], exported[name]) for name in raw)
+
+    events = EventAccumulator(str(next((output_dir / "logs").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    assert [event.step for event in events.Scalars("loss")] == [2, 4, 6]
+    assert all(np.isfinite(event.value) for event in events.Scalars("loss"))
+    assert {"lr", "images_per_s", "ema_decay"} <= set(events.Tags()["scalars"])
+    assert [event.step for event in events.Images("samples")] == [3, 6, 6]
+
+
+def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_model_config):
+    steps = ["--max_train_steps", "120", "--checkpointing_steps", "30", "--random_flip", "--mixed_precision", "no"]
+    straight = tmp_path / "straight"
+    launch(train_args(straight, tiny_model_config, *steps))
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        launch_command() + train_args(interrupted, tiny_model_config, *steps),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=launch_env(),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not (interrupted / "checkpoint-30").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (interrupted / "model_index.json").exists(), "the run finished before it could be killed"
+
+    result = launch(train_args(interrupted, tiny_model_config, *steps, "--resume_from_checkpoint", "latest"))
+    assert "Resuming from checkpoint" in result.stdout
+    assert_same_weights(straight / "unet", interrupted / "unet")
+    assert_same_weights(straight / "checkpoint-120" / "unet", interrupted / "checkpoint-120" / "unet")
+
+
+def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, tiny_model_config):
+    output_dir = tmp_path / "ddp"
+    result = launch(
+        train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "4"),
+        num_processes=2,
+    )
+    assert "MULTI_CPU" in result.stderr + result.stdout
+    assert "All 2 processes hold identical weights." in result.stdout
+    assert result.stdout.count("Pipeline saved to") == 1
+    checkpoint = output_dir / "checkpoint-4"
+    assert {path.name for path in checkpoint.iterdir()} == {
+        "optimizer.bin", "scheduler.bin", "random_states_0.pkl", "random_states_1.pkl", "unet", "unet_ema",
+    }  # fmt: skip
+    assert len(list((output_dir / "logs").rglob("events.out.tfevents.*"))) == 2  # one run (and its hparams)
+    SimpleDDPMPipeline.from_pretrained(output_dir)
+
+
+def test_warmup_and_schedule_count_optimizer_updates_under_accumulation(tmp_path, tiny_model_config):
+    output_dir = tmp_path / "accumulate"
+    launch(
+        train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--gradient_accumulation_steps", "3",
+                   "--lr_scheduler", "linear", "--lr_warmup_steps", "2", "--learning_rate", "1e-3",
+                   "--logging_steps", "1", "--checkpointing_steps", "100")
+    )  # fmt: skip
+    events = EventAccumulator(str(next((output_dir / "logs").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    learning_rates = [round(event.value, 8) for event in events.Scalars("lr")]
+    # Logged after each update: warm-up reaches the peak after 2 updates, the linear decay reaches 0 after 4.
+    assert learning_rates == [5e-4, 1e-3, 5e-4, 0.0]
+
+
+def test_class_conditional_v_prediction_run(tmp_path, tiny_model_config):
+    output_dir = tmp_path / "conditional"
+    launch(
+        train_args(output_dir, tiny_model_config, "--max_train_steps", "3", "--class_conditional",
+                   "--prediction_type", "v_prediction", "--checkpointing_steps", "100")
+    )  # fmt: skip
+    pipeline = SimpleDDPMPipeline.from_pretrained(output_dir)
+    assert pipeline.config.class_names == [str(digit) for digit in range(10)]
+    assert pipeline.unet.config.num_class_embeds == 10
+    assert pipeline.scheduler.config.prediction_type == "v_prediction"
+    images = pipeline(batch_size=2, class_labels=["7", "1"], num_inference_steps=2, guidance_scale=2.0).images
+    assert len(images) == 2
+
+
+def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
+    output_dir = tmp_path / "diverged"
+    result = launch(
+        train_args(output_dir, tiny_model_config, "--max_train_steps", "20", "--learning_rate", "1e35",
+                   "--lr_warmup_steps", "0", "--checkpointing_steps", "4"),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "The training loss became nan" in result.stderr
+    assert not (output_dir / "model_index.json").exists()
+    assert not list(output_dir.glob("checkpoint-*"))
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--train_batch_size", "0"], "--train_batch_size"),
+        (["--resolution", "30"], "--resolution.*30x30.*multiples of 4"),
+        (["--model_config", "huge"], "--model_config.*notebook, default"),
+        (["--ddpm_num_inference_steps", "2000"], "--ddpm_num_inference_steps"),
+        (["--class_dropout_prob", "1.5"], "--class_dropout_prob"),
+        (["--resume_from_checkpoint", "nowhere"], "--resume_from_checkpoint"),
+    ],
+)
+def test_bad_arguments_fail_before_training(tmp_path, argv, match):
+    train = load_train_module()
+    with pytest.raises(ValueError, match=match):
+        train.main(train.parse_args(["--output_dir", str(tmp_path / "out"), *argv]))
+
+
+def test_unknown_choices_are_refused_by_the_parser(capsys):
+    train = load_train_module()
+    for argv in (["--lr_scheduler", "warmup_cosine"], ["--prediction_type", "x0"], ["--ddpm_beta_schedule", "cos"]):
+        with pytest.raises(SystemExit):
+            train.parse_args(argv)
+        assert "invalid choice" in capsys.readouterr().err
+
+
+def test_non_empty_output_dir_needs_overwrite_or_resume(tmp_path):
+    train = load_train_module()
+    (tmp_path / "notes.txt").write_text("an earlier run")
+    with pytest.raises(ValueError, match="--output_dir.*not empty.*--overwrite_output_dir"):
+        train.parse_args(["--output_dir", str(tmp_path)])
+    assert train.parse_args(["--output_dir", str(tmp_path), "--overwrite_output_dir"]).overwrite_output_dir
+
+
+@pytest.mark.parametrize(
+    "data_args, match",
+    [
+        (["--train_data_dir", "/nonexistent/images"], "--train_data_dir"),
+        (["--resolution", "32"], "--resolution.*larger than image"),
+        (["--image_column", "picture"], "--image_column"),
+        (["--class_conditional", "--label_column", "digit"], "--label_column"),
+    ],
+)
+def test_bad_data_fails_before_training(tmp_path, data_args, match):
+    train = load_train_module()
+    with pytest.raises(ValueError, match=match):
+        train.main(train.parse_args(["--output_dir", str(tmp_path / "out"), *data_args]))
+    assert not (tmp_path / "out" / "logs").exists()
+
+
+def test_empty_image_folder_fails_before_training(tmp_path):
+    train = load_train_module()
+    (tmp_path / "images").mkdir()
+    with pytest.raises(ValueError, match="--train_data_dir.*no image files"):
+        train.main(train.parse_args(["--output_dir", str(tmp_path / "out"), "--train_data_dir", str(tmp_path / "images")]))
