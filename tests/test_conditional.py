@@ -1,0 +1,101 @@
+"""Class-conditional generation with classifier-free guidance."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_unet
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+
+from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
+
+CLASS_NAMES = ["zero", "one", "two"]
+
+
+@pytest.fixture
+def conditional_pipeline() -> SimpleDDPMPipeline:
+    unet = make_tiny_unet(num_class_embeds=3)
+    with torch.no_grad():
+        unet.class_embedding.weight.normal_(0, 3)  # make the classes matter in an untrained model
+    pipeline = SimpleDDPMPipeline(unet=unet, scheduler=SimpleDDPMScheduler(), class_names=CLASS_NAMES)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def generate(pipeline, **kwargs):
+    kwargs.setdefault("num_inference_steps", 4)
+    return pipeline(generator=torch.Generator().manual_seed(0), output_type="pt", **kwargs).images
+
+
+def test_guidance_mixes_conditional_and_unconditional_predictions(conditional_pipeline):
+    unet = conditional_pipeline.unet
+    latents, timestep, labels = torch.randn(2, 1, 8, 8), torch.tensor(500), torch.tensor([0, 2])
+    with torch.no_grad():
+        conditional = unet(latents, timestep, class_labels=labels).sample
+        unconditional = unet(latents, timestep, class_labels=torch.tensor([3, 3])).sample
+        guided = conditional_pipeline.predict_noise(latents, timestep, labels, guidance_scale=3.0)
+        plain = conditional_pipeline.predict_noise(latents, timestep, labels, guidance_scale=1.0)
+    torch.testing.assert_close(guided, unconditional + 3.0 * (conditional - unconditional), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(plain, conditional, rtol=0, atol=0)
+
+
+def test_guidance_one_is_a_plain_conditional_pass(conditional_pipeline):
+    images = generate(conditional_pipeline, batch_size=2, class_labels=[1, 2], guidance_scale=1.0)
+    scheduler, unet = SimpleDDPMScheduler(), conditional_pipeline.unet
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn((2, 1, 8, 8), generator=generator)
+    scheduler.set_timesteps(4)
+    with torch.no_grad():
+        for timestep in scheduler.timesteps:
+            output = unet(latents, timestep, class_labels=torch.tensor([1, 2])).sample
+            latents = scheduler.step(output, timestep, latents, generator=generator).prev_sample
+    torch.testing.assert_close(images, (latents / 2 + 0.5).clamp(0, 1), rtol=0, atol=0)
+
+
+def test_labels_by_index_name_and_tensor_agree(conditional_pipeline):
+    by_index = generate(conditional_pipeline, batch_size=2, class_labels=[2, 0], guidance_scale=2.0)
+    by_name = generate(conditional_pipeline, batch_size=2, class_labels=["two", "zero"], guidance_scale=2.0)
+    by_tensor = generate(conditional_pipeline, batch_size=2, class_labels=torch.tensor([2, 0]), guidance_scale=2.0)
+    torch.testing.assert_close(by_index, by_name, rtol=0, atol=0)
+    torch.testing.assert_close(by_index, by_tensor, rtol=0, atol=0)
+    one_label = generate(conditional_pipeline, batch_size=2, class_labels="one")
+    assert one_label.shape == (2, 1, 8, 8)
+    assert not torch.equal(generate(conditional_pipeline, class_labels=0), generate(conditional_pipeline, class_labels=1))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(class_labels=[3]), "class_labels.*\\[0, 2\\]"),
+        (dict(class_labels=[-1]), "class_labels.*\\[0, 2\\]"),
+        (dict(class_labels=[0, 1], batch_size=3), "class_labels.*2 labels.*batch_size.*3"),
+        (dict(class_labels="seven"), "unknown class name 'seven'"),
+        (dict(class_labels=[0], guidance_scale=0.5), "guidance_scale"),
+    ],
+)
+def test_label_validation(conditional_pipeline, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        conditional_pipeline(num_inference_steps=2, **kwargs)
+
+
+def test_labels_for_an_unconditional_model_are_refused():
+    pipeline = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler())
+    with pytest.raises(ValueError, match="class_labels.*unconditional"):
+        pipeline(num_inference_steps=2, class_labels=[1])
+
+
+@pytest.mark.parametrize("scheduler_class", [DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler])
+def test_guidance_with_other_schedulers(conditional_pipeline, scheduler_class):
+    conditional_pipeline.scheduler = scheduler_class.from_config(conditional_pipeline.scheduler.config)
+    images = generate(conditional_pipeline, batch_size=3, class_labels=[0, 1, 2], guidance_scale=4.0)
+    assert images.shape == (3, 1, 8, 8) and torch.isfinite(images).all()
+
+
+def test_save_and_reload_a_conditional_pipeline(conditional_pipeline, tmp_path):
+    conditional_pipeline.save_pretrained(tmp_path)
+    reloaded = SimpleDDPMPipeline.from_pretrained(tmp_path)
+    reloaded.set_progress_bar_config(disable=True)
+    assert reloaded.config.class_names == CLASS_NAMES and reloaded.unet.config.num_class_embeds == 3
+    np.testing.assert_array_equal(
+        generate(reloaded, class_labels="two", guidance_scale=2.5).numpy(),
+        generate(conditional_pipeline, class_labels="two", guidance_scale=2.5).numpy(),
+    )
