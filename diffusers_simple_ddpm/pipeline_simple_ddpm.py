@@ -1,13 +1,79 @@
-"""`SimpleDDPMPipeline`: unconditional (or class-conditional) image generation with a DDPM."""
+"""
+`SimpleDDPMPipeline`: unconditional (or class-conditional) image generation with a DDPM.
 
+This module imports only the standard library, torch and diffusers: `save_pretrained(..., include_code=True)` copies
+it into a pipeline repository as the pipeline's code, which `DiffusionPipeline.from_pretrained(...,
+trust_remote_code=True)` runs where the `diffusers_simple_ddpm` package is not installed. What needs the package
+(downloads by repo id, model cards, `push_to_hub`) lives in `diffusers_simple_ddpm.hub_utils`, imported when used.
+"""
+
+import importlib
 import inspect
+import json
+import os
+import shutil
+from types import ModuleType
 from typing import Any, Callable
 
 import torch
+from diffusers import DDPMScheduler
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import DIFFUSERS_DYNAMIC_MODULE_NAME
 from diffusers.utils.torch_utils import randn_tensor
 
 OUTPUT_TYPES = ("pil", "np", "pt")
+# Libraries whose classes `model_index.json` names and diffusers imports; a component from any other module needs its
+# code in the repository to load without this package.
+LOADABLE_LIBRARIES = ("diffusers", "transformers")
+HUB_UTILS_MODULE = "diffusers_simple_ddpm.hub_utils"
+
+
+def _import_hub_utils() -> ModuleType:
+    """
+    Imports `diffusers_simple_ddpm.hub_utils` when a Hub feature is used.
+
+    The import is by name, at call time, so that a copy of this module shipped as remote code runs (samples, saves)
+    without the package, which only downloads by repo id, model cards and `push_to_hub` need.
+    """
+    try:
+        return importlib.import_module(HUB_UTILS_MODULE)
+    except ImportError as error:
+        raise ImportError(
+            "Loading by repo id, writing a model card and `push_to_hub` of SimpleDDPMPipeline need the "
+            "`diffusers-simple-ddpm` package: `pip install diffusers-simple-ddpm`. Without it, load a repository that "
+            "carries its code with `DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)`."
+        ) from error
+
+
+def check_pipeline_folder(folder: str | os.PathLike) -> None:
+    """
+    Raises a `ValueError` that says what to pass instead when `folder` holds no saved pipeline (no `model_index.json`).
+
+    Args:
+        folder (`str` or `os.PathLike`): The folder given to `from_pretrained`.
+    """
+    if os.path.isfile(os.path.join(folder, DiffusionPipeline.config_name)):
+        return
+    if os.path.isfile(os.path.join(folder, "config.json")):
+        hint = " It holds a model: load it with `SimpleUNet2DModel.from_pretrained(folder)`."
+    elif os.path.isfile(os.path.join(folder, "scheduler_config.json")):
+        hint = " It holds a scheduler: load it with `SimpleDDPMScheduler.from_pretrained(folder)`."
+    else:
+        hint = ""
+    raise ValueError(
+        f"{str(folder)!r} is not a saved pipeline: it has no {DiffusionPipeline.config_name}. Pass the folder that "
+        "`SimpleDDPMPipeline.save_pretrained` wrote (it holds model_index.json, unet/ and scheduler/) or a Hub repo id "
+        f"such as 'user/ddpm-mnist'.{hint}"
+    )
+
+
+def _copy_module_source(cls: type, folder: str | os.PathLike) -> str:
+    """Copies the source file of the module that defines `cls` into `folder` and returns the module's name."""
+    source_file = inspect.getsourcefile(cls)
+    module_name = os.path.splitext(os.path.basename(source_file))[0]
+    shutil.copyfile(source_file, os.path.join(folder, f"{module_name}.py"))
+    return module_name
 
 
 class SimpleDDPMPipeline(DiffusionPipeline):
@@ -23,6 +89,11 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         scheduler ([`SchedulerMixin`]): The scheduler used with `unet` to denoise the image.
         class_names (`list[str]`, *optional*): Names of the classes of a class-conditional `unet`, in label order, so
             that `class_labels` may be given by name.
+
+    Attributes:
+        training_details ([`~diffusers_simple_ddpm.hub_utils.TrainingDetails`], *optional*): What the training run
+            did, set by the trainer. When it is set, `save_pretrained` also writes the model card (`README.md`) and the
+            sample grid; `push_to_hub` always uploads a model card, with a training section only when it is set.
     """
 
     model_cpu_offload_seq = "unet"
@@ -32,6 +103,7 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
         self.register_to_config(class_names=list(class_names) if class_names is not None else None)
+        self.training_details = None
 
     @property
     def num_classes(self) -> int | None:
@@ -250,3 +322,261 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         if not return_dict:
             return (images,)
         return ImagePipelineOutput(images=images)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "SimpleDDPMPipeline":
+        r"""
+        Loads a pipeline from a folder written by `save_pretrained` or from a Hub repository.
+
+        It takes every argument of [`~DiffusionPipeline.from_pretrained`]. A repository is downloaded by
+        [`SimpleDDPMPipeline.download`], which diffusers' own `download` cannot do for components of this package.
+        Both layouts `save_pretrained` writes load into this package's classes: a folder written with
+        `include_code=True` loads without `trust_remote_code`, since its code is this package's own.
+
+        Args:
+            pretrained_model_name_or_path (`str` or `os.PathLike`):
+                A folder written by `save_pretrained`, or the id of a Hub repository such as `"user/ddpm-mnist"`.
+            revision (`str`, *optional*, defaults to `"main"`):
+                The branch, tag or commit of the repository; pin a commit to get the same files every time.
+            cache_dir (`str` or `os.PathLike`, *optional*):
+                The Hugging Face cache to use instead of the default one (`HF_HUB_CACHE`).
+            token (`str`, *optional*):
+                A Hub token, for a private repository; defaults to the logged-in one.
+            local_files_only (`bool`, *optional*, defaults to `False`):
+                Whether to load from the cache only; `HF_HUB_OFFLINE=1` does the same.
+            dtype (`torch.dtype`, *optional*):
+                The dtype of the unet's weights.
+            kwargs (`dict[str, Any]`, *optional*):
+                The other arguments of [`~DiffusionPipeline.from_pretrained`], and components (`unet=`, `scheduler=`)
+                that replace the saved ones.
+
+        Returns:
+            [`SimpleDDPMPipeline`]: The pipeline, in evaluation mode.
+        """
+        if not os.path.isdir(pretrained_model_name_or_path):
+            _import_hub_utils().check_repo_id(
+                pretrained_model_name_or_path, argument="pretrained_model_name_or_path", folder_allowed=True
+            )
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
+    def download(cls, pretrained_model_name: str, **kwargs) -> str:
+        r"""
+        Downloads the files of a pipeline repository into the Hugging Face cache, or finds them there offline.
+
+        It fetches `model_index.json`, the component folders and the code files, and skips the rest of the
+        repository (model card, images). The weights of every variant in the component folders are fetched.
+
+        Args:
+            pretrained_model_name (`str`): The repository id, such as `"user/ddpm-mnist"`.
+            kwargs (`dict[str, Any]`, *optional*):
+                The arguments of [`~DiffusionPipeline.from_pretrained`]; `revision`, `cache_dir`, `token`,
+                `local_files_only` and `force_download` are used here.
+
+        Returns:
+            `str`: The folder of the downloaded snapshot.
+        """
+        expected_modules, _ = cls._get_signature_keys(cls)
+        return _import_hub_utils().download_pipeline(
+            pretrained_model_name,
+            component_names=sorted(expected_modules),
+            revision=kwargs.get("revision"),
+            cache_dir=kwargs.get("cache_dir"),
+            token=kwargs.get("token"),
+            local_files_only=bool(kwargs.get("local_files_only")),
+            force_download=kwargs.get("force_download", False),
+        )
+
+    @classmethod
+    def load_config(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        return_unused_kwargs: bool = False,
+        return_commit_hash: bool = False,
+        **kwargs,
+    ) -> dict[str, Any] | tuple:
+        r"""
+        Reads `model_index.json` as [`~ConfigMixin.load_config`] does, with two additions:
+
+        - a folder without it raises a `ValueError` that says which folder to pass;
+        - the custom-code layout of `save_pretrained(..., include_code=True)` is read as the package layout: the
+          pipeline, and every component whose module the folder carries, are the classes of the package that defines
+          this pipeline class, so `from_pretrained` loads them without running the folder's code.
+
+        Args:
+            pretrained_model_name_or_path (`str` or `os.PathLike`): A pipeline folder or repository id.
+            return_unused_kwargs (`bool`, *optional*, defaults to `False`): Whether to also return the unused kwargs.
+            return_commit_hash (`bool`, *optional*, defaults to `False`): Whether to also return the commit hash.
+            kwargs (`dict[str, Any]`, *optional*): The other arguments of [`~ConfigMixin.load_config`].
+
+        Returns:
+            `dict[str, Any]`, or a tuple starting with it: the configuration.
+        """
+        if os.path.isdir(pretrained_model_name_or_path):
+            check_pipeline_folder(pretrained_model_name_or_path)
+        outputs = super().load_config(
+            pretrained_model_name_or_path,
+            return_unused_kwargs=return_unused_kwargs,
+            return_commit_hash=return_commit_hash,
+            **kwargs,
+        )
+        config = outputs[0] if isinstance(outputs, tuple) else outputs
+        if isinstance(config.get("_class_name"), list):
+            package = cls.__module__.rpartition(".")[0]
+            config["_class_name"] = config["_class_name"][1]
+            for name in cls._get_signature_keys(cls)[0] & config.keys():
+                library, class_name = config[name]
+                if library is not None and library not in LOADABLE_LIBRARIES:
+                    config[name] = [f"{package}.{library}", class_name]
+        return outputs
+
+    def _resolve_include_code(self, include_code: bool | None) -> bool:
+        """Defaults `include_code` to whether this pipeline runs as remote code, whose folders must carry its code."""
+        runs_as_remote_code = type(self).__module__.split(".")[0] == DIFFUSERS_DYNAMIC_MODULE_NAME
+        if include_code is None:
+            return runs_as_remote_code
+        if runs_as_remote_code and not include_code:
+            raise ValueError(
+                "`include_code=False`, but this pipeline was loaded with `trust_remote_code=True`: its classes exist "
+                "only in diffusers' module cache, so a saved folder must carry their code. Pass `include_code=True` "
+                "or leave it to None."
+            )
+        return include_code
+
+    def _write_custom_code(self, save_directory: str | os.PathLike) -> None:
+        """
+        Turns the folder that [`~DiffusionPipeline.save_pretrained`] wrote into diffusers' custom-code layout, which
+        `DiffusionPipeline.from_pretrained(..., trust_remote_code=True)` loads without this package.
+
+        The module of the pipeline goes to the root and the module of every model from outside diffusers and
+        transformers beside its weights, both copied from their source files, and `model_index.json` names them as
+        `[module, class]`. A scheduler from outside diffusers is written as diffusers' `DDPMScheduler` with the same
+        configuration, so no scheduler code runs from the folder.
+
+        Args:
+            save_directory (`str` or `os.PathLike`): The folder `save_pretrained` wrote.
+        """
+        model_index_path = os.path.join(save_directory, self.config_name)
+        with open(model_index_path, encoding="utf-8") as file:
+            model_index = json.load(file)
+        model_index["_class_name"] = [_copy_module_source(type(self), save_directory), type(self).__name__]
+        expected_modules, _ = self._get_signature_keys(self)
+        for name in sorted(expected_modules):
+            component = getattr(self, name)
+            if component is None or type(component).__module__.split(".")[0] in LOADABLE_LIBRARIES:
+                continue
+            component_directory = os.path.join(save_directory, name)
+            if isinstance(component, SchedulerMixin):
+                if DDPMScheduler.__name__ not in component._compatibles:
+                    raise ValueError(
+                        f"`include_code=True` writes a scheduler from outside diffusers as diffusers' DDPMScheduler, "
+                        f"but {type(component).__name__} is not compatible with it. Use a diffusers scheduler."
+                    )
+                DDPMScheduler.from_config(component.config).save_pretrained(component_directory)
+                model_index[name] = ["diffusers", DDPMScheduler.__name__]
+            else:
+                module_name = _copy_module_source(type(component), component_directory)
+                model_index[name] = [module_name, type(component).__name__]
+        with open(model_index_path, "w", encoding="utf-8") as file:
+            file.write(json.dumps(model_index, indent=2, sort_keys=True) + "\n")
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        safe_serialization: bool = True,
+        variant: str | None = None,
+        max_shard_size: int | str | None = None,
+        push_to_hub: bool = False,
+        include_code: bool | None = None,
+        **kwargs,
+    ) -> None:
+        r"""
+        Saves the pipeline to a folder that `from_pretrained` loads, with its model card when the pipeline knows its
+        training details.
+
+        The folder holds `model_index.json`, `unet/` and `scheduler/`; with `training_details` set, also the model card
+        `README.md` and the sample grid it shows. Other files already in `save_directory` are left alone and never
+        uploaded.
+
+        Args:
+            save_directory (`str` or `os.PathLike`): The folder to write; created if missing.
+            safe_serialization (`bool`, *optional*, defaults to `True`): Whether to write safetensors weights.
+            variant (`str`, *optional*): A variant name for the weight files, such as `"fp16"`.
+            max_shard_size (`int` or `str`, *optional*): The largest weight file before sharding, such as `"5GB"`.
+            push_to_hub (`bool`, *optional*, defaults to `False`):
+                Whether to also upload the pipeline with [`SimpleDDPMPipeline.push_to_hub`], which takes `kwargs`.
+            include_code (`bool`, *optional*):
+                Whether to write diffusers' custom-code layout, which loads with `DiffusionPipeline.from_pretrained(...,
+                trust_remote_code=True)` without this package: `pipeline_simple_ddpm.py` at the root, the unet's module
+                beside its weights, the scheduler as diffusers' `DDPMScheduler`. Defaults to `True` for a pipeline that
+                was itself loaded as remote code, `False` otherwise.
+            kwargs (`dict[str, Any]`, *optional*):
+                `repo_id` (the repository the model card's usage snippet loads; defaults to the folder's name) and the
+                other arguments of [`SimpleDDPMPipeline.push_to_hub`].
+        """
+        include_code = self._resolve_include_code(include_code)
+        super().save_pretrained(
+            save_directory, safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size
+        )
+        if include_code:
+            self._write_custom_code(save_directory)
+        if self.training_details is not None:
+            _import_hub_utils().save_model_card(
+                self,
+                save_directory,
+                repo_id=kwargs.get("repo_id"),
+                training_details=self.training_details,
+                include_code=include_code,
+            )
+        if push_to_hub:
+            kwargs.setdefault("repo_id", os.path.basename(os.path.abspath(save_directory)))
+            self.push_to_hub(
+                safe_serialization=safe_serialization, variant=variant, include_code=include_code, **kwargs
+            )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        create_pr: bool = False,
+        safe_serialization: bool = True,
+        variant: str | None = None,
+        include_code: bool | None = None,
+    ) -> Any:
+        r"""
+        Uploads the pipeline and its model card to a Hub repository, creating the repository if needed.
+
+        The commit holds exactly what `save_pretrained` writes to an empty folder, plus the model card:
+        `model_index.json`, `unet/`, `scheduler/`, `README.md`, the sample grid when the training details name one,
+        and with `include_code=True` the code files. Nothing else (checkpoints, logs, caches) is uploaded.
+
+        Args:
+            repo_id (`str`): The repository, `"name"` in the token's namespace or `"namespace/name"`.
+            commit_message (`str`, *optional*): The commit message; defaults to `"Upload SimpleDDPMPipeline"`.
+            private (`bool`, *optional*):
+                Whether to create the repository as private; `None` follows the namespace's default. An existing
+                repository keeps its visibility.
+            token (`str`, *optional*): A token with write access; defaults to the logged-in one (`hf auth login`).
+            create_pr (`bool`, *optional*, defaults to `False`): Whether to open a pull request instead of committing.
+            safe_serialization (`bool`, *optional*, defaults to `True`): Whether to upload safetensors weights.
+            variant (`str`, *optional*): A variant name for the weight files, such as `"fp16"`.
+            include_code (`bool`, *optional*):
+                Whether to upload the custom-code layout (see `save_pretrained`), so the repository also loads with
+                `DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)` without this package.
+
+        Returns:
+            [`~huggingface_hub.CommitInfo`]: The commit (or pull request) that was made.
+        """
+        return _import_hub_utils().push_pipeline_to_hub(
+            self,
+            repo_id,
+            commit_message=commit_message,
+            private=private,
+            token=token,
+            create_pr=create_pr,
+            safe_serialization=safe_serialization,
+            variant=variant,
+            include_code=self._resolve_include_code(include_code),
+        )

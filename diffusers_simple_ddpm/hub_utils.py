@@ -1,0 +1,383 @@
+"""
+The Hub side of `SimpleDDPMPipeline`: downloads by repo id, model cards rendered from `model_card.md`, and pushes.
+
+A trainer describes its run with [`TrainingDetails`] (and [`EvaluationResults`]) and sets it on the pipeline;
+`save_pretrained` then writes the model card next to the weights and `push_to_hub` uploads it:
+
+```py
+pipeline.training_details = TrainingDetails(dataset_name="MNIST", num_train_steps=3000, ...)
+pipeline.save_pretrained("ddpm-mnist")  # model_index.json, unet/, scheduler/, README.md, sample_grid.png
+pipeline.push_to_hub("user/ddpm-mnist")  # the same files, nothing else from the folder
+```
+"""
+
+import math
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCard, ModelCardData, get_token, snapshot_download
+from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+from huggingface_hub.utils import validate_repo_id
+
+# The template of every model card; `model_card.md` at the top of the repository is the same file.
+MODEL_CARD_TEMPLATE_PATH = Path(__file__).parent / "assets" / "model_card.md"
+MODEL_CARD_NAME = "README.md"
+SAMPLE_GRID_NAME = "sample_grid.png"
+DEFAULT_LICENSE = "apache-2.0"
+PIPELINE_TAG = "unconditional-image-generation"
+MODEL_CARD_TAGS = ["diffusers_simple_ddpm", "ddpm", "unconditional-image-generation", "diffusers"]
+MIXED_PRECISION_MODES = ("no", "fp16", "bf16", "fp8")
+# What `download_pipeline` fetches besides the component folders: the pipeline index and the code of a repository
+# written with `include_code=True`.
+PIPELINE_FILE_PATTERNS = ["model_index.json", "*.py"]
+
+
+@dataclass
+class EvaluationResults:
+    r"""
+    Sample-quality figures of a pipeline, for the model card and its `model-index` metadata.
+
+    Args:
+        metrics (`dict[str, float]`): Metric name to value, such as `{"FID": 4.1, "KID": 0.002}`.
+        protocol (`str`): How they were computed: the number of samples, the sampler and its steps, the reference
+            images and the feature network. The card prints it under the table.
+        dataset_name (`str`): The reference images, such as `"MNIST test split"`.
+        dataset_id (`str`, *optional*): The Hub id of the reference dataset, such as `"ylecun/mnist"`.
+        dataset_split (`str`, *optional*): Its split, such as `"test"`.
+    """
+
+    metrics: dict[str, float]
+    protocol: str
+    dataset_name: str
+    dataset_id: str | None = None
+    dataset_split: str | None = None
+
+    def __post_init__(self):
+        if not self.metrics:
+            raise ValueError("`metrics` is empty: give at least one metric name and value.")
+        for name, value in self.metrics.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"`metrics[{name!r}]` must be a finite number, got {value!r}.")
+        if not self.protocol.strip():
+            raise ValueError("`protocol` is empty: say how the metrics were computed.")
+
+    def to_eval_results(self) -> list[EvalResult]:
+        """Returns one `EvalResult` per metric, the entries of the card's `model-index` metadata."""
+        return [
+            EvalResult(
+                task_type=PIPELINE_TAG,
+                dataset_type=self.dataset_id or self.dataset_name,
+                dataset_name=self.dataset_name,
+                dataset_split=self.dataset_split,
+                metric_type=re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_"),
+                metric_name=name,
+                metric_value=float(value),
+            )
+            for name, value in self.metrics.items()
+        ]
+
+
+@dataclass
+class TrainingDetails:
+    r"""
+    What a training run did, as the model card reports it. Resolution, channels, prediction type and noise schedule
+    are read from the pipeline itself.
+
+    Args:
+        dataset_name (`str`): The training data as the card names it, such as `"MNIST (training split)"`.
+        num_train_steps (`int`): Optimizer updates done.
+        num_epochs (`int`): Passes over the training data.
+        train_batch_size (`int`): Images per device in each forward pass.
+        learning_rate (`float`): The peak learning rate.
+        lr_scheduler (`str`): The learning-rate schedule, such as `"cosine"`.
+        mixed_precision (`str`): `"no"`, `"fp16"`, `"bf16"` or `"fp8"`.
+        hardware (`str`): The devices, such as `"1 x NVIDIA H200"`.
+        wall_time_seconds (`float`): The training time.
+        num_processes (`int`, *optional*, defaults to 1): Data-parallel processes.
+        gradient_accumulation_steps (`int`, *optional*, defaults to 1): Forward passes per optimizer update.
+        lr_warmup_steps (`int`, *optional*, defaults to 0): Warm-up updates of the learning-rate schedule.
+        use_ema (`bool`, *optional*, defaults to `False`): Whether the saved weights are an exponential moving average.
+        ema_max_decay (`float`, *optional*, defaults to 0.9999): The largest EMA decay.
+        ema_inv_gamma (`float`, *optional*, defaults to 1.0): The inverse gamma of the EMA warm-up.
+        ema_power (`float`, *optional*, defaults to 0.75): The power of the EMA warm-up.
+        seed (`int`, *optional*): The seed of the run.
+        dataset_id (`str`, *optional*): The Hub id of the training dataset, listed in the card's `datasets` metadata.
+        license (`str`, *optional*, defaults to `"apache-2.0"`): The license of the weights (a Hub license id).
+        evaluation ([`EvaluationResults`], *optional*): Sample-quality figures of the trained pipeline.
+        sample_grid (`str` or `os.PathLike`, *optional*): An image of samples, copied next to the card.
+    """
+
+    dataset_name: str
+    num_train_steps: int
+    num_epochs: int
+    train_batch_size: int
+    learning_rate: float
+    lr_scheduler: str
+    mixed_precision: str
+    hardware: str
+    wall_time_seconds: float
+    num_processes: int = 1
+    gradient_accumulation_steps: int = 1
+    lr_warmup_steps: int = 0
+    use_ema: bool = False
+    ema_max_decay: float = 0.9999
+    ema_inv_gamma: float = 1.0
+    ema_power: float = 0.75
+    seed: int | None = None
+    dataset_id: str | None = None
+    license: str = DEFAULT_LICENSE
+    evaluation: EvaluationResults | None = None
+    sample_grid: str | os.PathLike | None = None
+
+    def __post_init__(self):
+        counts = ("num_train_steps", "num_epochs", "train_batch_size", "num_processes", "gradient_accumulation_steps")
+        for name in counts:
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
+        if self.lr_warmup_steps < 0:
+            raise ValueError(f"`lr_warmup_steps` must be non-negative, got {self.lr_warmup_steps}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}.")
+        if self.mixed_precision not in MIXED_PRECISION_MODES:
+            raise ValueError(f"`mixed_precision` must be one of {MIXED_PRECISION_MODES}, got {self.mixed_precision!r}.")
+        if self.use_ema and not 0 < self.ema_max_decay < 1:
+            raise ValueError(f"`ema_max_decay` must lie in (0, 1), got {self.ema_max_decay}.")
+        if not self.wall_time_seconds >= 0:
+            raise ValueError(f"`wall_time_seconds` must be non-negative, got {self.wall_time_seconds}.")
+        if self.sample_grid is not None and not os.path.isfile(self.sample_grid):
+            raise ValueError(f"`sample_grid` must be an existing image file, got {str(self.sample_grid)!r}.")
+
+    @property
+    def total_batch_size(self) -> int:
+        """Images per optimizer update, over all processes and accumulated passes."""
+        return self.train_batch_size * self.num_processes * self.gradient_accumulation_steps
+
+
+def format_duration(seconds: float) -> str:
+    """Formats a duration as `"2 h 05 min"`, `"7 min 30 s"` or `"12 s"`."""
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"
+
+
+def check_repo_id(repo_id: str, argument: str = "repo_id", folder_allowed: bool = False) -> None:
+    """
+    Raises a `ValueError` naming `argument` unless `repo_id` is a valid Hub repository id.
+
+    Args:
+        repo_id (`str`): The id to check, `"name"` or `"namespace/name"`.
+        argument (`str`, *optional*, defaults to `"repo_id"`): The argument it came from, quoted in the error.
+        folder_allowed (`bool`, *optional*, defaults to `False`): Whether the argument may also be a folder, which
+            the error then mentions.
+    """
+    try:
+        validate_repo_id(str(repo_id))
+    except HFValidationError as error:
+        if folder_allowed:
+            what = "neither an existing folder (one written by `save_pretrained`) nor a valid Hub repo id"
+        else:
+            what = "not a valid Hub repo id"
+        raise ValueError(
+            f"`{argument}` is {str(repo_id)!r}, which is {what}. A repo id is "
+            f"'namespace/name' of letters, digits, '-', '_' and '.', such as 'user/ddpm-mnist'. ({error})"
+        ) from None
+
+
+def download_pipeline(
+    repo_id: str,
+    component_names: list[str],
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    token: str | None = None,
+    local_files_only: bool = False,
+    force_download: bool = False,
+) -> str:
+    """
+    Downloads the files of a pipeline repository into the Hugging Face cache, or finds them there when offline.
+
+    Only `model_index.json`, the code files and the component folders are fetched; the model card and images are not.
+
+    Args:
+        repo_id (`str`): The repository id.
+        component_names (`list[str]`): The folders of the pipeline's components, such as `["scheduler", "unet"]`.
+        revision (`str`, *optional*): A branch, tag or commit; defaults to `"main"`.
+        cache_dir (`str` or `os.PathLike`, *optional*): The cache to use instead of `HF_HUB_CACHE`.
+        token (`str`, *optional*): A token for a private repository.
+        local_files_only (`bool`, *optional*, defaults to `False`): Whether to use the cache only.
+        force_download (`bool`, *optional*, defaults to `False`): Whether to download files that are cached.
+
+    Returns:
+        `str`: The snapshot folder.
+    """
+    check_repo_id(repo_id, argument="pretrained_model_name_or_path", folder_allowed=True)
+    try:
+        return snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
+            force_download=force_download,
+            allow_patterns=PIPELINE_FILE_PATTERNS + [f"{name}/*" for name in component_names],
+        )
+    except LocalEntryNotFoundError as error:
+        raise OSError(
+            f"Cannot load {repo_id!r} (revision {revision or 'main'!r}): it is not in the Hugging Face cache "
+            f"({cache_dir or 'HF_HUB_CACHE'}) and the Hub cannot be reached (offline, HF_HUB_OFFLINE=1 or "
+            "local_files_only=True). Load it once while online (or `hf download` it), or pass the folder of a saved "
+            "pipeline instead."
+        ) from error
+
+
+def create_model_card(
+    pipeline: Any,
+    repo_id: str,
+    training_details: TrainingDetails | None = None,
+    include_code: bool = False,
+) -> ModelCard:
+    """
+    Renders the model card of a pipeline from the `model_card.md` template.
+
+    Args:
+        pipeline ([`SimpleDDPMPipeline`]): The pipeline; the card describes its unet and scheduler.
+        repo_id (`str`): The repository (or folder) the usage snippet loads.
+        training_details ([`TrainingDetails`], *optional*): The run that trained it; without it the card says that
+            the training is unknown and has no evaluation or samples.
+        include_code (`bool`, *optional*, defaults to `False`): Whether the repository carries the pipeline's code,
+            so the card also shows how to load it without this package.
+
+    Returns:
+        [`~huggingface_hub.ModelCard`]: The card, metadata included.
+    """
+    model_name = repo_id.split("/")[-1]
+    evaluation = training_details.evaluation if training_details is not None else None
+    dataset_id = training_details.dataset_id if training_details is not None else None
+    card_data = ModelCardData(
+        library_name="diffusers",
+        license=training_details.license if training_details is not None else DEFAULT_LICENSE,
+        pipeline_tag=PIPELINE_TAG,
+        tags=list(MODEL_CARD_TAGS),
+        datasets=[dataset_id] if dataset_id else None,
+        # `model-index` names the model; without evaluation results there is no `model-index`.
+        model_name=model_name if evaluation is not None else None,
+        eval_results=evaluation.to_eval_results() if evaluation is not None else None,
+    )
+    unet_config, scheduler_config = pipeline.unet.config, pipeline.scheduler.config
+    sample_size = unet_config.sample_size
+    height, width = (sample_size, sample_size) if isinstance(sample_size, int) else sample_size
+    num_channels = unet_config.in_channels
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(MODEL_CARD_TEMPLATE_PATH),
+        repo_id=repo_id,
+        model_name=model_name,
+        include_code=include_code,
+        unet_class=type(pipeline.unet).__name__,
+        num_parameters=f"{sum(parameter.numel() for parameter in pipeline.unet.parameters()):,}",
+        block_out_channels=unet_config.get("block_out_channels"),
+        height=height,
+        width=width,
+        color={1: "grayscale", 3: "RGB"}.get(num_channels, f"{num_channels}-channel"),
+        num_classes=pipeline.num_classes,
+        class_names=pipeline.config.class_names,
+        scheduler_class=type(pipeline.scheduler).__name__,
+        num_train_timesteps=scheduler_config.num_train_timesteps,
+        beta_schedule=scheduler_config.get("beta_schedule"),
+        beta_start=scheduler_config.get("beta_start"),
+        beta_end=scheduler_config.get("beta_end"),
+        prediction_type=scheduler_config.get("prediction_type", "epsilon"),
+        training=training_details,
+        wall_time=format_duration(training_details.wall_time_seconds) if training_details is not None else None,
+        evaluation=evaluation,
+        sample_grid=SAMPLE_GRID_NAME if training_details is not None and training_details.sample_grid else None,
+    )
+
+
+def save_model_card(
+    pipeline: Any,
+    save_directory: str | os.PathLike,
+    repo_id: str | None = None,
+    training_details: TrainingDetails | None = None,
+    include_code: bool = False,
+) -> None:
+    """
+    Writes the model card (`README.md`) of a pipeline into its folder, with the sample grid it shows.
+
+    Args:
+        pipeline ([`SimpleDDPMPipeline`]): The pipeline saved in `save_directory`.
+        save_directory (`str` or `os.PathLike`): The pipeline folder.
+        repo_id (`str`, *optional*): The repository the usage snippet loads; defaults to the folder's name, which
+            loads from the folder's parent directory.
+        training_details ([`TrainingDetails`], *optional*): The run that trained the pipeline.
+        include_code (`bool`, *optional*, defaults to `False`): Whether the folder carries the pipeline's code.
+    """
+    repo_id = repo_id or os.path.basename(os.path.abspath(save_directory))
+    card = create_model_card(pipeline, repo_id, training_details=training_details, include_code=include_code)
+    card.save(os.path.join(save_directory, MODEL_CARD_NAME))
+    if training_details is not None and training_details.sample_grid:
+        grid_path = os.path.join(save_directory, SAMPLE_GRID_NAME)
+        if not (os.path.exists(grid_path) and os.path.samefile(training_details.sample_grid, grid_path)):
+            shutil.copyfile(training_details.sample_grid, grid_path)
+
+
+def push_pipeline_to_hub(
+    pipeline: Any,
+    repo_id: str,
+    commit_message: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    create_pr: bool = False,
+    safe_serialization: bool = True,
+    variant: str | None = None,
+    include_code: bool = False,
+) -> CommitInfo:
+    """
+    Uploads a pipeline with its model card, as [`SimpleDDPMPipeline.push_to_hub`] documents.
+
+    The pipeline is saved into an empty temporary folder, its card added, and that folder is the whole commit.
+
+    Args:
+        pipeline ([`SimpleDDPMPipeline`]): The pipeline to upload.
+        repo_id (`str`): The repository, `"name"` or `"namespace/name"`; created if it does not exist.
+        commit_message (`str`, *optional*): The commit message.
+        private (`bool`, *optional*): Whether a new repository is private.
+        token (`str`, *optional*): A token with write access; defaults to the logged-in one.
+        create_pr (`bool`, *optional*, defaults to `False`): Whether to open a pull request.
+        safe_serialization (`bool`, *optional*, defaults to `True`): Whether to upload safetensors weights.
+        variant (`str`, *optional*): A variant name for the weight files.
+        include_code (`bool`, *optional*, defaults to `False`): Whether to upload the custom-code layout.
+
+    Returns:
+        [`~huggingface_hub.CommitInfo`]: The commit that was made.
+    """
+    check_repo_id(repo_id)
+    token = token or get_token()
+    if token is None:
+        raise ValueError(
+            "`push_to_hub` needs a Hugging Face token with write access, and none was found: pass `token=...`, set "
+            "the HF_TOKEN environment variable, or log in with `hf auth login`."
+        )
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    with tempfile.TemporaryDirectory() as folder:
+        pipeline.save_pretrained(
+            folder, safe_serialization=safe_serialization, variant=variant, include_code=include_code
+        )
+        save_model_card(
+            pipeline, folder, repo_id=repo_id, training_details=pipeline.training_details, include_code=include_code
+        )
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            commit_message=commit_message or f"Upload {type(pipeline).__name__}",
+            create_pr=create_pr,
+        )

@@ -1,0 +1,504 @@
+"""
+Tests of loading by repo id, pushing with a model card, and repositories that load without the package.
+
+The Hub cannot be reached from here. Tests that go through the network use huggingface_hub's real client with only its
+HTTP transport replaced: `FakeHub` answers the Hub's API for one repository through an `httpx2.MockTransport`,
+installed with `huggingface_hub.set_client_factory`. Tests of other environments (offline mode, no package) run in a
+subprocess.
+"""
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2
+import huggingface_hub
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_unet
+from diffusers import DDPMScheduler, DiffusionPipeline
+from huggingface_hub import ModelCard
+from huggingface_hub.utils._http import default_client_factory
+from PIL import Image
+from safetensors.torch import load as load_safetensors
+
+from diffusers_simple_ddpm import (
+    SimpleDDPMPipeline,
+    SimpleDDPMScheduler,
+    SimpleUNet2DModel,
+    modeling_simple_unet,
+    pipeline_simple_ddpm,
+)
+from diffusers_simple_ddpm.hub_utils import (
+    MODEL_CARD_TEMPLATE_PATH,
+    EvaluationResults,
+    TrainingDetails,
+    create_model_card,
+)
+
+REPO_ID = "user/ddpm-tiny"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+REPO_ROOT = Path(__file__).parents[1]
+PIPELINE_FILES = {
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+}
+CODE_FILES = {"pipeline_simple_ddpm.py", "unet/modeling_simple_unet.py"}
+# Sampling in the subprocesses below, written out as in `sample`.
+SAMPLE_CODE = (
+    "pipeline(batch_size=2, generator=torch.Generator().manual_seed(0), num_inference_steps=4, output_type='np')"
+)
+
+
+def sample(pipeline: DiffusionPipeline) -> np.ndarray:
+    return pipeline(
+        batch_size=2, generator=torch.Generator().manual_seed(0), num_inference_steps=4, output_type="np"
+    ).images
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def run_python(code: str, cwd: Path, **env: str) -> str:
+    """Runs `code` in a fresh interpreter and returns its output; the test fails with its stderr if it fails."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+class FakeHub:
+    """
+    The Hub's HTTP API for the repository `REPO_ID` at commit `COMMIT`, as huggingface_hub's client calls it: repo
+    info, file tree and downloads of `files`; repository creation, model-card validation, pre-upload and commit, of
+    which it records the created repositories and the committed files.
+    """
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.requests: list[httpx2.Request] = []
+        self.created_repos: list[dict] = []
+        self.commits: list[dict] = []
+
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests.append(request)
+        path = request.url.path
+        model_api = f"/api/models/{REPO_ID}"
+        if path == "/api/repos/create":
+            self.created_repos.append(json.loads(request.content))
+            return httpx2.Response(200, json={"url": f"https://huggingface.co/{REPO_ID}", "name": REPO_ID})
+        if path in (model_api, f"{model_api}/revision/main", f"{model_api}/revision/{COMMIT}"):
+            siblings = [{"rfilename": name} for name in self.files]
+            return httpx2.Response(200, json={"id": REPO_ID, "sha": COMMIT, "siblings": siblings})
+        if path == f"{model_api}/tree/{COMMIT}":
+            tree = [
+                {"type": "file", "path": name, "size": len(data), "oid": str(hash(data))}
+                for name, data in self.files.items()
+            ]
+            return httpx2.Response(200, json=tree)
+        if path.startswith(f"/{REPO_ID}/resolve/{COMMIT}/"):
+            data = self.files[path.removeprefix(f"/{REPO_ID}/resolve/{COMMIT}/")]
+            headers = {"x-repo-commit": COMMIT, "etag": f'"{hash(data)}"', "content-length": str(len(data))}
+            return httpx2.Response(200, headers=headers, content=b"" if request.method == "HEAD" else data)
+        if path == "/api/validate-yaml":
+            # The client has the server check a README's metadata before committing it; the check is the Hub's own.
+            return httpx2.Response(200, json={"errors": [], "warnings": []})
+        if path == f"{model_api}/preupload/main":
+            files = json.loads(request.content)["files"]
+            modes = [{"path": file["path"], "uploadMode": "regular", "shouldIgnore": False} for file in files]
+            return httpx2.Response(200, json={"files": modes, "commitOid": COMMIT})
+        if path == f"{model_api}/commit/main":
+            lines = [json.loads(line) for line in request.content.decode().splitlines()]
+            self.commits.append(
+                {
+                    "summary": lines[0]["value"]["summary"],
+                    "files": {
+                        line["value"]["path"]: base64.b64decode(line["value"]["content"])
+                        for line in lines
+                        if line["key"] == "file"
+                    },
+                }
+            )
+            return httpx2.Response(
+                200, json={"commitUrl": f"https://huggingface.co/{REPO_ID}/commit/{COMMIT}", "commitOid": COMMIT}
+            )
+        return httpx2.Response(404, json={"error": f"FakeHub does not serve {request.method} {path}"})
+
+    def repository_requests(self) -> list[httpx2.Request]:
+        """The requests about the repository (not the client's own look-ups, such as its agent registry)."""
+        return [
+            request for request in self.requests if REPO_ID in request.url.path or "/api/repos/" in request.url.path
+        ]
+
+
+@pytest.fixture
+def fake_hub():
+    hub = FakeHub()
+    huggingface_hub.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(hub.handle)))
+    yield hub
+    huggingface_hub.set_client_factory(default_client_factory)
+
+
+@pytest.fixture
+def saved_pipeline(tiny_pipeline, tmp_path) -> Path:
+    folder = tmp_path / "ddpm-tiny"
+    tiny_pipeline.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def training_details(tmp_path) -> TrainingDetails:
+    grid = tmp_path / "grid.png"
+    Image.new("L", (16, 16), color=128).save(grid)
+    evaluation = EvaluationResults(
+        metrics={"FID": 12.5, "KID": 0.0042},
+        protocol="2,000 samples of 1000 DDPM steps against the 10,000 test digits, Inception-v3 pool features.",
+        dataset_name="MNIST test split",
+        dataset_id="ylecun/mnist",
+        dataset_split="test",
+    )
+    return TrainingDetails(
+        dataset_name="MNIST training split",
+        dataset_id="ylecun/mnist",
+        num_train_steps=3000,
+        num_epochs=4,
+        train_batch_size=64,
+        num_processes=2,
+        gradient_accumulation_steps=2,
+        learning_rate=3e-4,
+        lr_scheduler="cosine",
+        lr_warmup_steps=200,
+        mixed_precision="bf16",
+        use_ema=True,
+        hardware="2 x NVIDIA H200",
+        wall_time_seconds=1234.0,
+        seed=7,
+        evaluation=evaluation,
+        sample_grid=grid,
+    )
+
+
+def test_diffusers_download_rejects_the_package_layout_and_from_pretrained_loads_it(
+    tiny_pipeline, saved_pipeline, fake_hub, tmp_path
+):
+    fake_hub.files = folder_files(saved_pipeline) | {"README.md": b"# card", "logs/events.out": b"log"}
+    # diffusers takes a component from outside diffusers and transformers for code the repository must carry.
+    with pytest.raises(
+        ValueError,
+        match=r"(unet|scheduler)/diffusers_simple_ddpm\.\w+\.py as defined in `model_index.json` does not exist",
+    ):
+        DiffusionPipeline.download(REPO_ID, cache_dir=tmp_path / "diffusers-cache")
+
+    fake_hub.requests.clear()
+    loaded = SimpleDDPMPipeline.from_pretrained(
+        REPO_ID, revision=COMMIT, cache_dir=tmp_path / "cache", token="hf_read", dtype=torch.float32
+    )
+    loaded.set_progress_bar_config(disable=True)
+    np.testing.assert_array_equal(sample(loaded), sample(tiny_pipeline))
+    assert loaded.name_or_path == REPO_ID
+    downloaded = {
+        request.url.path.removeprefix(f"/{REPO_ID}/resolve/{COMMIT}/")
+        for request in fake_hub.repository_requests()
+        if request.method == "GET" and "/resolve/" in request.url.path
+    }
+    assert downloaded == PIPELINE_FILES
+    assert {request.headers["authorization"] for request in fake_hub.repository_requests()} == {"Bearer hf_read"}
+
+
+def test_load_by_repo_id_offline_from_the_hub_cache(tiny_pipeline, saved_pipeline, tmp_path):
+    cache = tmp_path / "hub-cache"
+    repository = cache / "models--user--ddpm-tiny"
+    shutil.copytree(saved_pipeline, repository / "snapshots" / COMMIT)
+    (repository / "refs").mkdir()
+    (repository / "refs" / "main").write_text(COMMIT)
+    output = run_python(
+        f"""
+import numpy as np, torch
+from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
+
+pipeline = SimpleDDPMPipeline.from_pretrained("{REPO_ID}")
+pipeline.set_progress_bar_config(disable=True)
+np.save("images.npy", {SAMPLE_CODE}.images)
+pinned = SimpleDDPMPipeline.from_pretrained(
+    "{REPO_ID}", revision="{COMMIT}", cache_dir=r"{cache}", token="hf_unused", dtype=torch.bfloat16
+)
+assert pinned.unet.dtype == torch.bfloat16, pinned.unet.dtype
+unet = SimpleUNet2DModel.from_pretrained("{REPO_ID}", subfolder="unet")
+torch.testing.assert_close(unet.state_dict(), pipeline.unet.state_dict(), rtol=0, atol=0)
+scheduler = SimpleDDPMScheduler.from_pretrained("{REPO_ID}", subfolder="scheduler")
+assert scheduler.config == pipeline.scheduler.config
+try:
+    SimpleDDPMPipeline.from_pretrained("user/never-downloaded")
+except OSError as error:
+    print(error)
+""",
+        cwd=tmp_path,
+        HF_HUB_OFFLINE="1",
+        HF_HUB_CACHE=str(cache),
+    )
+    np.testing.assert_array_equal(np.load(tmp_path / "images.npy"), sample(tiny_pipeline))
+    assert "'user/never-downloaded'" in output and "not in the Hugging Face cache" in output
+    assert "Load it once while online" in output
+
+
+def test_push_uploads_exactly_the_pipeline_files_and_card(tiny_pipeline, training_details, fake_hub, tmp_path):
+    output_dir = tmp_path / "ddpm-tiny"
+    for leftover in ("checkpoint-500/optimizer.bin", "logs/events.out.tfevents", ".cache/lock"):
+        (output_dir / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (output_dir / leftover).write_bytes(b"not part of the pipeline")
+    tiny_pipeline.training_details = training_details
+    tiny_pipeline.save_pretrained(
+        output_dir, push_to_hub=True, repo_id=REPO_ID, token="hf_write", private=True, commit_message="Train 3000 steps"
+    )
+
+    (commit,) = fake_hub.commits
+    assert commit["summary"] == "Train 3000 steps"
+    assert set(commit["files"]) == PIPELINE_FILES | {"README.md", "sample_grid.png"}
+    for name, data in commit["files"].items():
+        assert data == (output_dir / name).read_bytes(), name
+    assert commit["files"]["sample_grid.png"] == training_details.sample_grid.read_bytes()
+    weights = load_safetensors(commit["files"]["unet/diffusion_pytorch_model.safetensors"])
+    torch.testing.assert_close(weights, tiny_pipeline.unet.state_dict(), rtol=0, atol=0)
+    assert fake_hub.created_repos == [{"name": "ddpm-tiny", "organization": "user", "visibility": "private"}]
+    assert {request.headers["authorization"] for request in fake_hub.repository_requests()} == {"Bearer hf_write"}
+
+
+def test_push_to_hub_with_code_and_without_training_details(tiny_pipeline, fake_hub):
+    tiny_pipeline.push_to_hub(REPO_ID, private=False, token="hf_write", include_code=True)
+
+    (commit,) = fake_hub.commits
+    assert commit["summary"] == "Upload SimpleDDPMPipeline"
+    assert set(commit["files"]) == PIPELINE_FILES | CODE_FILES | {"README.md"}
+    assert commit["files"]["pipeline_simple_ddpm.py"] == Path(pipeline_simple_ddpm.__file__).read_bytes()
+    assert commit["files"]["unet/modeling_simple_unet.py"] == Path(modeling_simple_unet.__file__).read_bytes()
+    card = ModelCard(commit["files"]["README.md"].decode())
+    assert (
+        "trust_remote_code=True" in card.text
+        and "This pipeline was saved without a record of its training" in card.text
+    )
+    assert fake_hub.created_repos == [{"name": "ddpm-tiny", "organization": "user", "visibility": "public"}]
+
+
+def test_model_card_template_is_shipped_with_the_package():
+    assert MODEL_CARD_TEMPLATE_PATH.read_bytes() == (REPO_ROOT / "model_card.md").read_bytes(), (
+        "model_card.md and its packaged copy differ: edit model_card.md, then copy it to "
+        "diffusers_simple_ddpm/assets/model_card.md"
+    )
+
+
+def test_save_pretrained_writes_the_model_card_of_a_run(tiny_pipeline, training_details, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path / "untrained")
+    assert not (tmp_path / "untrained" / "README.md").exists()
+
+    tiny_pipeline.training_details = training_details
+    folder = tmp_path / "ddpm-tiny"
+    tiny_pipeline.save_pretrained(folder, repo_id=REPO_ID)
+    assert (folder / "sample_grid.png").read_bytes() == training_details.sample_grid.read_bytes()
+    card = ModelCard.load(folder / "README.md")
+    expected = create_model_card(tiny_pipeline, REPO_ID, training_details=training_details)
+    assert card.data.to_dict() == expected.data.to_dict()
+    metadata = card.data.to_dict()
+    assert metadata["library_name"] == "diffusers" and metadata["license"] == "apache-2.0"
+    assert metadata["pipeline_tag"] == "unconditional-image-generation"
+    assert {"diffusers_simple_ddpm", "ddpm", "unconditional-image-generation"} <= set(metadata["tags"])
+    assert metadata["datasets"] == ["ylecun/mnist"]
+    results = {(result.metric_type, result.metric_name): result for result in card.data.eval_results}
+    assert set(results) == {("fid", "FID"), ("kid", "KID")}
+    assert results["fid", "FID"].metric_value == 12.5 and results["fid", "FID"].dataset_type == "ylecun/mnist"
+    assert results["kid", "KID"].dataset_split == "test" and card.data.model_name == "ddpm-tiny"
+    for fact in (
+        "MNIST training split",
+        "8x8, grayscale",
+        "| Optimizer updates | 3000 (4 epochs) |",
+        "256 images per update (64 per device, 2 processes, gradient accumulation 2)",
+        "0.0003, cosine schedule, 200 warm-up updates",
+        "| Mixed precision | bf16 |",
+        "decay up to 0.9999",
+        "2 x NVIDIA H200",
+        "20 min 34 s",
+        "| FID | 12.5 |",
+        training_details.evaluation.protocol,
+        "## Limitations",
+        "![Samples of this pipeline](sample_grid.png)",
+        f'SimpleDDPMPipeline.from_pretrained("{REPO_ID}")',
+    ):
+        assert fact in card.text, fact
+    assert "trust_remote_code" not in card.text
+
+
+@pytest.mark.parametrize("num_class_embeds", [None, 3])
+def test_model_card_usage_snippet_runs(num_class_embeds, training_details, tmp_path, monkeypatch):
+    # 50 diffusion steps keep the snippet's full DDPM sampling fast.
+    pipeline = SimpleDDPMPipeline(
+        unet=make_tiny_unet(num_class_embeds=num_class_embeds), scheduler=SimpleDDPMScheduler(num_train_timesteps=50)
+    )
+    pipeline.training_details = training_details
+    pipeline.save_pretrained(tmp_path / "ddpm-tiny")
+    card_text = (tmp_path / "ddpm-tiny" / "README.md").read_text()
+    (snippet,) = re.findall(r"```python\n(.*?)```", card_text, flags=re.DOTALL)
+    # The snippet loads "ddpm-tiny", the folder's name: from the folder's parent, that is the local folder.
+    monkeypatch.chdir(tmp_path)
+    exec(snippet, {})
+    for grid in ("samples.png", "samples_ddim.png"):
+        assert Image.open(tmp_path / grid).size == (4 * 8, 4 * 8)
+
+
+def test_include_code_writes_diffusers_custom_code_layout(saved_pipeline, tiny_pipeline, tmp_path):
+    folder = tmp_path / "with-code"
+    tiny_pipeline.save_pretrained(folder, include_code=True)
+    assert set(folder_files(folder)) == PIPELINE_FILES | CODE_FILES
+    assert (folder / "pipeline_simple_ddpm.py").read_bytes() == Path(pipeline_simple_ddpm.__file__).read_bytes()
+    assert (folder / "unet" / "modeling_simple_unet.py").read_bytes() == Path(
+        modeling_simple_unet.__file__
+    ).read_bytes()
+    model_index = json.loads((folder / "model_index.json").read_text())
+    assert model_index["_class_name"] == ["pipeline_simple_ddpm", "SimpleDDPMPipeline"]
+    assert model_index["unet"] == ["modeling_simple_unet", "SimpleUNet2DModel"]
+    assert model_index["scheduler"] == ["diffusers", "DDPMScheduler"]
+    scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
+    torch.testing.assert_close(scheduler.alphas_cumprod, tiny_pipeline.scheduler.alphas_cumprod, rtol=0, atol=0)
+    assert (
+        folder_files(folder)["unet/diffusion_pytorch_model.safetensors"]
+        == folder_files(saved_pipeline)["unet/diffusion_pytorch_model.safetensors"]
+    )
+
+
+def test_code_in_a_repository_imports_only_torch_and_diffusers():
+    for module in (pipeline_simple_ddpm, modeling_simple_unet):
+        source = Path(module.__file__).read_text()
+        imported = re.findall(r"^\s*(?:from|import)\s+([\w.]+)", source, flags=re.MULTILINE)
+        top_level = {name.split(".")[0] for name in imported}
+        assert top_level - set(sys.stdlib_module_names) <= {"torch", "diffusers"}, (module.__name__, top_level)
+
+
+def test_repository_with_code_loads_without_the_package(training_details, tmp_path):
+    pipeline = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler(num_train_timesteps=50))
+    pipeline.set_progress_bar_config(disable=True)
+    pipeline.training_details = training_details
+    pipeline.save_pretrained(tmp_path / "ddpm-tiny", include_code=True)
+    _, remote_snippet = re.findall(
+        r"```python\n(.*?)```", (tmp_path / "ddpm-tiny" / "README.md").read_text(), re.DOTALL
+    )
+    output = run_python(
+        f"""
+import sys
+sys.modules["diffusers_simple_ddpm"] = None  # makes `import diffusers_simple_ddpm` fail, whatever is installed
+try:
+    import diffusers_simple_ddpm
+except ImportError:
+    print("no package")
+exec({remote_snippet!r})  # the model card's snippet for users without the package
+assert len(images) == 16
+
+import numpy as np, torch
+from diffusers import DiffusionPipeline
+
+pipeline = DiffusionPipeline.from_pretrained("ddpm-tiny", trust_remote_code=True)
+pipeline.set_progress_bar_config(disable=True)
+print(type(pipeline).__module__, type(pipeline.unet).__module__, type(pipeline.scheduler).__name__)
+np.save("remote.npy", {SAMPLE_CODE}.images)
+pipeline.save_pretrained("resaved")
+pipeline = DiffusionPipeline.from_pretrained("resaved", trust_remote_code=True)
+pipeline.set_progress_bar_config(disable=True)
+np.save("resaved.npy", {SAMPLE_CODE}.images)
+""",
+        cwd=tmp_path,
+        HF_MODULES_CACHE=str(tmp_path / "modules"),
+    )
+    assert output.splitlines()[0] == "no package"
+    assert output.splitlines()[1] == (
+        "diffusers_modules.local.pipeline_simple_ddpm diffusers_modules.local.modeling_simple_unet DDPMScheduler"
+    )
+    # DDPMScheduler and SimpleDDPMScheduler agree to float32 rounding (tests/test_scheduler.py).
+    np.testing.assert_allclose(np.load(tmp_path / "remote.npy"), sample(pipeline), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(np.load(tmp_path / "resaved.npy"), np.load(tmp_path / "remote.npy"))
+    assert set(folder_files(tmp_path / "resaved")) == PIPELINE_FILES | CODE_FILES
+
+
+def test_package_loads_a_repository_with_code_as_its_own_classes(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path / "with-code", include_code=True)
+    loaded = SimpleDDPMPipeline.from_pretrained(tmp_path / "with-code")
+    loaded.set_progress_bar_config(disable=True)
+    assert type(loaded) is SimpleDDPMPipeline and type(loaded.unet) is SimpleUNet2DModel
+    assert type(loaded.scheduler) is DDPMScheduler
+    np.testing.assert_allclose(sample(loaded), sample(tiny_pipeline), rtol=0, atol=1e-5)
+
+    for include_code in (False, True):
+        resaved_folder = tmp_path / f"resaved-{include_code}"
+        loaded.save_pretrained(resaved_folder, include_code=include_code)
+        resaved = SimpleDDPMPipeline.from_pretrained(resaved_folder)
+        resaved.set_progress_bar_config(disable=True)
+        assert type(resaved.unet) is SimpleUNet2DModel
+        np.testing.assert_array_equal(sample(resaved), sample(loaded))
+
+
+@pytest.mark.parametrize(
+    "make_folder, match",
+    [
+        (
+            lambda folder: folder.mkdir(),
+            r"no model_index.json\. Pass the folder that `SimpleDDPMPipeline.save_pretrained`",
+        ),
+        (
+            lambda folder: make_tiny_unet().save_pretrained(folder),
+            r"It holds a model: load it with `SimpleUNet2DModel.from_pretrained\(folder\)`",
+        ),
+        (
+            lambda folder: SimpleDDPMScheduler().save_pretrained(folder),
+            r"It holds a scheduler: load it with `SimpleDDPMScheduler.from_pretrained\(folder\)`",
+        ),
+    ],
+)
+def test_a_folder_that_is_not_a_pipeline(make_folder, match, tmp_path):
+    make_folder(tmp_path / "folder")
+    with pytest.raises(ValueError, match=match):
+        SimpleDDPMPipeline.from_pretrained(tmp_path / "folder")
+
+
+@pytest.mark.parametrize("name", ["runs/ddpm/final", "user/ddpm mnist", "../ddpm-mnist"])
+def test_malformed_repo_ids(tiny_pipeline, name, fake_hub):
+    with pytest.raises(ValueError, match="`pretrained_model_name_or_path` is .*neither an existing folder"):
+        SimpleDDPMPipeline.from_pretrained(name)
+    with pytest.raises(ValueError, match="`repo_id` is .*not a valid Hub repo id.*'namespace/name'"):
+        tiny_pipeline.push_to_hub(name, token="hf_write")
+    assert fake_hub.repository_requests() == []
+
+
+def test_push_without_a_token(tiny_pipeline, fake_hub, tmp_path, monkeypatch):
+    # A logged-out user: no token in the environment, none in the token file.
+    for variable in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    with pytest.raises(ValueError, match="needs a Hugging Face token with write access.*`hf auth login`"):
+        tiny_pipeline.push_to_hub(REPO_ID)
+    assert fake_hub.repository_requests() == []
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        (dict(mixed_precision="fp64"), "`mixed_precision` must be one of"),
+        (dict(num_train_steps=0), "`num_train_steps` must be a positive integer"),
+        (dict(sample_grid="missing.png"), "`sample_grid` must be an existing image file"),
+        (
+            dict(evaluation=dict(metrics={"FID": float("nan")}, protocol="p", dataset_name="d")),
+            r"`metrics\['FID'\]` must be a finite number",
+        ),
+    ],
+)
+def test_training_details_check_their_values(training_details, changes, match):
+    values = {**training_details.__dict__, **changes}
+    with pytest.raises(ValueError, match=match):
+        if isinstance(values["evaluation"], dict):
+            values["evaluation"] = EvaluationResults(**values["evaluation"])
+        TrainingDetails(**values)
