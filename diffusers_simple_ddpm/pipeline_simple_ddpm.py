@@ -353,6 +353,7 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         Returns:
             [`SimpleDDPMPipeline`]: The pipeline, in evaluation mode.
         """
+        pretrained_model_name_or_path = os.fspath(pretrained_model_name_or_path)
         if not os.path.isdir(pretrained_model_name_or_path):
             _import_hub_utils().check_repo_id(
                 pretrained_model_name_or_path, argument="pretrained_model_name_or_path", folder_allowed=True
