@@ -512,10 +512,11 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 beside its weights, the scheduler as diffusers' `DDPMScheduler`. Defaults to `True` for a pipeline that
                 was itself loaded as remote code, `False` otherwise.
             kwargs (`dict[str, Any]`, *optional*):
-                `repo_id` (the repository the model card's usage snippet loads; defaults to the folder's name) and the
-                other arguments of [`SimpleDDPMPipeline.push_to_hub`].
+                `repo_id`, the repository to push to and that the model card's usage snippet loads (defaults to the
+                folder's name), and the other arguments of [`SimpleDDPMPipeline.push_to_hub`].
         """
         include_code = self._resolve_include_code(include_code)
+        repo_id = kwargs.pop("repo_id", None)
         super().save_pretrained(
             save_directory, safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size
         )
@@ -523,16 +524,15 @@ class SimpleDDPMPipeline(DiffusionPipeline):
             self._write_custom_code(save_directory)
         if self.training_details is not None:
             _import_hub_utils().save_model_card(
-                self,
-                save_directory,
-                repo_id=kwargs.get("repo_id"),
-                training_details=self.training_details,
-                include_code=include_code,
+                self, save_directory, repo_id=repo_id, training_details=self.training_details, include_code=include_code
             )
         if push_to_hub:
-            kwargs.setdefault("repo_id", os.path.basename(os.path.abspath(save_directory)))
             self.push_to_hub(
-                safe_serialization=safe_serialization, variant=variant, include_code=include_code, **kwargs
+                repo_id or os.path.basename(os.path.abspath(save_directory)),
+                safe_serialization=safe_serialization,
+                variant=variant,
+                include_code=include_code,
+                **kwargs,
             )
 
     def push_to_hub(

@@ -289,6 +289,15 @@ def test_push_to_hub_with_code_and_without_training_details(tiny_pipeline, fake_
     assert fake_hub.created_repos == [{"name": "ddpm-tiny", "organization": "user", "visibility": "public"}]
 
 
+def test_save_pretrained_pushes_to_the_folder_name_in_the_token_namespace(tiny_pipeline, fake_hub, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path / "ddpm-tiny", push_to_hub=True, repo_id=None, token="hf_write")
+    # The Hub puts a repository named without namespace in the token's namespace; FakeHub answers "user".
+    assert fake_hub.created_repos == [{"name": "ddpm-tiny", "organization": None}]
+    (commit,) = fake_hub.commits
+    assert set(commit["files"]) == PIPELINE_FILES | {"README.md"}
+    assert f'SimpleDDPMPipeline.from_pretrained("{REPO_ID}")' in commit["files"]["README.md"].decode()
+
+
 def test_model_card_template_is_shipped_with_the_package():
     assert MODEL_CARD_TEMPLATE_PATH.read_bytes() == (REPO_ROOT / "model_card.md").read_bytes(), (
         "model_card.md and its packaged copy differ: edit model_card.md, then copy it to "
