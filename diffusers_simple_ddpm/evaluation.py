@@ -531,7 +531,8 @@ class SampleEvaluator:
     Args:
         reference (`str`, defaults to `"mnist-test"`):
             `"mnist-test"` compares with the MNIST test split, the floor then uses training digits; `"mnist-train"`
-            compares with the training split, the floor then uses test digits.
+            compares with the training split, the floor then uses test digits; a folder of images compares with them
+            (no floor then).
         metrics (`Sequence[str]`, defaults to `("fast", "fid")`):
             `"fast"` for the classifier metrics (Fréchet distance, KID, Inception Score, class coverage), `"fid"`
             for the Inception FID (slow on a CPU: a few images per second).
@@ -564,16 +565,24 @@ class SampleEvaluator:
         kid_subset_size: int = 1000,
         seed: int = 0,
     ):
-        if reference not in REFERENCES:
-            raise ValueError(f"`reference` must be one of {tuple(REFERENCES)}, got {reference!r}.")
         if isinstance(metrics, str) or not metrics or not set(metrics) <= set(METRICS):
             raise ValueError(f"`metrics` must be a non-empty sequence of names among {METRICS}, got {metrics!r}.")
-        self.reference_split, self.floor_split = REFERENCES[reference]
-        split_size = len(load_mnist_arrays(self.reference_split)[1])
-        num_reference = split_size if num_reference is None else num_reference
-        if not 2 <= num_reference <= split_size:
+        if reference in REFERENCES:
+            self.reference_split, self.floor_split = REFERENCES[reference]
+            reference_images = None
+            reference_size = len(load_mnist_arrays(self.reference_split)[1])
+        elif os.path.isdir(reference):
+            self.reference_split = self.floor_split = None
+            reference_images = to_image_tensor(reference)
+            reference_size = len(reference_images)
+        else:
             raise ValueError(
-                f"`num_reference` must be between 2 and {split_size} (the size of the {self.reference_split} split), "
+                f"`reference` must be one of {tuple(REFERENCES)} or a folder of images, got {reference!r}."
+            )
+        num_reference = reference_size if num_reference is None else num_reference
+        if not 2 <= num_reference <= reference_size:
+            raise ValueError(
+                f"`num_reference` must be between 2 and {reference_size} (the size of the reference {reference}), "
                 f"got {num_reference}."
             )
         self.metrics = tuple(metrics)
@@ -590,7 +599,10 @@ class SampleEvaluator:
             self.classifier_sha256 = file_digest(classifier_path, "sha256")
         if "fid" in self.metrics:
             self.inception = load_inception(inception_path, self.device)
-        self.reference_outputs = self._mnist_outputs(self.reference_split, num_reference)
+        if reference_images is None:
+            self.reference_outputs = self._mnist_outputs(self.reference_split, num_reference)
+        else:
+            self.reference_outputs = self._outputs(reference_images[:num_reference])
 
     def evaluate(self, images: ImageInput, include_floor: bool = False) -> dict[str, float | int | list[float]]:
         """Compute the metrics of images against the reference.
@@ -611,10 +623,7 @@ class SampleEvaluator:
         images = to_image_tensor(images)
         if len(images) < 2:
             raise ValueError(f"`images` must hold at least 2 images to estimate a covariance, got {len(images)}.")
-        outputs = {}
-        for metric in self.metrics:
-            outputs.update(self._network_outputs(images, metric))
-        results = self._metrics(outputs, len(images))
+        results = self._metrics(self._outputs(images), len(images))
         if include_floor:
             floor = self.floor(len(images))
             results.update({f"{name}_floor": value for name, value in floor.items() if name not in COUNT_ENTRIES})
@@ -631,6 +640,8 @@ class SampleEvaluator:
         Returns:
             `dict`: the same entries as `evaluate`.
         """
+        if self.floor_split is None:
+            raise ValueError("The floor needs an MNIST reference (`mnist-test` or `mnist-train`), not a folder.")
         split_size = len(load_mnist_arrays(self.floor_split)[1])
         if not 2 <= num_samples <= split_size:
             raise ValueError(
@@ -638,6 +649,13 @@ class SampleEvaluator:
                 f"`num_samples` {num_samples}."
             )
         return self._metrics(self._mnist_outputs(self.floor_split, num_samples), num_samples)
+
+    def _outputs(self, images: torch.Tensor) -> dict[str, np.ndarray]:
+        """What all the metrics need from their networks, for a batch of images."""
+        outputs = {}
+        for metric in self.metrics:
+            outputs.update(self._network_outputs(images, metric))
+        return outputs
 
     def _network_outputs(self, images: torch.Tensor, metric: str) -> dict[str, np.ndarray]:
         """What one metric needs from its network: classifier features and probabilities, or Inception statistics."""
@@ -740,3 +758,32 @@ def evaluate_images(
         seed=seed,
     )
     return evaluator.evaluate(images, include_floor=include_floor)
+
+
+def format_results_table(results: dict[str, float | int | list[float]]) -> str:
+    """Render the output of `evaluate_images` as a Markdown table, each metric beside its floor when there is one.
+
+    Args:
+        results (`dict`): What `evaluate_images` or `SampleEvaluator.evaluate` returned.
+
+    Returns:
+        `str`: the table, with the sample and reference counts in its caption line.
+    """
+    lines = [
+        f"{results['num_samples']} samples against {results['num_reference']} reference images",
+        "",
+        "| metric | value | floor |",
+        "| --- | --- | --- |",
+    ]
+    for name, value in results.items():
+        if name in COUNT_ENTRIES or name.endswith("_floor"):
+            continue
+        floor = results.get(f"{name}_floor")
+        if isinstance(value, list):
+            value = " ".join(f"{share:.2f}" for share in value)
+            floor = None if floor is None else " ".join(f"{share:.2f}" for share in floor)
+        else:
+            value = f"{value:.4g}"
+            floor = None if floor is None else f"{floor:.4g}"
+        lines.append(f"| {name} | {value} | {floor if floor is not None else '-'} |")
+    return "\n".join(lines)

@@ -23,7 +23,6 @@ from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from diffusers.optimization import SchedulerType, get_scheduler
 from diffusers.training_utils import EMAModel
-from diffusers.utils import make_image_grid
 from tqdm.auto import tqdm
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
@@ -34,6 +33,7 @@ from diffusers_simple_ddpm.data import (
     make_train_dataloader,
     resolve_image_column,
 )
+from diffusers_simple_ddpm.image_utils import make_sample_grid
 from diffusers_simple_ddpm.modeling_simple_unet import check_spatial_size
 from diffusers_simple_ddpm.training_utils import (
     MODEL_PRESETS,
@@ -437,8 +437,7 @@ def main(args: argparse.Namespace) -> None:
             num_inference_steps=args.ddpm_num_inference_steps,
             class_labels=torch.arange(args.eval_batch_size) % len(class_names) if class_names else None,
         ).images
-        columns = math.ceil(math.sqrt(len(images)))
-        grid = make_image_grid(images, rows=math.ceil(len(images) / columns), cols=columns)
+        grid = make_sample_grid(images)
         grid.save(os.path.join(args.output_dir, SAMPLE_GRID_NAME))
         tracker = accelerator.get_tracker(args.logger, unwrap=True)
         if args.logger == "tensorboard":

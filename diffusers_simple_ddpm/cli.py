@@ -1,0 +1,231 @@
+"""The `simple-ddpm` command line: `sample`, `evaluate`, `convert` and `train`."""
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import diffusers
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, SchedulerMixin
+
+from .convert_notebook import convert_notebook_checkpoint
+from .evaluation import REFERENCES, evaluate_images, format_results_table
+from .image_utils import make_sample_grid
+from .pipeline_simple_ddpm import SimpleDDPMPipeline
+
+# Short scheduler names and their default number of steps; "ddpm" keeps the pipeline's own scheduler.
+SCHEDULER_SHORTCUTS = {
+    "ddpm": (None, 1000),
+    "ddim": (DDIMScheduler, 50),
+    "dpm": (DPMSolverMultistepScheduler, 20),
+    "euler": (EulerDiscreteScheduler, 50),
+}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+
+
+def set_scheduler(pipeline: SimpleDDPMPipeline, scheduler: str) -> int:
+    """
+    Swaps the pipeline's scheduler for `scheduler`, built from the pipeline's scheduler config.
+
+    Args:
+        pipeline (`SimpleDDPMPipeline`): The pipeline to change.
+        scheduler (`str`): `ddpm` (the pipeline's own), `ddim`, `dpm`, `euler`, or the class name of any diffusers
+            scheduler (for example `UniPCMultistepScheduler`).
+
+    Returns:
+        `int`: the default number of inference steps for that scheduler.
+    """
+    if scheduler in SCHEDULER_SHORTCUTS:
+        scheduler_class, default_steps = SCHEDULER_SHORTCUTS[scheduler]
+    else:
+        scheduler_class, default_steps = getattr(diffusers, scheduler, None), 50
+        if not (isinstance(scheduler_class, type) and issubclass(scheduler_class, SchedulerMixin)):
+            raise ValueError(
+                f"`--scheduler` must be one of {', '.join(SCHEDULER_SHORTCUTS)} or a diffusers scheduler class name "
+                f"(such as UniPCMultistepScheduler), got {scheduler!r}."
+            )
+    if scheduler_class is not None:
+        pipeline.scheduler = scheduler_class.from_config(pipeline.scheduler.config)
+    return default_steps
+
+
+def load_pipeline(model: str, device: str, dtype: str) -> SimpleDDPMPipeline:
+    """Loads a pipeline folder or Hub repo id on `device` in `dtype`."""
+    pipeline = SimpleDDPMPipeline.from_pretrained(model, dtype=DTYPES[dtype])
+    return pipeline.to(device)
+
+
+def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
+    """Class labels as typed: integers stay indices, anything else is a class name."""
+    if labels is None:
+        return None
+    return [int(label) if label.lstrip("-").isdigit() else label for label in labels]
+
+
+def generate_images(args: argparse.Namespace, pipeline: SimpleDDPMPipeline) -> list:
+    """Runs the pipeline in batches of `--batch_size`, one generator per image so batching never changes an image."""
+    default_steps = set_scheduler(pipeline, args.scheduler)
+    steps = args.steps or default_steps
+    labels = parse_class_labels(args.class_labels)
+    images = []
+    for start in range(0, args.num_images, args.batch_size):
+        count = min(args.batch_size, args.num_images - start)
+        generators = [torch.Generator().manual_seed(args.seed + start + index) for index in range(count)]
+        batch_labels = None
+        if labels is not None:
+            batch_labels = labels if len(labels) == 1 else labels[start : start + count]
+        images += pipeline(
+            batch_size=count,
+            generator=generators,
+            num_inference_steps=steps,
+            class_labels=batch_labels,
+            guidance_scale=args.guidance_scale,
+            eta=args.eta,
+        ).images
+    return images
+
+
+def sample_command(args: argparse.Namespace) -> None:
+    if args.num_images < 1 or args.batch_size < 1:
+        raise ValueError("`--num_images` and `--batch_size` must be at least 1.")
+    if args.class_labels is not None and len(args.class_labels) not in (1, args.num_images):
+        raise ValueError(
+            f"`--class` takes one label or one per image ({args.num_images}), got {len(args.class_labels)}."
+        )
+    if args.grid is None and args.output_dir is None:
+        args.grid = "samples.png"
+    pipeline = load_pipeline(args.model, args.device, args.dtype)
+    images = generate_images(args, pipeline)
+    if args.grid:
+        make_sample_grid(images).save(args.grid)
+        print(f"Wrote a grid of {len(images)} images to {args.grid}")
+    if args.output_dir:
+        output_dir = Path(args.output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for index, image in enumerate(images):
+            image.save(output_dir / f"{index:05d}.png")
+        print(f"Wrote {len(images)} images to {output_dir}")
+
+
+def evaluate_command(args: argparse.Namespace) -> None:
+
+    if (args.model is None) == (args.images is None):
+        raise ValueError("`simple-ddpm evaluate` takes either a model (folder or repo id) or `--images DIR`.")
+    if args.model is not None:
+        pipeline = load_pipeline(args.model, args.device, args.dtype)
+        images = generate_images(args, pipeline)
+    else:
+        images = args.images
+    results = evaluate_images(
+        images,
+        reference=args.reference,
+        metrics=tuple(args.metrics),
+        num_reference=args.num_reference,
+        include_floor=args.reference in REFERENCES,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    print(format_results_table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+        print(f"Wrote {args.json}")
+
+
+def convert_command(args: argparse.Namespace) -> None:
+    convert_notebook_checkpoint(args.checkpoint, args.output_dir, sample_size=args.sample_size)
+    print(f"Saved the pipeline to {args.output_dir}; load it with SimpleDDPMPipeline.from_pretrained({args.output_dir!r}).")
+
+
+def train_command(args: argparse.Namespace, extra: list[str]) -> int:
+    if not TRAIN_SCRIPT.is_file():
+        raise FileNotFoundError(
+            f"The training script {TRAIN_SCRIPT} is not installed with the package: run it from a clone of the "
+            "repository (`accelerate launch scripts/train.py`)."
+        )
+    command = [sys.executable, "-m", "accelerate.commands.launch", str(TRAIN_SCRIPT), *extra]
+    return subprocess.call(command)
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser, num_images: int) -> None:
+    parser.add_argument("--num_images", type=int, default=num_images, help="How many images to generate.")
+    parser.add_argument(
+        "--scheduler",
+        default="ddpm",
+        help="ddpm (the pipeline's own, 1000 steps), ddim (50), dpm (DPM-Solver++, 20), euler (50), or any diffusers "
+        "scheduler class name.",
+    )
+    parser.add_argument("--steps", type=int, default=None, help="Denoising steps (default: the scheduler's, above).")
+    parser.add_argument("--seed", type=int, default=0, help="Image i uses a generator seeded with seed + i.")
+    parser.add_argument("--batch_size", type=int, default=64, help="Images generated per forward pass.")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, ...")
+    parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES), help="Model weights dtype.")
+    parser.add_argument(
+        "--class",
+        dest="class_labels",
+        nargs="+",
+        default=None,
+        help="For a class-conditional model: one class (index or name) for all images, or one per image.",
+    )
+    parser.add_argument("--guidance_scale", type=float, default=1.0, help="Classifier-free guidance (1 = none).")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM η (only schedulers that take it use it).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simple-ddpm", description="Sample, evaluate, convert and train SimpleDDPM pipelines."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sample = commands.add_parser("sample", help="Generate images with a pipeline folder or Hub repo id.")
+    sample.add_argument("model", help="A pipeline folder or a Hub repo id (user/repo).")
+    add_sampling_arguments(sample, num_images=16)
+    sample.add_argument("--grid", default=None, help="Write the images as one grid PNG here (default samples.png).")
+    sample.add_argument("--output_dir", default=None, help="Write every image as a PNG into this folder.")
+
+    evaluate = commands.add_parser("evaluate", help="Measure sample quality (FID, fast Fréchet distance, KID, ...).")
+    evaluate.add_argument("model", nargs="?", default=None, help="A pipeline folder or Hub repo id to sample from.")
+    evaluate.add_argument("--images", default=None, help="Evaluate a folder of images instead of a model.")
+    evaluate.add_argument(
+        "--reference", default="mnist-test", help="mnist-test (built-in MNIST test split) or a folder of images."
+    )
+    evaluate.add_argument(
+        "--metrics", nargs="+", default=["fast"], choices=("fast", "fid"), help="fast (MNIST classifier) and/or fid."
+    )
+    evaluate.add_argument(
+        "--num_reference",
+        type=int,
+        default=None,
+        help="Reference images to use (default: all; FID on a CPU computes about 6-10 images/s, then caches them).",
+    )
+    evaluate.add_argument("--json", default=None, help="Also write the results as JSON here.")
+    add_sampling_arguments(evaluate, num_images=1000)
+
+    convert = commands.add_parser("convert", help="Turn a notebook SimpleUNet state_dict into a pipeline folder.")
+    convert.add_argument("--checkpoint", required=True, help="torch.save(unet.state_dict(), path) of the notebook.")
+    convert.add_argument("--output_dir", required=True, help="Where to write the pipeline.")
+    convert.add_argument("--sample_size", type=int, default=32, help="The training resolution (multiple of 4).")
+
+    commands.add_parser(
+        "train",
+        help="Run scripts/train.py through accelerate launch; every further argument goes to the script.",
+        add_help=False,
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "train":
+        return train_command(args, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    {"sample": sample_command, "evaluate": evaluate_command, "convert": convert_command}[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

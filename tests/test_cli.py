@@ -1,0 +1,110 @@
+"""The `simple-ddpm` command line, on tiny models."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_unet
+from notebook_reference import SimpleUNet
+from PIL import Image
+
+from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
+from diffusers_simple_ddpm.cli import main
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler()).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def conditional_model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("conditional")
+    digits = [str(digit) for digit in range(10)]
+    unet = make_tiny_unet(num_class_embeds=10)
+    SimpleDDPMPipeline(unet=unet, scheduler=SimpleDDPMScheduler(), class_names=digits).save_pretrained(folder)
+    return folder
+
+
+def test_console_script_help():
+    executable = shutil.which("simple-ddpm")
+    assert executable is not None, "the package's console script is not installed"
+    result = subprocess.run([executable, "sample", "--help"], capture_output=True, text=True, check=True)
+    for flag in ("--num_images", "--steps", "--scheduler", "--seed", "--device", "--dtype", "--grid", "--output_dir"):
+        assert flag in result.stdout
+
+
+def test_sample_writes_a_grid_and_images(model_dir, tmp_path):
+    grid, images = tmp_path / "grid.png", tmp_path / "images"
+    main(["sample", str(model_dir), "--num_images", "5", "--steps", "3", "--grid", str(grid), "--output_dir", str(images)])
+    assert Image.open(grid).size == (24, 16)  # 5 images in 3 columns and 2 rows of 8x8
+    files = sorted(images.glob("*.png"))
+    assert len(files) == 5 and all(Image.open(file).mode == "L" for file in files)
+
+
+def test_batching_does_not_change_the_images(model_dir, tmp_path):
+    for batch_size in (2, 5):
+        main(["sample", str(model_dir), "--num_images", "5", "--steps", "3", "--batch_size", str(batch_size),
+              "--output_dir", str(tmp_path / str(batch_size))])  # fmt: skip
+    for index in range(5):
+        first = np.asarray(Image.open(tmp_path / "2" / f"{index:05d}.png"), dtype=np.int16)
+        second = np.asarray(Image.open(tmp_path / "5" / f"{index:05d}.png"), dtype=np.int16)
+        assert np.abs(first - second).max() <= 1  # at most one 8-bit step of float rounding
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "dpm", "euler", "UniPCMultistepScheduler"])
+def test_sample_with_other_schedulers(model_dir, tmp_path, scheduler):
+    grid = tmp_path / "grid.png"
+    main(["sample", str(model_dir), "--num_images", "2", "--steps", "3", "--scheduler", scheduler, "--grid", str(grid)])
+    assert grid.is_file()
+
+
+def test_unknown_scheduler_is_refused(model_dir, tmp_path):
+    with pytest.raises(ValueError, match="--scheduler.*ddpm, ddim, dpm, euler"):
+        main(["sample", str(model_dir), "--scheduler", "fastest", "--grid", str(tmp_path / "grid.png")])
+
+
+def test_sample_a_class(conditional_model_dir, tmp_path):
+    main(["sample", str(conditional_model_dir), "--num_images", "2", "--steps", "2", "--class", "7",
+          "--guidance_scale", "3", "--output_dir", str(tmp_path / "sevens")])  # fmt: skip
+    assert len(list((tmp_path / "sevens").glob("*.png"))) == 2
+    with pytest.raises(ValueError, match="--class"):
+        main(["sample", str(conditional_model_dir), "--num_images", "3", "--class", "1", "2", "--grid", "x.png"])
+
+
+def test_evaluate_a_model_and_a_folder(model_dir, tmp_path, capsys):
+    report = tmp_path / "results.json"
+    main(["evaluate", str(model_dir), "--num_images", "6", "--steps", "2", "--num_reference", "50",
+          "--json", str(report)])  # fmt: skip
+    table = capsys.readouterr().out
+    assert "| fast_fd |" in table and "6 samples against 50 reference images" in table
+    results = json.loads(report.read_text())
+    assert results["num_samples"] == 6 and results["fast_fd"] > results["fast_fd_floor"] > 0
+
+    folder = tmp_path / "images"
+    main(["sample", str(model_dir), "--num_images", "4", "--steps", "2", "--output_dir", str(folder)])
+    main(["evaluate", "--images", str(folder), "--reference", str(folder), "--json", str(report)])
+    assert json.loads(report.read_text())["fast_fd"] == pytest.approx(0.0, abs=1e-4)
+    with pytest.raises(ValueError, match="either a model"):
+        main(["evaluate", str(model_dir), "--images", str(folder)])
+
+
+def test_convert(tmp_path):
+    torch.save(SimpleUNet(channels=1).state_dict(), tmp_path / "unet.pt")
+    main(["convert", "--checkpoint", str(tmp_path / "unet.pt"), "--output_dir", str(tmp_path / "pipeline"),
+          "--sample_size", "28"])  # fmt: skip
+    assert SimpleDDPMPipeline.from_pretrained(tmp_path / "pipeline").unet.config.sample_size == 28
+
+
+def test_train_forwards_to_the_training_script():
+    result = subprocess.run(
+        [sys.executable, "-m", "diffusers_simple_ddpm.cli", "train", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert "--resume_from_checkpoint" in result.stdout and "--class_conditional" in result.stdout
