@@ -1,0 +1,139 @@
+"""Class-conditional MNIST: how often the evaluation classifier sees the requested digit, by guidance scale.
+
+    python scripts/benchmarks/benchmark_conditional.py [--budget_minutes 10] [--num_per_class 50] [--quick]
+
+`scripts/train.py --class_conditional` trains for as many updates as fit in the budget (counted from the bare loop's
+speed); its pipeline then generates `--num_per_class` digits of every class at each guidance scale, and the report
+gives the share the MNIST classifier assigns to the requested class and the Fréchet distance of the classifier
+features per class, beside the floor (as many real training digits of that class).
+"""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from benchmark_utils import (
+    BareTrainer,
+    add_common_arguments,
+    bar_chart,
+    chart_path,
+    generate,
+    make_simple_unet,
+    markdown_table,
+    mnist_labels,
+    mnist_tensor,
+    run_train_script,
+    setup,
+    steps_for_budget,
+    write_report,
+)
+
+from diffusers_simple_ddpm import SimpleDDPMPipeline
+from diffusers_simple_ddpm.data import load_mnist_arrays
+from diffusers_simple_ddpm.evaluation import NUM_CLASSES, classifier_features, feature_statistics, frechet_distance, load_classifier
+
+NAME = "conditional"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_arguments(parser)
+    parser.add_argument("--budget_minutes", type=float, default=10.0, help="Training wall-clock budget.")
+    parser.add_argument("--model_config", type=str, default="default", help="The preset of scripts/train.py.")
+    parser.add_argument("--batch_size", type=int, default=64, help="Training batch size.")
+    parser.add_argument("--guidance_scales", type=float, nargs="+", default=[1, 2, 3, 4, 5], help="Scales to test.")
+    parser.add_argument("--num_per_class", type=int, default=50, help="Digits generated per class and scale.")
+    parser.add_argument(
+        "--sampler", type=str, default="DPM-Solver++", choices=("DDPM", "DDIM", "DPM-Solver++"), help="Sampler."
+    )
+    parser.add_argument("--num_inference_steps", type=int, default=20, help="Steps of the sampler.")
+    parser.add_argument("--sample_batch_size", type=int, default=100, help="Digits per pipeline call.")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.budget_minutes, args.batch_size, args.guidance_scales = 0.01, 8, [1.0, 3.0]
+        args.num_per_class, args.num_inference_steps, args.sample_batch_size = 2, 2, 20
+    return args
+
+
+def class_statistics(images, classifier, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Classifier features' mean and covariance, and the predicted classes, of a set of digits."""
+    features, probabilities = classifier_features(images, classifier, device=device)
+    return *feature_statistics(features), probabilities.argmax(axis=1)
+
+
+def main(args: argparse.Namespace) -> None:
+    device = setup(args)
+    images, labels = mnist_tensor("train"), mnist_labels("train")
+    budget_s = args.budget_minutes * 60
+    with tempfile.TemporaryDirectory() as workdir:
+        output_dir = Path(workdir) / "pipeline"
+        torch.manual_seed(args.seed)
+        model = make_simple_unet(args.model_config, 28, 1, num_class_embeds=NUM_CLASSES)
+        num_steps = steps_for_budget(BareTrainer(model, images, args.batch_size, device, labels=labels), budget_s)
+        run = run_train_script(output_dir, [
+            "--class_conditional", "--model_config", args.model_config, "--train_batch_size", str(args.batch_size),
+            "--max_train_steps", str(num_steps), "--checkpointing_steps", str(10**9), "--seed", str(args.seed),
+        ])
+        unet = SimpleDDPMPipeline.from_pretrained(output_dir).unet.to(device).eval()
+
+    classifier = load_classifier(device=device)
+    test_images, test_labels = load_mnist_arrays("test")
+    train_images, train_labels = load_mnist_arrays("train")
+    references = [class_statistics(test_images[test_labels == digit], classifier, device)[:2] for digit in range(NUM_CLASSES)]
+    floors = [
+        frechet_distance(
+            *class_statistics(train_images[train_labels == digit][: args.num_per_class], classifier, device)[:2],
+            *references[digit],
+        )
+        for digit in range(NUM_CLASSES)
+    ]
+    requested = torch.arange(NUM_CLASSES).repeat_interleave(args.num_per_class)
+    accuracy_rows, distance_rows, accuracies = [], [], []
+    for scale in args.guidance_scales:
+        samples = generate(
+            unet, args.sampler, args.num_inference_steps, len(requested), args.sample_batch_size, args.seed,
+            class_labels=requested, guidance_scale=scale,
+        )
+        per_class_accuracy, per_class_distance = [], []
+        for digit in range(NUM_CLASSES):
+            digit_samples = samples[requested == digit]
+            mu, sigma, predicted = class_statistics(digit_samples, classifier, device)
+            per_class_accuracy.append(float(np.mean(predicted == digit)))
+            per_class_distance.append(frechet_distance(mu, sigma, *references[digit]))
+        accuracy = float(np.mean(per_class_accuracy))
+        accuracies.append(accuracy)
+        accuracy_rows.append([f"{scale:g}", f"{100 * accuracy:.1f}%", *(f"{100 * value:.0f}" for value in per_class_accuracy)])
+        distance_rows.append([f"{scale:g}", float(np.mean(per_class_distance)), *per_class_distance])
+        print(accuracy_rows[-1], flush=True)
+
+    best = int(np.argmax(accuracies))
+    digits = [str(digit) for digit in range(NUM_CLASSES)]
+    distance_rows.append(["floor (real digits)", float(np.mean(floors)), *floors])
+    body = [
+        f"`scripts/train.py --class_conditional --model_config {args.model_config}` (labels dropped to \"no class\" "
+        f"10% of the time, bf16, EMA, batch {args.batch_size}) for a {args.budget_minutes:g}-minute budget: "
+        f"{num_steps} updates, {run['seconds']:.0f} s for the whole command. Its EMA pipeline generated "
+        f"{args.num_per_class} digits per class at each classifier-free guidance scale with {args.sampler} "
+        f"{args.num_inference_steps} steps.",
+        "",
+        "### Share of digits classified as the requested class (%)",
+        "",
+        *markdown_table(["guidance scale", "all", *digits], accuracy_rows),
+        "",
+        f"Best scale: **{args.guidance_scales[best]:g}**, {100 * accuracies[best]:.1f}% of the digits as requested.",
+        "",
+        f"### Fast Fréchet distance per class ({args.num_per_class} digits against the MNIST test digits of the class)",
+        "",
+        *markdown_table(["guidance scale", "mean", *digits], distance_rows),
+        "",
+        bar_chart(chart_path(args.output_dir, NAME, device), "Share of requested digits by guidance scale",
+                  [f"guidance {scale:g}" for scale in args.guidance_scales], [100 * value for value in accuracies], "%"),
+    ]
+    path = write_report(args.output_dir, NAME, "Class-conditional generation", body, device)
+    print(f"Wrote {path}")
+
+
+if __name__ == "__main__":
+    main(parse_args())

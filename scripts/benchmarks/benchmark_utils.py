@@ -1,0 +1,597 @@
+"""Shared parts of the benchmark scripts: environment header, report writing, PNG charts, models, loops and sampling.
+
+Every benchmark writes `<output_dir>/benchmarks/<name>.md` (with `-cuda` appended on a GPU) and its PNG charts beside
+it, then regenerates `<output_dir>/benchmarks.md`, which concatenates all the section files present, so that each
+script refreshes its own section without touching the others.
+"""
+
+import argparse
+import datetime
+import importlib.metadata
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from PIL import Image, ImageDraw
+
+from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
+from diffusers_simple_ddpm.data import load_mnist_arrays
+from diffusers_simple_ddpm.training_utils import MODEL_PRESETS, cpu_model_name
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+TRAIN_SCRIPT = REPOSITORY_ROOT / "scripts" / "train.py"
+INDEX_NAME = "benchmarks.md"
+SECTIONS_FOLDER = "benchmarks"
+# Order of the sections in the index; a section not listed here comes after these, by name.
+SECTION_ORDER = ("training", "scheduler", "sampling", "ablation", "quality", "conditional")
+LIBRARIES = ("torch", "diffusers", "accelerate", "numpy", "diffusers-simple-ddpm")
+# The defaults of scripts/train.py's optimizer and EMA, so that the bare loops train as it does.
+TRAIN_SCRIPT_SETTINGS = {
+    "learning_rate": 3e-4,
+    "adam_betas": (0.95, 0.999),
+    "adam_weight_decay": 1e-6,
+    "adam_epsilon": 1e-8,
+    "max_grad_norm": 1.0,
+    "lr_warmup_steps": 200,
+    "ema_max_decay": 0.9999,
+    "ema_inv_gamma": 1.0,
+    "ema_power": 3 / 4,
+}
+SAMPLERS = {
+    "DDPM": SimpleDDPMScheduler,
+    "DDIM": DDIMScheduler,
+    "DPM-Solver++": DPMSolverMultistepScheduler,
+}
+MEBIBYTE = 2**20
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds `--output_dir`, `--quick`, `--device` and `--seed`, which every benchmark takes."""
+    parser.add_argument(
+        "--output_dir",
+        type=str,
+        default=str(REPOSITORY_ROOT / "docs"),
+        help="Folder of the report: the section goes to OUTPUT_DIR/benchmarks/, the index to OUTPUT_DIR/benchmarks.md.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="A smoke test at tiny sizes (CI): checks that the report is written."
+    )
+    parser.add_argument(
+        "--device",
+        type=str,
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="Where to run: cpu or cuda. Default: cuda when available.",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="Seed of weights, data order and noise.")
+    parser.add_argument(
+        "--num_threads",
+        type=int,
+        default=1,
+        help="CPU threads of torch (and OMP_NUM_THREADS of training subprocesses). On a machine shared with other "
+        "jobs one thread is far faster than two: OpenMP threads wait on each other when a core is taken.",
+    )
+
+
+def setup(args: argparse.Namespace) -> torch.device:
+    """Applies `--num_threads` (here and for subprocesses) and `--seed`; returns the device of `--device`."""
+    torch.set_num_threads(args.num_threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.num_threads)
+    torch.manual_seed(args.seed)
+    return torch.device(args.device)
+
+
+def environment_lines(device: torch.device) -> list[str]:
+    """The hardware, library versions and machine load that every report states before its figures."""
+    if device.type == "cuda":
+        hardware = f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), host CPU: {cpu_model_name()}"
+    else:
+        hardware = f"{cpu_model_name()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    versions = []
+    for library in LIBRARIES:
+        try:
+            versions.append(f"{library} {importlib.metadata.version(library)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{library} (not installed)")
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return [
+        f"- Hardware: {hardware}; {psutil.virtual_memory().total / 2**30:.0f} GiB RAM",
+        f"- Software: Python {platform.python_version()}, {', '.join(versions)}",
+        f"- Load average (1, 5, 15 min) at start: {load}",
+        f"- Run: {datetime.datetime.now().isoformat(timespec='seconds')}, command `{command_line()}`",
+    ]
+
+
+def command_line() -> str:
+    """The command that ran the benchmark, relative to the repository root where possible."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script = script.relative_to(REPOSITORY_ROOT)
+    except ValueError:
+        pass
+    return " ".join(["python", str(script), *sys.argv[1:]])
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table; floats are written with 3 significant figures, `None` as an en dash."""
+
+    def cell(value) -> str:
+        if value is None:
+            return "–"
+        if isinstance(value, float):
+            if value == 0 or not math.isfinite(value):
+                return str(value)
+            digits = max(0, 2 - int(math.floor(math.log10(abs(value)))))
+            return f"{value:,.{digits}f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    return lines
+
+
+def section_name(name: str, device: torch.device) -> str:
+    """The file name stem of a section: the benchmark's name, with `-cuda` for a GPU run."""
+    return name if device.type == "cpu" else f"{name}-{device.type}"
+
+
+def chart_path(output_dir: str | os.PathLike, name: str, device: torch.device, suffix: str = "") -> Path:
+    """The path of a chart of a benchmark's section, in the sections folder (created if missing)."""
+    sections = Path(output_dir) / SECTIONS_FOLDER
+    sections.mkdir(parents=True, exist_ok=True)
+    return sections / f"{section_name(name, device)}{suffix}.png"
+
+
+def write_report(output_dir: str | os.PathLike, name: str, title: str, body: list[str], device: torch.device) -> Path:
+    """
+    Writes a benchmark's section and regenerates the index.
+
+    Args:
+        output_dir (`str` or `os.PathLike`): The report folder (`docs/` by default).
+        name (`str`): The benchmark's name, the stem of its section file.
+        title (`str`): The section's heading.
+        body (`list[str]`): The section's Markdown lines, after the environment header. Images are linked by file
+            name, relative to the section file.
+        device (`torch.device`): The device the benchmark ran on.
+
+    Returns:
+        `Path`: the section file.
+    """
+    sections = Path(output_dir) / SECTIONS_FOLDER
+    sections.mkdir(parents=True, exist_ok=True)
+    heading = title if device.type == "cpu" else f"{title} ({device.type.upper()})"
+    lines = [f"## {heading}", "", *environment_lines(device), "", *body, ""]
+    path = sections / f"{section_name(name, device)}.md"
+    path.write_text("\n".join(lines))
+    write_index(output_dir)
+    return path
+
+
+def write_index(output_dir: str | os.PathLike) -> Path:
+    """Concatenates every section of `output_dir/benchmarks/` into `output_dir/benchmarks.md`."""
+    sections = Path(output_dir) / SECTIONS_FOLDER
+
+    def order(path: Path) -> tuple:
+        base, _, device = path.stem.partition("-")
+        rank = SECTION_ORDER.index(base) if base in SECTION_ORDER else len(SECTION_ORDER)
+        return rank, base, device
+
+    parts = [
+        "# Benchmarks",
+        "",
+        "Generated by the scripts in `scripts/benchmarks/` (one section each, kept in `docs/benchmarks/`); rerun a "
+        "script to refresh its section. Timings on a shared machine are noisy: each section states the hardware, "
+        "library versions and load average it ran with.",
+        "",
+    ]
+    for path in sorted(sections.glob("*.md"), key=order):
+        text = path.read_text()
+        # Image links are relative to the section file; the index sits one folder up.
+        text = re.sub(r"!\[([^\]]*)\]\((?![a-z]+://)", rf"![\1]({SECTIONS_FOLDER}/", text)
+        parts += [text.rstrip(), ""]
+    index = Path(output_dir) / INDEX_NAME
+    index.write_text("\n".join(parts))
+    return index
+
+
+def bar_chart(
+    path: str | os.PathLike,
+    title: str,
+    labels: list[str],
+    values: list[float],
+    unit: str,
+    references: list[float | None] | None = None,
+) -> str:
+    """
+    Draws a horizontal bar chart as a PNG with PIL.
+
+    Args:
+        path (`str` or `os.PathLike`): The PNG file to write.
+        title (`str`): The chart's title.
+        labels (`list[str]`): One label per bar.
+        values (`list[float]`): One value per bar (non-negative).
+        unit (`str`): The unit written after each value.
+        references (`list[float | None]`, *optional*): A mark per bar (a floor, say), drawn as a black tick.
+
+    Returns:
+        `str`: the Markdown line that shows the chart from a file beside it.
+    """
+    row_height, label_width, bar_width, margin = 22, 330, 420, 10
+    width = label_width + bar_width + 150
+    height = 40 + row_height * len(labels) + margin
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((margin, 10), title, fill="black")
+    marks = [mark for mark in (references or []) if mark is not None]
+    largest = max([*values, *marks, 1e-12])
+    for row, (label, value) in enumerate(zip(labels, values)):
+        top = 36 + row * row_height
+        draw.text((margin, top + 4), label[:52], fill="black")
+        length = int(bar_width * max(value, 0.0) / largest)
+        draw.rectangle([label_width, top + 2, label_width + length, top + row_height - 4], fill=(70, 110, 200))
+        draw.text((label_width + length + 6, top + 4), f"{value:.3g} {unit}", fill="black")
+        if references and references[row] is not None:
+            x = label_width + int(bar_width * references[row] / largest)
+            draw.line([x, top, x, top + row_height - 2], fill="black", width=2)
+    image.save(path)
+    return f"![{title}]({Path(path).name})"
+
+
+class PeakMemory:
+    """
+    Measures the peak memory of the code inside a `with` block.
+
+    On CUDA it reads `torch.cuda.max_memory_allocated`; on the CPU a thread samples the resident set size (RSS) of the
+    process (and of its children, for a training subprocess) every few milliseconds, and the figure is the peak minus
+    the RSS at entry (or the peak itself with `absolute=True`). `peak_mib` holds the result after the block.
+
+    Args:
+        device (`torch.device`): Where the measured code runs.
+        process (`psutil.Process`, *optional*): The process to watch on the CPU; defaults to this one.
+        absolute (`bool`, defaults to `False`): On the CPU, report the peak RSS itself instead of its growth.
+        interval_s (`float`, defaults to 0.005): Sampling period on the CPU.
+    """
+
+    def __init__(
+        self,
+        device: torch.device,
+        process: psutil.Process | None = None,
+        absolute: bool = False,
+        interval_s: float = 0.005,
+    ):
+        self.device = device
+        self.process = process or psutil.Process()
+        self.absolute = absolute
+        self.interval_s = interval_s
+        self.peak_mib: float | None = None
+
+    def resident_bytes(self) -> int:
+        total = 0
+        for process in [self.process, *self.process.children(recursive=True)]:
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self.resident_bytes())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)
+        else:
+            self._peak = self.resident_bytes()
+            self._start = 0 if self.absolute else self._peak
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_mib = (torch.cuda.max_memory_allocated(self.device) - self._start) / MEBIBYTE
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mib = (self._peak - self._start) / MEBIBYTE
+
+
+def synchronize(device: torch.device) -> None:
+    """Waits for the device's queued work, so that wall-clock timings cover it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_simple_unet(preset: str | dict, resolution: int, channels: int, **overrides) -> SimpleUNet2DModel:
+    """A `SimpleUNet2DModel` from a `MODEL_PRESETS` name or a config dict, with `overrides` on top."""
+    config = dict(MODEL_PRESETS[preset]) if isinstance(preset, str) else dict(preset)
+    config.update(overrides)
+    return SimpleUNet2DModel(sample_size=resolution, in_channels=channels, out_channels=channels, **config)
+
+
+def make_diffusers_unet(block_out_channels: tuple[int, int, int], resolution: int, channels: int) -> UNet2DModel:
+    """
+    Diffusers' `UNet2DModel` with three resolutions like `SimpleUNet2DModel` (one ResNet layer per block, no attention).
+
+    `(32, 64, 128)` has 2.5M parameters at one channel (the notebook network: 2.4M); `(16, 32, 64)` has 0.64M (the
+    `"default"` preset: 0.66M).
+    """
+    return UNet2DModel(
+        sample_size=resolution,
+        in_channels=channels,
+        out_channels=channels,
+        block_out_channels=block_out_channels,
+        layers_per_block=1,
+        down_block_types=("DownBlock2D",) * 3,
+        up_block_types=("UpBlock2D",) * 3,
+        norm_num_groups=8,
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def mnist_tensor(split: str = "train", num_images: int | None = None) -> torch.Tensor:
+    """The built-in MNIST digits as a float tensor [N, 1, 28, 28] in [-1, 1], as the training transform gives them."""
+    images = load_mnist_arrays(split)[0][:num_images]
+    return torch.from_numpy(images.astype(np.float32) / 127.5 - 1.0)[:, None]
+
+
+def mnist_labels(split: str = "train", num_images: int | None = None) -> torch.Tensor:
+    return torch.from_numpy(load_mnist_arrays(split)[1][:num_images].copy())
+
+
+class BareTrainer:
+    """
+    The training step of `scripts/train.py` without accelerate, the DataLoader, logging or checkpoints.
+
+    It samples batches from a tensor held in memory and runs the script's update: `add_noise` of
+    `SimpleDDPMScheduler`, MSE on the ε prediction, AdamW with the script's defaults, warm-up then a constant learning
+    rate, gradient clipping and (optionally) the EMA of the weights.
+
+    Args:
+        model (`nn.Module`): A `SimpleUNet2DModel` or a diffusers `UNet2DModel`.
+        images (`torch.Tensor`): Training images [N, C, H, W] in [-1, 1].
+        batch_size (`int`): Images per update.
+        device (`torch.device`): Where to train.
+        mixed_precision (`str`): `"no"` or `"bf16"` (autocast).
+        channels_last (`bool`): Whether to use the channels_last memory format.
+        use_ema (`bool`): Whether to keep the EMA of the weights, as the script does by default.
+        labels (`torch.Tensor`, *optional*): Class labels for a class-conditional `SimpleUNet2DModel`.
+        class_dropout_prob (`float`): Share of labels replaced by "no class".
+        seed (`int`): Seed of the batch draws and noise.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        images: torch.Tensor,
+        batch_size: int,
+        device: torch.device,
+        mixed_precision: str = "bf16",
+        channels_last: bool = True,
+        use_ema: bool = True,
+        labels: torch.Tensor | None = None,
+        class_dropout_prob: float = 0.1,
+        seed: int = 0,
+    ):
+        if mixed_precision not in ("no", "bf16"):
+            raise ValueError(f"`mixed_precision` must be 'no' or 'bf16', got {mixed_precision!r}.")
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(device=device, memory_format=self.memory_format).train()
+        self.images = images.to(device)
+        self.labels = labels.to(device) if labels is not None else None
+        self.class_dropout_prob = class_dropout_prob
+        self.batch_size = batch_size
+        self.device = device
+        self.mixed_precision = mixed_precision
+        self.noise_scheduler = SimpleDDPMScheduler()
+        settings = TRAIN_SCRIPT_SETTINGS
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=settings["learning_rate"],
+            betas=settings["adam_betas"],
+            weight_decay=settings["adam_weight_decay"],
+            eps=settings["adam_epsilon"],
+        )
+        self.lr_scheduler = get_scheduler(
+            "constant_with_warmup", optimizer=self.optimizer, num_warmup_steps=settings["lr_warmup_steps"]
+        )
+        self.ema_model = None
+        if use_ema:
+            self.ema_model = EMAModel(
+                self.model.parameters(),
+                decay=settings["ema_max_decay"],
+                use_ema_warmup=True,
+                inv_gamma=settings["ema_inv_gamma"],
+                power=settings["ema_power"],
+            )
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.num_steps = 0
+
+    def step(self) -> float:
+        """One update on a random batch; returns the loss (without waiting for the device)."""
+        indices = torch.randint(0, len(self.images), (self.batch_size,), device=self.device, generator=self.generator)
+        clean_images = self.images[indices].to(memory_format=self.memory_format)
+        noise = torch.randn(clean_images.shape, device=self.device, generator=self.generator)
+        noise = noise.to(memory_format=self.memory_format)
+        timesteps = torch.randint(
+            0, self.noise_scheduler.config.num_train_timesteps, (self.batch_size,), device=self.device,
+            generator=self.generator,
+        )
+        noisy_images = self.noise_scheduler.add_noise(clean_images, noise, timesteps)
+        extra = {}
+        if self.labels is not None:
+            labels = self.labels[indices]
+            dropped = torch.rand(self.batch_size, device=self.device, generator=self.generator) < self.class_dropout_prob
+            extra["class_labels"] = torch.where(dropped, self.model.config.num_class_embeds, labels)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision == "bf16"):
+            prediction = self.model(noisy_images, timesteps, **extra).sample
+        loss = F.mse_loss(prediction.float(), noise.float())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), TRAIN_SCRIPT_SETTINGS["max_grad_norm"])
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema_model is not None:
+            self.ema_model.step(self.model.parameters())
+        self.num_steps += 1
+        return loss.detach()
+
+    def train_for(self, budget_s: float) -> dict[str, float]:
+        """Trains until `budget_s` seconds of wall-clock time have passed; returns steps, seconds and images/s."""
+        start = time.perf_counter()
+        loss = None
+        while time.perf_counter() - start < budget_s:
+            loss = self.step()
+        synchronize(self.device)
+        seconds = time.perf_counter() - start
+        steps = self.num_steps
+        return {
+            "steps": steps,
+            "seconds": seconds,
+            "images_per_s": steps * self.batch_size / seconds,
+            "loss": float(loss) if loss is not None else float("nan"),
+        }
+
+    def ema_copy(self) -> nn.Module:
+        """A copy of the model holding the EMA weights (or the trained weights without EMA), in eval mode."""
+        model = type(self.model).from_config(self.model.config).to(self.device)
+        if self.ema_model is not None:
+            self.ema_model.copy_to(model.parameters())
+        else:
+            model.load_state_dict(self.model.state_dict())
+        return model.eval()
+
+
+def time_steps(step, num_steps: int, num_warmup: int, device: torch.device) -> tuple[float, float]:
+    """
+    Runs `step()` `num_warmup` times, then `num_steps` times.
+
+    Returns:
+        `tuple[float, float]`: the seconds of the timed steps, and the peak memory growth (MiB) over all of them
+        (gradients, optimizer state and activations; the weights exist before).
+    """
+    with PeakMemory(device) as memory:
+        for _ in range(num_warmup):
+            step()
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(num_steps):
+            step()
+        synchronize(device)
+        seconds = time.perf_counter() - start
+    return seconds, memory.peak_mib
+
+
+def run_train_script(output_dir: str | os.PathLike, script_args: list[str]) -> dict[str, float]:
+    """
+    Runs `accelerate launch scripts/train.py` (one process) into `output_dir`, without intermediate sample grids,
+    pipeline saves or the final evaluation, and measures it.
+
+    Args:
+        output_dir (`str` or `os.PathLike`): The run's `--output_dir` (overwritten).
+        script_args (`list[str]`): Further arguments of the script.
+
+    Returns:
+        `dict`: `seconds` (wall-clock time of the whole command) and `peak_rss_mib` (peak resident set size of its
+        process tree, sampled).
+    """
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+        "--dynamo_backend", "no", str(TRAIN_SCRIPT), "--output_dir", str(output_dir), "--overwrite_output_dir",
+        "--save_images_epochs", str(10**6), "--save_model_epochs", str(10**6), "--eval_num_images", "0",
+        "--ddpm_num_inference_steps", "2", "--eval_batch_size", "1", *script_args,
+    ]
+    start = time.perf_counter()
+    process = psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with PeakMemory(torch.device("cpu"), process=process, absolute=True) as memory:
+        output, _ = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"scripts/train.py failed:\n{output[-3000:]}")
+    return {"seconds": time.perf_counter() - start, "peak_rss_mib": memory.peak_mib}
+
+
+def steps_for_budget(trainer: "BareTrainer", budget_s: float, num_steps: int = 10) -> int:
+    """The number of updates that fit in `budget_s`, from `num_steps` timed updates of `trainer` (after one warm-up)."""
+    trainer.step()
+    seconds, _ = time_steps(trainer.step, num_steps, 0, trainer.device)
+    return max(1, int(budget_s * num_steps / seconds))
+
+
+def make_sampler(name: str, config) -> object:
+    """A scheduler of `SAMPLERS` from a `SimpleDDPMScheduler` config (DPM-Solver++ in its second-order form)."""
+    if name not in SAMPLERS:
+        raise ValueError(f"The sampler must be one of {tuple(SAMPLERS)}, got {name!r}.")
+    if name == "DPM-Solver++":
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
+    return SAMPLERS[name].from_config(config)
+
+
+@torch.no_grad()
+def generate(
+    unet: nn.Module,
+    sampler: str,
+    num_inference_steps: int,
+    num_images: int,
+    batch_size: int,
+    seed: int,
+    class_labels: torch.Tensor | None = None,
+    guidance_scale: float = 1.0,
+    bf16: bool = False,
+) -> torch.Tensor:
+    """
+    Generates images with `SimpleDDPMPipeline` and a sampler of `SAMPLERS`, in batches.
+
+    Args:
+        unet (`nn.Module`): The trained model, on its device.
+        sampler (`str`): `"DDPM"`, `"DDIM"` or `"DPM-Solver++"`.
+        num_inference_steps (`int`): Denoising steps.
+        num_images (`int`): Images in total.
+        batch_size (`int`): Images per pipeline call.
+        seed (`int`): Seed of the first batch; batch `i` uses `seed + i`.
+        class_labels (`torch.Tensor`, *optional*): One label per image, for a class-conditional model.
+        guidance_scale (`float`): Classifier-free guidance scale.
+        bf16 (`bool`): Run the model under bf16 autocast.
+
+    Returns:
+        `torch.Tensor`: float images [N, C, H, W] in [0, 1], on the CPU.
+    """
+    pipeline = SimpleDDPMPipeline(unet=unet, scheduler=make_sampler(sampler, SimpleDDPMScheduler().config))
+    pipeline.set_progress_bar_config(disable=True)
+    images = []
+    for batch_index, start in enumerate(range(0, num_images, batch_size)):
+        count = min(batch_size, num_images - start)
+        extra = {}
+        if class_labels is not None:
+            extra = {"class_labels": class_labels[start : start + count], "guidance_scale": guidance_scale}
+        with torch.autocast(unet.device.type, dtype=torch.bfloat16, enabled=bf16):
+            output = pipeline(
+                batch_size=count,
+                num_inference_steps=num_inference_steps,
+                generator=torch.Generator(device=unet.device).manual_seed(seed + batch_index),
+                output_type="pt",
+                **extra,
+            )
+        images.append(output.images)
+    return torch.cat(images)

@@ -1,0 +1,101 @@
+"""Smoke tests of the benchmark scripts: each runs with `--quick` and must write its report section, its chart and
+the index. They check the report's structure, never a timing."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "scripts" / "benchmarks"
+# benchmark name -> (charts it writes, table headers its section must hold)
+EXPECTED = {
+    "scheduler": (["scheduler.png"], ["| batch | SimpleDDPMScheduler (µs/step) | DDPMScheduler (µs/step) | speed-up |"]),
+    "sampling": (
+        ["sampling.png"],
+        [
+            "| model | parameters | steps | pipeline (s) | bare loop (s) | overhead |",
+            "| model | sampler | batch of 2 (s) | s/image |",
+        ],
+    ),
+    "training": (
+        ["training-32x32x3.png"],
+        [
+            "| format | batch | model | parameters | loop | precision | images/s | peak memory (MiB) |",
+            "| format | batch | model | scripts/train.py (img/s) | bare loop (img/s) | bare loop faster by | "
+            "script peak RSS (MiB) |",
+        ],
+    ),
+    "ablation": (
+        ["ablation.png"],
+        ["| configuration | parameters | updates | images/s | final loss | fast FD | KID | classifier IS | load |"],
+    ),
+    "quality": (
+        ["quality.png"],
+        ["| model | sampler | digits | fast FD | floor | KID | floor | classifier IS | floor | rarest digit share |"],
+    ),
+    "conditional": (
+        ["conditional.png"],
+        ["| guidance scale | all | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 |", "| guidance scale | mean | 0 |"],
+    ),
+}
+
+
+@pytest.fixture
+def benchmark_module(monkeypatch):
+    """Imports a benchmark script as its own folder's module would see it, and restores torch's thread count."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS_DIR))
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
+    threads = torch.get_num_threads()
+    yield lambda name: importlib.import_module(f"benchmark_{name}")
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_quick_run_writes_its_section_and_the_index(name, benchmark_module, tmp_path):
+    module = benchmark_module(name)
+    module.main(module.parse_args(["--quick", "--device", "cpu", "--output_dir", str(tmp_path)]))
+
+    charts, headers = EXPECTED[name]
+    section = (tmp_path / "benchmarks" / f"{name}.md").read_text()
+    assert section.startswith("## ")
+    assert "- Hardware: " in section and "torch " in section and "- Load average (1, 5, 15 min) at start: " in section
+    for header in headers:
+        assert header in section
+    for chart in charts:
+        assert f"]({chart})" in section
+        with Image.open(tmp_path / "benchmarks" / chart) as image:
+            assert image.format == "PNG" and image.width > 100
+    index = (tmp_path / "benchmarks.md").read_text()
+    assert section.splitlines()[0] in index
+    for chart in charts:
+        assert f"](benchmarks/{chart})" in index
+
+
+def test_index_keeps_the_other_sections(benchmark_module, tmp_path):
+    utils = benchmark_module("utils")
+    device = torch.device("cpu")
+    utils.write_report(tmp_path, "sampling", "Sampling cost", ["sampling table"], device)
+    utils.write_report(tmp_path, "scheduler", "Scheduler cost", ["first run"], device)
+    utils.write_report(tmp_path, "scheduler", "Scheduler cost", ["second run"], device)
+
+    index = (tmp_path / "benchmarks.md").read_text()
+    assert "second run" in index and "first run" not in index
+    # Sections follow SECTION_ORDER whatever order the scripts ran in.
+    assert index.index("## Scheduler cost") < index.index("## Sampling cost")
+    assert "sampling table" in index
+
+
+def test_unknown_ablation_config_is_rejected(benchmark_module):
+    module = benchmark_module("ablation")
+    with pytest.raises(ValueError, match="--configs"):
+        module.parse_args(["--configs", "notebook", "+ attention"])
+
+
+def test_bare_trainer_rejects_fp16(benchmark_module):
+    utils = benchmark_module("utils")
+    model = utils.make_simple_unet("default", 8, 1, block_out_channels=(8, 8, 8))
+    with pytest.raises(ValueError, match="mixed_precision"):
+        utils.BareTrainer(model, torch.zeros(4, 1, 8, 8), 2, torch.device("cpu"), mixed_precision="fp16")
