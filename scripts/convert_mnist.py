@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 SOURCE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
 IMAGE_SIZE = 28

@@ -12,7 +12,6 @@ import shutil
 import time
 from pathlib import Path
 
-import accelerate
 import datasets
 import diffusers
 import numpy as np
@@ -33,14 +32,17 @@ from diffusers_simple_ddpm.data import (
     make_train_dataloader,
     resolve_image_column,
 )
+from diffusers_simple_ddpm.hub_utils import SAMPLE_GRID_NAME, TrainingDetails
 from diffusers_simple_ddpm.image_utils import make_sample_grid
 from diffusers_simple_ddpm.modeling_simple_unet import check_spatial_size
+from diffusers_simple_ddpm.sampling import resolve_scheduler
 from diffusers_simple_ddpm.training_utils import (
     MODEL_PRESETS,
     PREDICTION_TYPES,
     check_processes_in_sync,
     checkpoint_step,
     ema_unet,
+    evaluate_on_mnist,
     hardware_description,
     list_checkpoints,
     load_model_config,
@@ -52,7 +54,6 @@ from diffusers_simple_ddpm.training_utils import (
 logger = get_logger(__name__, log_level="INFO")
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
-SAMPLE_GRID_NAME = "sample_grid.png"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -198,6 +199,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     outputs.add_argument("--save_images_epochs", type=int, default=10, help="Write a sample grid every N epochs.")
     outputs.add_argument("--save_images_steps", type=int, default=None, help="Write a sample grid every N updates.")
     outputs.add_argument("--save_model_epochs", type=int, default=10, help="Save the pipeline every N epochs.")
+    outputs.add_argument(
+        "--eval_num_images",
+        type=int,
+        default=500,
+        help="On the built-in MNIST, score this many samples of the final pipeline with the fast metrics (MNIST "
+        "classifier Fréchet distance, KID, IS) for the model card; 0 skips it.",
+    )
+    outputs.add_argument(
+        "--eval_scheduler", type=str, default="ddim", help="Sampler of that evaluation (ddpm, ddim, dpm, euler, ...)."
+    )
+    outputs.add_argument(
+        "--eval_num_inference_steps", type=int, default=None, help="Its steps (default: the sampler's default)."
+    )
     outputs.add_argument("--logging_steps", type=int, default=10, help="Log the loss every N updates.")
     outputs.add_argument(
         "--logger", type=str, default="tensorboard", choices=("tensorboard", "wandb"), help="Experiment tracker."
@@ -232,7 +246,7 @@ def check_args(args: argparse.Namespace) -> None:
     for name in positive:
         if getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be at least 1, got {getattr(args, name)}.")
-    for name in ("max_train_steps", "lr_warmup_steps", "dataloader_num_workers"):
+    for name in ("max_train_steps", "lr_warmup_steps", "dataloader_num_workers", "eval_num_images"):
         if getattr(args, name) < 0:
             raise ValueError(f"`--{name}` must be 0 or more, got {getattr(args, name)}.")
     for name in ("save_images_steps", "checkpoints_total_limit"):
@@ -248,6 +262,7 @@ def check_args(args: argparse.Namespace) -> None:
     check_spatial_size(args.resolution, args.resolution, argument="--resolution")
     load_model_config(args.model_config)
     resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
+    resolve_scheduler(args.eval_scheduler, argument="--eval_scheduler")
     output_dir = Path(args.output_dir)
     if output_dir.is_dir() and any(output_dir.iterdir()):
         if not (args.overwrite_output_dir or args.resume_from_checkpoint):
@@ -309,6 +324,8 @@ def main(args: argparse.Namespace) -> None:
         train_data_dir=args.train_data_dir,
         cache_dir=args.cache_dir,
     )
+    builtin_mnist = args.dataset_name is None and args.train_data_dir is None
+    dataset_label = args.dataset_name or args.train_data_dir
     image_column = resolve_image_column(dataset, args.image_column)
     check_image_sizes(dataset, image_column, args.resolution)
     num_channels = args.num_channels or image_channels(dataset, image_column)
@@ -428,8 +445,7 @@ def main(args: argparse.Namespace) -> None:
     elif args.resume_from_checkpoint:
         accelerator.print(f"No checkpoint in {args.output_dir} yet: starting a new run.")
 
-    def save_sample_grid(step: int) -> None:
-        pipeline = export_pipeline()
+    def save_sample_grid(pipeline: SimpleDDPMPipeline, step: int) -> str:
         generator = torch.Generator(device="cpu").manual_seed(args.seed)
         images = pipeline(
             batch_size=args.eval_batch_size,
@@ -438,7 +454,8 @@ def main(args: argparse.Namespace) -> None:
             class_labels=torch.arange(args.eval_batch_size) % len(class_names) if class_names else None,
         ).images
         grid = make_sample_grid(images)
-        grid.save(os.path.join(args.output_dir, SAMPLE_GRID_NAME))
+        grid_path = os.path.join(args.output_dir, SAMPLE_GRID_NAME)
+        grid.save(grid_path)
         tracker = accelerator.get_tracker(args.logger, unwrap=True)
         if args.logger == "tensorboard":
             tracker.add_image("samples", np.asarray(grid.convert("RGB")), step, dataformats="HWC")
@@ -446,6 +463,7 @@ def main(args: argparse.Namespace) -> None:
             import wandb
 
             tracker.log({"samples": wandb.Image(grid)}, step=step)
+        return grid_path
 
     def export_pipeline() -> SimpleDDPMPipeline:
         trained = accelerator.unwrap_model(unet)
@@ -534,14 +552,14 @@ def main(args: argparse.Namespace) -> None:
                 checkpoint = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
                 logger.info(f"Saved state to {checkpoint}")
             if args.save_images_steps and global_step % args.save_images_steps == 0 and accelerator.is_main_process:
-                save_sample_grid(global_step)
+                save_sample_grid(export_pipeline(), global_step)
             if global_step >= max_train_steps:
                 break
 
         last_epoch = epoch == num_epochs - 1 or global_step >= max_train_steps
         if accelerator.is_main_process and not last_epoch:
             if (epoch + 1) % args.save_images_epochs == 0:
-                save_sample_grid(global_step)
+                save_sample_grid(export_pipeline(), global_step)
             if (epoch + 1) % args.save_model_epochs == 0:
                 export_pipeline().save_pretrained(args.output_dir)
         if global_step >= max_train_steps:
@@ -554,11 +572,51 @@ def main(args: argparse.Namespace) -> None:
     accelerator.print(f"All {accelerator.num_processes} processes hold identical weights.")
     if accelerator.is_main_process:
         pipeline = export_pipeline()
-        pipeline.save_pretrained(args.output_dir)
-        save_sample_grid(global_step)
-        logger.info(
-            f"Trained {global_step} steps in {wall_time / 60:.1f} min on {hardware_description(accelerator.device, accelerator.num_processes)}."
+        grid_path = save_sample_grid(pipeline, global_step)
+        evaluation = None
+        if builtin_mnist and args.eval_num_images:
+            evaluation = evaluate_on_mnist(
+                pipeline,
+                args.eval_num_images,
+                scheduler=args.eval_scheduler,
+                num_inference_steps=args.eval_num_inference_steps,
+                seed=args.seed,
+            )
+            accelerator.log({"eval/fast_fd": next(iter(evaluation.metrics.values()))}, step=global_step)
+        hardware = hardware_description(accelerator.device, accelerator.num_processes)
+        pipeline.training_details = TrainingDetails(
+            dataset_name="MNIST (built-in, 60,000 training digits)" if builtin_mnist else dataset_label,
+            dataset_id="ylecun/mnist" if builtin_mnist else args.dataset_name,
+            num_train_steps=global_step,
+            num_epochs=math.ceil(global_step / updates_per_epoch),
+            train_batch_size=args.train_batch_size,
+            num_processes=accelerator.num_processes,
+            gradient_accumulation_steps=args.gradient_accumulation_steps,
+            learning_rate=args.learning_rate,
+            lr_scheduler=args.lr_scheduler,
+            lr_warmup_steps=args.lr_warmup_steps,
+            mixed_precision=args.mixed_precision,
+            use_ema=args.use_ema,
+            ema_max_decay=args.ema_max_decay,
+            ema_inv_gamma=args.ema_inv_gamma,
+            ema_power=args.ema_power,
+            hardware=hardware,
+            wall_time_seconds=wall_time,
+            seed=args.seed,
+            evaluation=evaluation,
+            sample_grid=grid_path,
         )
+        pipeline.save_pretrained(
+            args.output_dir,
+            push_to_hub=args.push_to_hub,
+            repo_id=args.hub_model_id,
+            token=args.hub_token,
+            private=args.hub_private_repo,
+        )
+        logger.info(f"Trained {global_step} steps in {wall_time / 60:.1f} min on {hardware}.")
+        if evaluation is not None:
+            for name, value in evaluation.metrics.items():
+                accelerator.print(f"{name}: {value:.4g}")
         accelerator.print(
             f"Pipeline saved to {args.output_dir} (load it with SimpleDDPMPipeline.from_pretrained({args.output_dir!r})); "
             f"sample grid: {os.path.join(args.output_dir, SAMPLE_GRID_NAME)}"

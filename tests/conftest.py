@@ -1,5 +1,9 @@
+import httpx2
+import huggingface_hub
 import pytest
 import torch
+from fake_hub import FakeHub
+from huggingface_hub.utils._http import default_client_factory
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
 
@@ -24,3 +28,12 @@ def tiny_pipeline() -> SimpleDDPMPipeline:
     pipeline = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler())
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
+
+
+@pytest.fixture
+def fake_hub() -> FakeHub:
+    """huggingface_hub's real client talking to a `FakeHub` instead of the network, for the test's duration."""
+    hub = FakeHub()
+    huggingface_hub.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(hub.handle)))
+    yield hub
+    huggingface_hub.set_client_factory(default_client_factory)

