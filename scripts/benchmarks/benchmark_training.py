@@ -222,6 +222,11 @@ def main(args: argparse.Namespace) -> None:
                     if preset == "notebook":
                         torch.manual_seed(args.seed)
                         diffusion = DiffusionModel(SimpleUNet(channels=channels)).to(device)
+                        # The notebook keeps its schedule tables as plain attributes, which `.to()` leaves on the CPU
+                        # (its loop fails so on a GPU); moving them is the only change made to it.
+                        for name, value in vars(diffusion).items():
+                            if isinstance(value, torch.Tensor):
+                                setattr(diffusion, name, value.to(device))
                         optimizer = torch.optim.Adam(diffusion.parameters(), lr=1e-4)
                         measure(diffusion.model, "notebook loop (p_losses + Adam)", "fp32",
                                 lambda: notebook_step(diffusion, optimizer, images, batch_size))

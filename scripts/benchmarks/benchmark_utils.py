@@ -279,8 +279,13 @@ class PeakMemory:
         self.peak_mib: float | None = None
 
     def resident_bytes(self) -> int:
+        """The RSS of the process and its children (processes that have just exited count as 0)."""
+        try:
+            processes = [self.process, *self.process.children(recursive=True)]
+        except psutil.Error:
+            return 0
         total = 0
-        for process in [self.process, *self.process.children(recursive=True)]:
+        for process in processes:
             try:
                 total += process.memory_info().rss
             except psutil.Error:
