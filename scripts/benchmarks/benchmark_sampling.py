@@ -88,8 +88,12 @@ def main(args: argparse.Namespace) -> None:
             bare_loop(unet, SimpleDDPMScheduler(), latents, args.overhead_steps, generator)
 
         run_bare()  # warm-up
-        pipeline_s = min(timed(run_pipeline, device) for _ in range(args.repeats))
-        bare_s = min(timed(run_bare, device) for _ in range(args.repeats))
+        # Alternating the two keeps a change in the machine's load from favouring one of them.
+        pipeline_times, bare_times = [], []
+        for _ in range(args.repeats):
+            pipeline_times.append(timed(run_pipeline, device))
+            bare_times.append(timed(run_bare, device))
+        pipeline_s, bare_s = min(pipeline_times), min(bare_times)
         overhead_rows.append(
             [preset, f"{count_parameters(unet) / 1e6:.2f}M", args.overhead_steps, pipeline_s, bare_s,
              f"{100 * (pipeline_s / bare_s - 1):+.1f}%"]
@@ -116,7 +120,7 @@ def main(args: argparse.Namespace) -> None:
         f"Untrained weights (the cost does not depend on them), images {size}, batch {args.batch_size}, fp32 on "
         f"{device.type}.",
         "",
-        f"### Pipeline overhead (DDPM, {args.overhead_steps} steps, fastest of {args.repeats})",
+        f"### Pipeline overhead (DDPM, {args.overhead_steps} steps, fastest of {args.repeats} alternating runs)",
         "",
         "The bare loop calls the model and `SimpleDDPMScheduler.step` and nothing else; the pipeline adds input "
         "checks, the noise draw, `scale_model_input` and the conversion to a tensor in [0, 1].",
