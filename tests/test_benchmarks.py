@@ -2,7 +2,6 @@
 the index. They check the report's structure, never a timing."""
 
 import importlib
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,10 @@ from PIL import Image
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "scripts" / "benchmarks"
 # benchmark name -> (charts it writes, table headers its section must hold)
 EXPECTED = {
-    "scheduler": (["scheduler.png"], ["| batch | SimpleDDPMScheduler (µs/step) | DDPMScheduler (µs/step) | speed-up |"]),
+    "scheduler": (
+        ["scheduler.png"],
+        ["| batch | SimpleDDPMScheduler (µs/step) | DDPMScheduler (µs/step) | speed-up |"],
+    ),
     "sampling": (
         ["sampling.png"],
         [
@@ -62,6 +64,7 @@ def test_quick_run_writes_its_section_and_the_index(name, benchmark_module, tmp_
     section = (tmp_path / "benchmarks" / f"{name}.md").read_text()
     assert section.startswith("## ")
     assert "- Hardware: " in section and "torch " in section and "- Load average (1, 5, 15 min) at start: " in section
+    assert "- Load average (1, 5, 15 min) at the end: " in section
     for header in headers:
         assert header in section
     for chart in charts:
@@ -77,9 +80,10 @@ def test_quick_run_writes_its_section_and_the_index(name, benchmark_module, tmp_
 def test_index_keeps_the_other_sections(benchmark_module, tmp_path):
     utils = benchmark_module("utils")
     device = torch.device("cpu")
-    utils.write_report(tmp_path, "sampling", "Sampling cost", ["sampling table"], device)
-    utils.write_report(tmp_path, "scheduler", "Scheduler cost", ["first run"], device)
-    utils.write_report(tmp_path, "scheduler", "Scheduler cost", ["second run"], device)
+    environment = utils.environment_lines(device)
+    utils.write_report(tmp_path, "sampling", "Sampling cost", environment, ["sampling table"], device)
+    utils.write_report(tmp_path, "scheduler", "Scheduler cost", environment, ["first run"], device)
+    utils.write_report(tmp_path, "scheduler", "Scheduler cost", environment, ["second run"], device)
 
     index = (tmp_path / "benchmarks.md").read_text()
     assert "second run" in index and "first run" not in index

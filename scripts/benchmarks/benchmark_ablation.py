@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> None:
-    device = setup(args)
+    device, environment = setup(args)
     images = mnist_tensor("train")
     evaluator = SampleEvaluator(metrics=("fast",), device=device)
     floor = evaluator.floor(args.num_samples)
@@ -86,14 +86,27 @@ def main(args: argparse.Namespace) -> None:
         trainer = BareTrainer(model, images, args.batch_size, device, "bf16", True, seed=args.seed)
         result = trainer.train_for(args.budget_minutes * 60)
         samples = generate(
-            trainer.ema_copy(), args.sampler, args.num_inference_steps, args.num_samples, args.sample_batch_size,
+            trainer.ema_copy(),
+            args.sampler,
+            args.num_inference_steps,
+            args.num_samples,
+            args.sample_batch_size,
             args.seed,
         )
         metrics = evaluator.evaluate(samples)
-        rows.append([
-            name, f"{count_parameters(model) / 1e6:.2f}M", result["steps"], result["images_per_s"], result["loss"],
-            metrics["fast_fd"], metrics["kid"], metrics["classifier_is"], f"{load_at_start:.1f}",
-        ])
+        rows.append(
+            [
+                name,
+                f"{count_parameters(model) / 1e6:.2f}M",
+                result["steps"],
+                result["images_per_s"],
+                result["loss"],
+                metrics["fast_fd"],
+                metrics["kid"],
+                metrics["classifier_is"],
+                f"{load_at_start:.1f}",
+            ]
+        )
         labels.append(name)
         scores.append(metrics["fast_fd"])
         print(f"{name}: {rows[-1]}", flush=True)
@@ -113,15 +126,35 @@ def main(args: argparse.Namespace) -> None:
         f"classifier IS {floor['classifier_is']:.3g}. Lower FD and KID, higher IS are better. The 1-minute load "
         f"average at each configuration's start is given, since configurations share the machine with other jobs.",
         "",
-        *markdown_table(["configuration", "parameters", "updates", "images/s", "final loss", "fast FD", "KID",
-                         "classifier IS", "load"], rows),
+        *markdown_table(
+            [
+                "configuration",
+                "parameters",
+                "updates",
+                "images/s",
+                "final loss",
+                "fast FD",
+                "KID",
+                "classifier IS",
+                "load",
+            ],
+            rows,
+        ),
         "",
         summary + ".",
         "",
-        bar_chart(chart_path(args.output_dir, NAME, device), "Fast FD after the same training time (lower is better; "
-                  "tick: floor)", labels, scores, "", references=[floor["fast_fd"]] * len(scores)),
+        bar_chart(
+            chart_path(args.output_dir, NAME, device),
+            "Fast FD after the same training time (lower is better; tick: floor)",
+            labels,
+            scores,
+            "",
+            references=[floor["fast_fd"]] * len(scores),
+        ),
     ]
-    path = write_report(args.output_dir, NAME, "Architecture ablation at a fixed training time", body, device)
+    path = write_report(
+        args.output_dir, NAME, "Architecture ablation at a fixed training time", environment, body, device
+    )
     print(f"Wrote {path}")
 
 

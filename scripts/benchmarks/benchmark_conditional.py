@@ -32,7 +32,13 @@ from benchmark_utils import (
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline
 from diffusers_simple_ddpm.data import load_mnist_arrays
-from diffusers_simple_ddpm.evaluation import NUM_CLASSES, classifier_features, feature_statistics, frechet_distance, load_classifier
+from diffusers_simple_ddpm.evaluation import (
+    NUM_CLASSES,
+    classifier_features,
+    feature_statistics,
+    frechet_distance,
+    load_classifier,
+)
 
 NAME = "conditional"
 
@@ -64,7 +70,7 @@ def class_statistics(images, classifier, device) -> tuple[np.ndarray, np.ndarray
 
 
 def main(args: argparse.Namespace) -> None:
-    device = setup(args)
+    device, environment = setup(args)
     images, labels = mnist_tensor("train"), mnist_labels("train")
     budget_s = args.budget_minutes * 60
     with tempfile.TemporaryDirectory() as workdir:
@@ -72,16 +78,30 @@ def main(args: argparse.Namespace) -> None:
         torch.manual_seed(args.seed)
         model = make_simple_unet(args.model_config, 28, 1, num_class_embeds=NUM_CLASSES)
         num_steps = steps_for_budget(BareTrainer(model, images, args.batch_size, device, labels=labels), budget_s)
-        run = run_train_script(output_dir, [
-            "--class_conditional", "--model_config", args.model_config, "--train_batch_size", str(args.batch_size),
-            "--max_train_steps", str(num_steps), "--checkpointing_steps", str(10**9), "--seed", str(args.seed),
-        ])
+        run = run_train_script(
+            output_dir,
+            [
+                "--class_conditional",
+                "--model_config",
+                args.model_config,
+                "--train_batch_size",
+                str(args.batch_size),
+                "--max_train_steps",
+                str(num_steps),
+                "--checkpointing_steps",
+                str(10**9),
+                "--seed",
+                str(args.seed),
+            ],
+        )
         unet = SimpleDDPMPipeline.from_pretrained(output_dir).unet.to(device).eval()
 
     classifier = load_classifier(device=device)
     test_images, test_labels = load_mnist_arrays("test")
     train_images, train_labels = load_mnist_arrays("train")
-    references = [class_statistics(test_images[test_labels == digit], classifier, device)[:2] for digit in range(NUM_CLASSES)]
+    references = [
+        class_statistics(test_images[test_labels == digit], classifier, device)[:2] for digit in range(NUM_CLASSES)
+    ]
     floors = [
         frechet_distance(
             *class_statistics(train_images[train_labels == digit][: args.num_per_class], classifier, device)[:2],
@@ -93,8 +113,14 @@ def main(args: argparse.Namespace) -> None:
     accuracy_rows, distance_rows, accuracies = [], [], []
     for scale in args.guidance_scales:
         samples = generate(
-            unet, args.sampler, args.num_inference_steps, len(requested), args.sample_batch_size, args.seed,
-            class_labels=requested, guidance_scale=scale,
+            unet,
+            args.sampler,
+            args.num_inference_steps,
+            len(requested),
+            args.sample_batch_size,
+            args.seed,
+            class_labels=requested,
+            guidance_scale=scale,
         )
         per_class_accuracy, per_class_distance = [], []
         for digit in range(NUM_CLASSES):
@@ -104,7 +130,9 @@ def main(args: argparse.Namespace) -> None:
             per_class_distance.append(frechet_distance(mu, sigma, *references[digit]))
         accuracy = float(np.mean(per_class_accuracy))
         accuracies.append(accuracy)
-        accuracy_rows.append([f"{scale:g}", f"{100 * accuracy:.1f}%", *(f"{100 * value:.0f}" for value in per_class_accuracy)])
+        accuracy_rows.append(
+            [f"{scale:g}", f"{100 * accuracy:.1f}%", *(f"{100 * value:.0f}" for value in per_class_accuracy)]
+        )
         distance_rows.append([f"{scale:g}", float(np.mean(per_class_distance)), *per_class_distance])
         print(accuracy_rows[-1], flush=True)
 
@@ -112,7 +140,7 @@ def main(args: argparse.Namespace) -> None:
     digits = [str(digit) for digit in range(NUM_CLASSES)]
     distance_rows.append(["floor (real digits)", float(np.mean(floors)), *floors])
     body = [
-        f"`scripts/train.py --class_conditional --model_config {args.model_config}` (labels dropped to \"no class\" "
+        f'`scripts/train.py --class_conditional --model_config {args.model_config}` (labels dropped to "no class" '
         f"10% of the time, bf16, EMA, batch {args.batch_size}) for a {args.budget_minutes:g}-minute budget: "
         f"{num_steps} updates, {run['seconds']:.0f} s for the whole command. Its EMA pipeline generated "
         f"{args.num_per_class} digits per class at each classifier-free guidance scale with {args.sampler} "
@@ -128,10 +156,15 @@ def main(args: argparse.Namespace) -> None:
         "",
         *markdown_table(["guidance scale", "mean", *digits], distance_rows),
         "",
-        bar_chart(chart_path(args.output_dir, NAME, device), "Share of requested digits by guidance scale",
-                  [f"guidance {scale:g}" for scale in args.guidance_scales], [100 * value for value in accuracies], "%"),
+        bar_chart(
+            chart_path(args.output_dir, NAME, device),
+            "Share of requested digits by guidance scale",
+            [f"guidance {scale:g}" for scale in args.guidance_scales],
+            [100 * value for value in accuracies],
+            "%",
+        ),
     ]
-    path = write_report(args.output_dir, NAME, "Class-conditional generation", body, device)
+    path = write_report(args.output_dir, NAME, "Class-conditional generation", environment, body, device)
     print(f"Wrote {path}")
 
 

@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> None:
-    device = setup(args)
+    device, environment = setup(args)
     images = mnist_tensor("train")
     budget_s = args.budget_minutes * 60
     settings = SAMPLER_SETTINGS if not args.quick else (("DDPM", 4), ("DDIM", 2), ("DPM-Solver++", 2))
@@ -78,17 +78,33 @@ def main(args: argparse.Namespace) -> None:
         calibration = BareTrainer(make_simple_unet(args.model_config, 28, 1), images, args.batch_size, device)
         num_steps = steps_for_budget(calibration, budget_s)
         del calibration
-        run = run_train_script(output_dir, [
-            "--model_config", args.model_config, "--train_batch_size", str(args.batch_size),
-            "--max_train_steps", str(num_steps), "--checkpointing_steps", str(num_steps),
-            "--seed", str(args.seed),
-        ])
+        run = run_train_script(
+            output_dir,
+            [
+                "--model_config",
+                args.model_config,
+                "--train_batch_size",
+                str(args.batch_size),
+                "--max_train_steps",
+                str(num_steps),
+                "--checkpointing_steps",
+                str(num_steps),
+                "--seed",
+                str(args.seed),
+            ],
+        )
         # (name in the table, name in the chart, model)
         models = [
-            ("SimpleUNet2DModel, EMA (exported pipeline)", "ours EMA",
-             SimpleDDPMPipeline.from_pretrained(output_dir).unet),
-            ("SimpleUNet2DModel, raw (last checkpoint)", "ours raw",
-             SimpleUNet2DModel.from_pretrained(output_dir / f"checkpoint-{num_steps}", subfolder="unet")),
+            (
+                "SimpleUNet2DModel, EMA (exported pipeline)",
+                "ours EMA",
+                SimpleDDPMPipeline.from_pretrained(output_dir).unet,
+            ),
+            (
+                "SimpleUNet2DModel, raw (last checkpoint)",
+                "ours raw",
+                SimpleUNet2DModel.from_pretrained(output_dir / f"checkpoint-{num_steps}", subfolder="unet"),
+            ),
         ]
     torch.manual_seed(args.seed)
     diffusers_unet = make_diffusers_unet(DIFFUSERS_WIDTHS[args.model_config], 28, 1)
@@ -99,7 +115,11 @@ def main(args: argparse.Namespace) -> None:
     )
 
     fast = SampleEvaluator(metrics=("fast",), device=device)
-    fid = None if args.skip_fid else SampleEvaluator(metrics=("fid",), num_reference=args.num_fid_reference, device=device)
+    fid = (
+        None
+        if args.skip_fid
+        else SampleEvaluator(metrics=("fid",), num_reference=args.num_fid_reference, device=device)
+    )
     rows, labels, values, floors = [], [], [], []
     for model_name, chart_name, model in models:
         model = model.to(device).eval()
@@ -107,9 +127,18 @@ def main(args: argparse.Namespace) -> None:
             count = args.num_ddpm_samples if sampler == "DDPM" else args.num_samples
             samples = generate(model, sampler, steps, count, args.sample_batch_size, args.seed)
             metrics = fast.evaluate(samples, include_floor=True)
-            row = [model_name, f"{sampler} {steps}", count, metrics["fast_fd"], metrics["fast_fd_floor"],
-                   metrics["kid"], metrics["kid_floor"], metrics["classifier_is"], metrics["classifier_is_floor"],
-                   min(metrics["class_coverage"])]
+            row = [
+                model_name,
+                f"{sampler} {steps}",
+                count,
+                metrics["fast_fd"],
+                metrics["fast_fd_floor"],
+                metrics["kid"],
+                metrics["kid_floor"],
+                metrics["classifier_is"],
+                metrics["classifier_is_floor"],
+                min(metrics["class_coverage"]),
+            ]
             if fid is not None:
                 fid_metrics = fid.evaluate(samples[: args.num_fid_samples], include_floor=True)
                 row += [fid_metrics["fid"], fid_metrics["fid_floor"]]
@@ -119,8 +148,18 @@ def main(args: argparse.Namespace) -> None:
             floors.append(metrics["fast_fd_floor"])
             print(row, flush=True)
 
-    headers = ["model", "sampler", "digits", "fast FD", "floor", "KID", "floor", "classifier IS", "floor",
-               "rarest digit share"]
+    headers = [
+        "model",
+        "sampler",
+        "digits",
+        "fast FD",
+        "floor",
+        "KID",
+        "floor",
+        "classifier IS",
+        "floor",
+        "rarest digit share",
+    ]
     if fid is not None:
         headers += [f"FID ({args.num_fid_samples} digits)", "floor"]
     body = [
@@ -133,14 +172,20 @@ def main(args: argparse.Namespace) -> None:
         f"Fast metrics on {args.num_samples} digits per sampler ({args.num_ddpm_samples} for DDPM 1000, which is slow "
         f"on a CPU) against the 10000 MNIST test digits; Inception FID on the first {args.num_fid_samples} of them "
         f"against {args.num_fid_reference} test digits. Each floor is as many real training digits as the figure "
-        f"beside it. \"Rarest digit share\" is the classifier's share of the least generated digit (0.1 is uniform).",
+        f'beside it. "Rarest digit share" is the classifier\'s share of the least generated digit (0.1 is uniform).',
         "",
         *markdown_table(headers, rows),
         "",
-        bar_chart(chart_path(args.output_dir, NAME, device), "Fast FD by model and sampler (lower is better; tick: "
-                  "floor)", labels, values, "", references=floors),
+        bar_chart(
+            chart_path(args.output_dir, NAME, device),
+            "Fast FD by model and sampler (lower is better; tick: floor)",
+            labels,
+            values,
+            "",
+            references=floors,
+        ),
     ]
-    path = write_report(args.output_dir, NAME, "Quality at a fixed training budget", body, device)
+    path = write_report(args.output_dir, NAME, "Quality at a fixed training budget", environment, body, device)
     print(f"Wrote {path}")
 
 

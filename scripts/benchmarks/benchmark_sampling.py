@@ -1,6 +1,6 @@
 """Sampling cost: `SimpleDDPMPipeline` against a bare loop with the same model, and seconds per image per sampler.
 
-    python scripts/benchmarks/benchmark_sampling.py [--models notebook default] [--batch_size 16] [--quick]
+python scripts/benchmarks/benchmark_sampling.py [--models notebook default] [--batch_size 16] [--quick]
 """
 
 import argparse
@@ -66,7 +66,7 @@ def timed(function, device: torch.device) -> float:
 
 
 def main(args: argparse.Namespace) -> None:
-    device = setup(args)
+    device, environment = setup(args)
     overhead_rows, cost_rows, labels, values = [], [], [], []
     for preset in args.models:
         unet = make_simple_unet(preset, args.resolution, 1).to(device).eval()
@@ -95,8 +95,14 @@ def main(args: argparse.Namespace) -> None:
             bare_times.append(timed(run_bare, device))
         pipeline_s, bare_s = min(pipeline_times), min(bare_times)
         overhead_rows.append(
-            [preset, f"{count_parameters(unet) / 1e6:.2f}M", args.overhead_steps, pipeline_s, bare_s,
-             f"{100 * (pipeline_s / bare_s - 1):+.1f}%"]
+            [
+                preset,
+                f"{count_parameters(unet) / 1e6:.2f}M",
+                args.overhead_steps,
+                pipeline_s,
+                bare_s,
+                f"{100 * (pipeline_s / bare_s - 1):+.1f}%",
+            ]
         )
 
         for sampler, steps in SAMPLER_SETTINGS:
@@ -131,10 +137,11 @@ def main(args: argparse.Namespace) -> None:
         "",
         *markdown_table(["model", "sampler", f"batch of {args.batch_size} (s)", "s/image"], cost_rows),
         "",
-        bar_chart(chart_path(args.output_dir, NAME, device), "Sampling cost per image (lower is better)", labels,
-                  values, "s"),
+        bar_chart(
+            chart_path(args.output_dir, NAME, device), "Sampling cost per image (lower is better)", labels, values, "s"
+        ),
     ]
-    path = write_report(args.output_dir, NAME, "Sampling cost", body, device)
+    path = write_report(args.output_dir, NAME, "Sampling cost", environment, body, device)
     print(f"Wrote {path}")
 
 

@@ -1,6 +1,6 @@
 """Scheduler cost: microseconds per `step()` of `SimpleDDPMScheduler` and diffusers' `DDPMScheduler`.
 
-    python scripts/benchmarks/benchmark_scheduler.py [--batch_sizes 1 64] [--repeats 3] [--quick]
+python scripts/benchmarks/benchmark_scheduler.py [--batch_sizes 1 64] [--repeats 3] [--quick]
 """
 
 import argparse
@@ -37,7 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def time_step(scheduler, sample: torch.Tensor, model_output: torch.Tensor, num_inference_steps: int, seed: int) -> float:
+def time_step(
+    scheduler, sample: torch.Tensor, model_output: torch.Tensor, num_inference_steps: int, seed: int
+) -> float:
     """Microseconds per `step()` over a whole pass of `num_inference_steps` timesteps (the model's output is fixed)."""
     scheduler.set_timesteps(num_inference_steps, device=sample.device)
     generator = torch.Generator(device=sample.device).manual_seed(seed)
@@ -50,7 +52,7 @@ def time_step(scheduler, sample: torch.Tensor, model_output: torch.Tensor, num_i
 
 
 def main(args: argparse.Namespace) -> None:
-    device = setup(args)
+    device, environment = setup(args)
     rows, labels, values = [], [], []
     for batch_size in args.batch_sizes:
         shape = (batch_size, 1, args.resolution, args.resolution)
@@ -80,7 +82,7 @@ def main(args: argparse.Namespace) -> None:
     ]
     chart = chart_path(args.output_dir, NAME, device)
     body.append(bar_chart(chart, "Scheduler step cost (lower is better)", labels, values, "µs"))
-    path = write_report(args.output_dir, NAME, "Scheduler cost", body, device)
+    path = write_report(args.output_dir, NAME, "Scheduler cost", environment, body, device)
     print(f"Wrote {path}")
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from benchmark_utils import (
     BareTrainer,
@@ -34,9 +33,10 @@ from benchmark_utils import (
 )
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from notebook_reference import SimpleUNet  # noqa: E402  (the notebook's network, verbatim)
+from notebook_reference import SimpleUNet
 
 NAME = "training"
 # The diffusers UNet2DModel widths matching each preset's parameter count (see `make_diffusers_unet`).
@@ -98,7 +98,9 @@ class DiffusionModel(nn.Module):
         return loss
 
 
-def notebook_step(diffusion_model: DiffusionModel, optimizer: torch.optim.Optimizer, images: torch.Tensor, batch_size: int):
+def notebook_step(
+    diffusion_model: DiffusionModel, optimizer: torch.optim.Optimizer, images: torch.Tensor, batch_size: int
+):
     """One iteration of the notebook's `train_diffusion` (on a random batch of `images`, without its printing)."""
     x = images[torch.randint(0, len(images), (batch_size,), device=images.device)]
     batch_size = x.shape[0]
@@ -149,9 +151,20 @@ def train_script_throughput(
     """Runs `scripts/train.py` for `num_steps` updates; returns its logged images/s and the peak RSS of its processes."""
     output_dir = workdir / f"train-{preset}-{resolution}-{batch_size}"
     script_args = [
-        "--model_config", preset, "--resolution", str(resolution), "--train_batch_size", str(batch_size),
-        "--max_train_steps", str(num_steps), "--logging_steps", "5", "--checkpointing_steps", str(10**9),
-        "--seed", str(seed),
+        "--model_config",
+        preset,
+        "--resolution",
+        str(resolution),
+        "--train_batch_size",
+        str(batch_size),
+        "--max_train_steps",
+        str(num_steps),
+        "--logging_steps",
+        "5",
+        "--checkpointing_steps",
+        str(10**9),
+        "--seed",
+        str(seed),
     ]
     if data_dir is not None:
         script_args += ["--train_data_dir", str(data_dir)]
@@ -178,7 +191,7 @@ def training_images(data: str, resolution: int, channels: int, count: int, seed:
 
 
 def main(args: argparse.Namespace) -> None:
-    device = setup(args)
+    device, environment = setup(args)
     rows, overhead_rows, charts = [], [], []
     with tempfile.TemporaryDirectory() as workdir:
         workdir = Path(workdir)
@@ -196,8 +209,18 @@ def main(args: argparse.Namespace) -> None:
                     def measure(model: nn.Module, loop: str, precision: str, step) -> float:
                         seconds, peak_mib = time_steps(step, args.num_steps, args.num_warmup_steps, device)
                         images_per_s = args.num_steps * batch_size / seconds
-                        rows.append([image_format, batch_size, preset, f"{count_parameters(model) / 1e6:.2f}M",
-                                     loop, precision, images_per_s, peak_mib])
+                        rows.append(
+                            [
+                                image_format,
+                                batch_size,
+                                preset,
+                                f"{count_parameters(model) / 1e6:.2f}M",
+                                loop,
+                                precision,
+                                images_per_s,
+                                peak_mib,
+                            ]
+                        )
                         if batch_size == args.batch_sizes[0]:
                             chart_labels.append(f"{preset}: {loop}, {precision}")
                             chart_values.append(images_per_s)
@@ -206,11 +229,14 @@ def main(args: argparse.Namespace) -> None:
                     bare = {}
                     for name, build in (
                         ("bare loop, SimpleUNet2DModel", lambda: make_simple_unet(preset, resolution, channels)),
-                        ("bare loop, diffusers UNet2DModel",
-                         lambda: make_diffusers_unet(DIFFUSERS_WIDTHS[preset], resolution, channels)),
+                        (
+                            "bare loop, diffusers UNet2DModel",
+                            lambda: make_diffusers_unet(DIFFUSERS_WIDTHS[preset], resolution, channels),
+                        ),
                     ):
                         for precision, mixed_precision, channels_last in (
-                            ("fp32", "no", False), ("bf16 + channels_last", "bf16", True)
+                            ("fp32", "no", False),
+                            ("bf16 + channels_last", "bf16", True),
                         ):
                             torch.manual_seed(args.seed)
                             model = build()
@@ -228,19 +254,29 @@ def main(args: argparse.Namespace) -> None:
                             if isinstance(value, torch.Tensor):
                                 setattr(diffusion, name, value.to(device))
                         optimizer = torch.optim.Adam(diffusion.parameters(), lr=1e-4)
-                        measure(diffusion.model, "notebook loop (p_losses + Adam)", "fp32",
-                                lambda: notebook_step(diffusion, optimizer, images, batch_size))
+                        measure(
+                            diffusion.model,
+                            "notebook loop (p_losses + Adam)",
+                            "fp32",
+                            lambda: notebook_step(diffusion, optimizer, images, batch_size),
+                        )
                         del diffusion, optimizer
                     if not args.skip_train_script:
                         result = train_script_throughput(
                             preset, resolution, batch_size, args.train_script_steps, data_dir, workdir, args.seed
                         )
                         reference = bare[("bare loop, SimpleUNet2DModel", "bf16 + channels_last")]
-                        overhead_rows.append([
-                            image_format, batch_size, preset, result["images_per_s"], reference,
-                            f"{100 * (reference / result['images_per_s'] - 1):+.0f}%",
-                            result["peak_mib"] if device.type == "cpu" else None,
-                        ])
+                        overhead_rows.append(
+                            [
+                                image_format,
+                                batch_size,
+                                preset,
+                                result["images_per_s"],
+                                reference,
+                                f"{100 * (reference / result['images_per_s'] - 1):+.0f}%",
+                                result["peak_mib"] if device.type == "cpu" else None,
+                            ]
+                        )
                         if batch_size == args.batch_sizes[0]:
                             chart_labels.append(f"{preset}: scripts/train.py, bf16 + channels_last")
                             chart_values.append(result["images_per_s"])
@@ -261,8 +297,9 @@ def main(args: argparse.Namespace) -> None:
         "activations; the weights exist before), sampled every 5 ms; on a GPU `torch.cuda.max_memory_allocated` "
         "above the memory allocated at the start.",
         "",
-        *markdown_table(["format", "batch", "model", "parameters", "loop", "precision", "images/s", "peak memory (MiB)"],
-                        rows),
+        *markdown_table(
+            ["format", "batch", "model", "parameters", "loop", "precision", "images/s", "peak memory (MiB)"], rows
+        ),
         "",
     ]
     if overhead_rows:
@@ -275,12 +312,22 @@ def main(args: argparse.Namespace) -> None:
             f"left out. The bare loop is the same model and update in bf16 + channels_last. The script's memory is "
             f"the peak RSS of its whole process tree (absolute, not a growth), CPU runs only.",
             "",
-            *markdown_table(["format", "batch", "model", "scripts/train.py (img/s)", "bare loop (img/s)",
-                             "bare loop faster by", "script peak RSS (MiB)"], overhead_rows),
+            *markdown_table(
+                [
+                    "format",
+                    "batch",
+                    "model",
+                    "scripts/train.py (img/s)",
+                    "bare loop (img/s)",
+                    "bare loop faster by",
+                    "script peak RSS (MiB)",
+                ],
+                overhead_rows,
+            ),
             "",
         ]
     body += charts
-    path = write_report(args.output_dir, NAME, "Training throughput", body, device)
+    path = write_report(args.output_dir, NAME, "Training throughput", environment, body, device)
     print(f"Wrote {path}")
 
 

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import psutil
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from PIL import Image, ImageDraw
+from torch import nn
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
 from diffusers_simple_ddpm.data import load_mnist_arrays
@@ -86,12 +86,23 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def setup(args: argparse.Namespace) -> torch.device:
-    """Applies `--num_threads` (here and for subprocesses) and `--seed`; returns the device of `--device`."""
+def setup(args: argparse.Namespace) -> tuple[torch.device, list[str]]:
+    """
+    Applies `--num_threads` (here and for subprocesses) and `--seed`.
+
+    Returns:
+        `tuple[torch.device, list[str]]`: the device of `--device`, and the report's environment header, read now,
+        at the start of the run (see `environment_lines`).
+    """
     torch.set_num_threads(args.num_threads)
     os.environ["OMP_NUM_THREADS"] = str(args.num_threads)
     torch.manual_seed(args.seed)
-    return torch.device(args.device)
+    device = torch.device(args.device)
+    return device, environment_lines(device)
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def environment_lines(device: torch.device) -> list[str]:
@@ -106,11 +117,10 @@ def environment_lines(device: torch.device) -> list[str]:
             versions.append(f"{library} {importlib.metadata.version(library)}")
         except importlib.metadata.PackageNotFoundError:
             versions.append(f"{library} (not installed)")
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     return [
         f"- Hardware: {hardware}; {psutil.virtual_memory().total / 2**30:.0f} GiB RAM",
         f"- Software: Python {platform.python_version()}, {', '.join(versions)}",
-        f"- Load average (1, 5, 15 min) at start: {load}",
+        f"- Load average (1, 5, 15 min) at start: {load_average()}",
         f"- Run: {datetime.datetime.now().isoformat(timespec='seconds')}, command `{command_line()}`",
     ]
 
@@ -155,7 +165,14 @@ def chart_path(output_dir: str | os.PathLike, name: str, device: torch.device, s
     return sections / f"{section_name(name, device)}{suffix}.png"
 
 
-def write_report(output_dir: str | os.PathLike, name: str, title: str, body: list[str], device: torch.device) -> Path:
+def write_report(
+    output_dir: str | os.PathLike,
+    name: str,
+    title: str,
+    environment: list[str],
+    body: list[str],
+    device: torch.device,
+) -> Path:
     """
     Writes a benchmark's section and regenerates the index.
 
@@ -163,6 +180,8 @@ def write_report(output_dir: str | os.PathLike, name: str, title: str, body: lis
         output_dir (`str` or `os.PathLike`): The report folder (`docs/` by default).
         name (`str`): The benchmark's name, the stem of its section file.
         title (`str`): The section's heading.
+        environment (`list[str]`): The environment header read at the start (from `setup`); the load average at the
+            end is added to it.
         body (`list[str]`): The section's Markdown lines, after the environment header. Images are linked by file
             name, relative to the section file.
         device (`torch.device`): The device the benchmark ran on.
@@ -173,7 +192,8 @@ def write_report(output_dir: str | os.PathLike, name: str, title: str, body: lis
     sections = Path(output_dir) / SECTIONS_FOLDER
     sections.mkdir(parents=True, exist_ok=True)
     heading = title if device.type == "cpu" else f"{title} ({device.type.upper()})"
-    lines = [f"## {heading}", "", *environment_lines(device), "", *body, ""]
+    environment = [*environment, f"- Load average (1, 5, 15 min) at the end: {load_average()}"]
+    lines = [f"## {heading}", "", *environment, "", *body, ""]
     path = sections / f"{section_name(name, device)}.md"
     path.write_text("\n".join(lines))
     write_index(output_dir)
@@ -441,14 +461,19 @@ class BareTrainer:
         noise = torch.randn(clean_images.shape, device=self.device, generator=self.generator)
         noise = noise.to(memory_format=self.memory_format)
         timesteps = torch.randint(
-            0, self.noise_scheduler.config.num_train_timesteps, (self.batch_size,), device=self.device,
+            0,
+            self.noise_scheduler.config.num_train_timesteps,
+            (self.batch_size,),
+            device=self.device,
             generator=self.generator,
         )
         noisy_images = self.noise_scheduler.add_noise(clean_images, noise, timesteps)
         extra = {}
         if self.labels is not None:
             labels = self.labels[indices]
-            dropped = torch.rand(self.batch_size, device=self.device, generator=self.generator) < self.class_dropout_prob
+            dropped = (
+                torch.rand(self.batch_size, device=self.device, generator=self.generator) < self.class_dropout_prob
+            )
             extra["class_labels"] = torch.where(dropped, self.model.config.num_class_embeds, labels)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision == "bf16"):
             prediction = self.model(noisy_images, timesteps, **extra).sample
@@ -523,10 +548,30 @@ def run_train_script(output_dir: str | os.PathLike, script_args: list[str]) -> d
         process tree, sampled).
     """
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-        "--dynamo_backend", "no", str(TRAIN_SCRIPT), "--output_dir", str(output_dir), "--overwrite_output_dir",
-        "--save_images_epochs", str(10**6), "--save_model_epochs", str(10**6), "--eval_num_images", "0",
-        "--ddpm_num_inference_steps", "2", "--eval_batch_size", "1", *script_args,
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--dynamo_backend",
+        "no",
+        str(TRAIN_SCRIPT),
+        "--output_dir",
+        str(output_dir),
+        "--overwrite_output_dir",
+        "--save_images_epochs",
+        str(10**6),
+        "--save_model_epochs",
+        str(10**6),
+        "--eval_num_images",
+        "0",
+        "--ddpm_num_inference_steps",
+        "2",
+        "--eval_batch_size",
+        "1",
+        *script_args,
     ]
     start = time.perf_counter()
     process = psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
