@@ -6,7 +6,9 @@ script refreshes its own section without touching the others.
 """
 
 import argparse
+import ctypes
 import datetime
+import gc
 import importlib.metadata
 import math
 import os
@@ -270,13 +272,25 @@ def bar_chart(
     return f"![{title}]({Path(path).name})"
 
 
+def release_free_memory() -> None:
+    """
+    Returns the memory the C allocator holds free to the system (glibc's `malloc_trim`), so that the RSS counts only
+    live memory and a measurement does not start above what an earlier one left behind. A no-op without glibc.
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class PeakMemory:
     """
     Measures the peak memory of the code inside a `with` block.
 
     On CUDA it reads `torch.cuda.max_memory_allocated`; on the CPU a thread samples the resident set size (RSS) of the
     process (and of its children, for a training subprocess) every few milliseconds, and the figure is the peak minus
-    the RSS at entry (or the peak itself with `absolute=True`). `peak_mib` holds the result after the block.
+    the RSS at entry, after the allocator's free memory was returned to the system (or the peak itself with `absolute=True`). `peak_mib` holds the result after the block.
 
     Args:
         device (`torch.device`): Where the measured code runs.
@@ -323,6 +337,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._start = torch.cuda.memory_allocated(self.device)
         else:
+            release_free_memory()
             self._peak = self.resident_bytes()
             self._start = 0 if self.absolute else self._peak
             self._stop = threading.Event()
