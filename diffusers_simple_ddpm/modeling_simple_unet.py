@@ -54,7 +54,8 @@ class SimpleUNet2DModel(ModelMixin, ConfigMixin):
             feeds a sinusoidal embedding of the timestep to `Linear(time_embedding_dim, time_embedding_dim)`.
         time_injection (`str`, *optional*, defaults to `"mid"`):
             `"mid"` adds the time embedding only at the bottleneck as the notebook does; `"all"` adds a projection of it
-            after every convolution block.
+            after every convolution block. Use `"all"` with the `"sinusoidal"` embedding: the linear embedding of the raw
+            timestep (0 to 999) injected everywhere made training diverge in the architecture ablation.
         norm_num_groups (`int`, *optional*, defaults to `None`):
             Number of groups of a GroupNorm after every convolution block but the last; `None` for no normalisation.
         dropout (`float`, *optional*, defaults to 0.0): Dropout probability between the two bottleneck convolutions.

@@ -18,8 +18,9 @@ from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .sampling import generate_images, with_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 
-# `--model_config` presets. "notebook" is the teaching notebook's network, exactly; "default" is the configuration the
-# training benchmark (`scripts/benchmarks/benchmark_training.py`) found to reach recognisable digits fastest on a CPU.
+# `--model_config` presets. "notebook" is the teaching notebook's network, exactly; "default" is the configuration that
+# the architecture ablation (`scripts/benchmarks/benchmark_ablation.py`, docs/benchmarks/ablation.md) scores best at
+# equal training time on a CPU.
 MODEL_PRESETS: dict[str, dict] = {
     "notebook": {},
     "default": {
