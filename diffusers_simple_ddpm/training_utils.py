@@ -27,7 +27,6 @@ MODEL_PRESETS: dict[str, dict] = {
         "block_out_channels": (32, 64, 128),
         "time_embedding_type": "sinusoidal",
         "time_injection": "all",
-        "norm_num_groups": 8,
     },
 }
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")

@@ -32,7 +32,7 @@ NAME = "ablation"
 NOTEBOOK_WIDTHS = (64, 128, 256)
 NARROW_WIDTHS = (32, 64, 128)
 DROPOUT = 0.1
-# Configurations: the notebook, each option alone on top of it, all of them together, and the current "default" preset.
+# Configurations: the notebook, each option alone on top of it, all of them together, and combinations of them.
 CONFIGS = {
     "notebook": {},
     "+ sinusoidal embedding": {"time_embedding_type": "sinusoidal"},
@@ -47,7 +47,14 @@ CONFIGS = {
         "dropout": DROPOUT,
         "block_out_channels": NARROW_WIDTHS,
     },
-    "`default` preset (all but dropout)": MODEL_PRESETS["default"],
+    f"widths {NARROW_WIDTHS} + sinusoidal + time injection at every block + GroupNorm(8)": {
+        "time_embedding_type": "sinusoidal",
+        "time_injection": "all",
+        "norm_num_groups": 8,
+        "block_out_channels": NARROW_WIDTHS,
+    },
+    # The `default` preset of `--model_config`, chosen by this ablation.
+    f"widths {NARROW_WIDTHS} + sinusoidal + time injection at every block": MODEL_PRESETS["default"],
 }
 
 
