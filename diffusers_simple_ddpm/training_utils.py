@@ -18,15 +18,16 @@ from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .sampling import generate_images, with_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 
-# `--model_config` presets. "notebook" is the teaching notebook's network, exactly; "default" is the configuration that
-# the architecture ablation (`scripts/benchmarks/benchmark_ablation.py`, docs/benchmarks/ablation.md) scores best at
-# equal training time on a CPU.
+# `--model_config` presets. "notebook" is the teaching notebook's network, exactly; "default" is the configuration
+# chosen from the architecture ablation (`scripts/benchmarks/benchmark_ablation.py`, docs/benchmarks/) and the
+# README's default training run on a CPU (see README.md, Benchmarks).
 MODEL_PRESETS: dict[str, dict] = {
     "notebook": {},
     "default": {
         "block_out_channels": (32, 64, 128),
         "time_embedding_type": "sinusoidal",
         "time_injection": "all",
+        "norm_num_groups": 8,
     },
 }
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")

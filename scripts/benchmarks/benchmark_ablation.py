@@ -26,7 +26,6 @@ from benchmark_utils import (
 )
 
 from diffusers_simple_ddpm.evaluation import SampleEvaluator
-from diffusers_simple_ddpm.training_utils import MODEL_PRESETS
 
 NAME = "ablation"
 NOTEBOOK_WIDTHS = (64, 128, 256)
@@ -53,8 +52,11 @@ CONFIGS = {
         "norm_num_groups": 8,
         "block_out_channels": NARROW_WIDTHS,
     },
-    # The `default` preset of `--model_config`, chosen by this ablation.
-    f"widths {NARROW_WIDTHS} + sinusoidal + time injection at every block": MODEL_PRESETS["default"],
+    f"widths {NARROW_WIDTHS} + sinusoidal + time injection at every block": {
+        "time_embedding_type": "sinusoidal",
+        "time_injection": "all",
+        "block_out_channels": NARROW_WIDTHS,
+    },
 }
 
 
