@@ -84,7 +84,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="CPU threads of torch (and OMP_NUM_THREADS of training subprocesses). On a machine shared with other "
-        "jobs one thread is far faster than two: OpenMP threads wait on each other when a core is taken.",
+        "jobs fewer threads can be faster: OpenMP threads wait on each other when a core is taken.",
     )
 
 
