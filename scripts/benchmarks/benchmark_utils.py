@@ -289,8 +289,9 @@ class PeakMemory:
     Measures the peak memory of the code inside a `with` block.
 
     On CUDA it reads `torch.cuda.max_memory_allocated`; on the CPU a thread samples the resident set size (RSS) of the
-    process (and of its children, for a training subprocess) every few milliseconds, and the figure is the peak minus
-    the RSS at entry, after the allocator's free memory was returned to the system (or the peak itself with `absolute=True`). `peak_mib` holds the result after the block.
+    process (and of its children, for a training subprocess) every `interval_s`, and the figure is the peak minus the
+    RSS at entry, after the allocator's free memory was returned to the system (or the peak itself with
+    `absolute=True`). `peak_mib` holds the result after the block.
 
     Args:
         device (`torch.device`): Where the measured code runs.
@@ -504,18 +505,25 @@ class BareTrainer:
         return loss.detach()
 
     def train_for(self, budget_s: float) -> dict[str, float]:
-        """Trains until `budget_s` seconds of wall-clock time have passed; returns steps, seconds and images/s."""
+        """
+        Trains for the number of updates that fit in `budget_s` seconds at the speed of a few timed updates (counted in
+        the total), so that the update count does not shrink when other jobs share the machine later.
+
+        Returns:
+            `dict`: `steps` (all updates), `seconds` (wall-clock time of the whole call), `images_per_s` and the last
+            `loss`.
+        """
         start = time.perf_counter()
+        num_steps = steps_for_budget(self, budget_s)
         loss = None
-        while time.perf_counter() - start < budget_s:
+        while self.num_steps < num_steps:
             loss = self.step()
         synchronize(self.device)
         seconds = time.perf_counter() - start
-        steps = self.num_steps
         return {
-            "steps": steps,
+            "steps": self.num_steps,
             "seconds": seconds,
-            "images_per_s": steps * self.batch_size / seconds,
+            "images_per_s": self.num_steps * self.batch_size / seconds,
             "loss": float(loss) if loss is not None else float("nan"),
         }
 
@@ -590,7 +598,8 @@ def run_train_script(output_dir: str | os.PathLike, script_args: list[str]) -> d
     ]
     start = time.perf_counter()
     process = psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with PeakMemory(torch.device("cpu"), process=process, absolute=True) as memory:
+    # A process tree's RSS costs a few ms to read: sampling it every 5 ms would take a core from the training run.
+    with PeakMemory(torch.device("cpu"), process=process, absolute=True, interval_s=0.2) as memory:
         output, _ = process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"scripts/train.py failed:\n{output[-3000:]}")
@@ -601,7 +610,7 @@ def steps_for_budget(trainer: "BareTrainer", budget_s: float, num_steps: int = 1
     """The number of updates that fit in `budget_s`, from `num_steps` timed updates of `trainer` (after one warm-up)."""
     trainer.step()
     seconds, _ = time_steps(trainer.step, num_steps, 0, trainer.device)
-    return max(1, int(budget_s * num_steps / seconds))
+    return max(trainer.num_steps, int(budget_s * num_steps / seconds))
 
 
 def make_sampler(name: str, config) -> object:
