@@ -30,6 +30,8 @@ from benchmark_utils import (
     write_report,
 )
 
+from diffusers.utils import numpy_to_pil
+
 from diffusers_simple_ddpm import SimpleDDPMPipeline
 from diffusers_simple_ddpm.data import load_mnist_arrays
 from diffusers_simple_ddpm.evaluation import (
@@ -39,6 +41,7 @@ from diffusers_simple_ddpm.evaluation import (
     frechet_distance,
     load_classifier,
 )
+from diffusers_simple_ddpm.image_utils import make_sample_grid
 
 NAME = "conditional"
 
@@ -56,6 +59,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--num_inference_steps", type=int, default=20, help="Steps of the sampler.")
     parser.add_argument("--sample_batch_size", type=int, default=100, help="Digits per pipeline call.")
+    parser.add_argument(
+        "--pipeline_dir",
+        type=str,
+        default=None,
+        help="Where the training run writes its pipeline, kept for later sampling. Default: a temporary folder.",
+    )
+    parser.add_argument("--grid_columns", type=int, default=10, help="Digits per class in the report's sample grid.")
     args = parser.parse_args(argv)
     if args.quick:
         args.budget_minutes, args.batch_size, args.guidance_scales = 0.01, 8, [1.0, 3.0]
@@ -74,7 +84,7 @@ def main(args: argparse.Namespace) -> None:
     images, labels = mnist_tensor("train"), mnist_labels("train")
     budget_s = args.budget_minutes * 60
     with tempfile.TemporaryDirectory() as workdir:
-        output_dir = Path(workdir) / "pipeline"
+        output_dir = Path(args.pipeline_dir or Path(workdir) / "pipeline")
         torch.manual_seed(args.seed)
         model = make_simple_unet(args.model_config, 28, 1, num_class_embeds=NUM_CLASSES)
         num_steps = steps_for_budget(BareTrainer(model, images, args.batch_size, device, labels=labels), budget_s)
@@ -110,7 +120,7 @@ def main(args: argparse.Namespace) -> None:
         for digit in range(NUM_CLASSES)
     ]
     requested = torch.arange(NUM_CLASSES).repeat_interleave(args.num_per_class)
-    accuracy_rows, distance_rows, accuracies = [], [], []
+    accuracy_rows, distance_rows, accuracies, sample_sets = [], [], [], []
     for scale in args.guidance_scales:
         samples = generate(
             unet,
@@ -122,6 +132,7 @@ def main(args: argparse.Namespace) -> None:
             class_labels=requested,
             guidance_scale=scale,
         )
+        sample_sets.append(samples)
         per_class_accuracy, per_class_distance = [], []
         for digit in range(NUM_CLASSES):
             digit_samples = samples[requested == digit]
@@ -137,6 +148,10 @@ def main(args: argparse.Namespace) -> None:
         print(accuracy_rows[-1], flush=True)
 
     best = int(np.argmax(accuracies))
+    grid_path = chart_path(args.output_dir, NAME, device, suffix="-samples")
+    columns = min(args.grid_columns, args.num_per_class)
+    first_of_each_class = torch.cat([sample_sets[best][requested == digit][:columns] for digit in range(NUM_CLASSES)])
+    make_sample_grid(numpy_to_pil(first_of_each_class.permute(0, 2, 3, 1).numpy()), columns=columns).save(grid_path)
     digits = [str(digit) for digit in range(NUM_CLASSES)]
     distance_rows.append(["floor (real digits)", float(np.mean(floors)), *floors])
     body = [
@@ -150,7 +165,10 @@ def main(args: argparse.Namespace) -> None:
         "",
         *markdown_table(["guidance scale", "all", *digits], accuracy_rows),
         "",
-        f"Best scale: **{args.guidance_scales[best]:g}**, {100 * accuracies[best]:.1f}% of the digits as requested.",
+        f"Best scale: **{args.guidance_scales[best]:g}**, {100 * accuracies[best]:.1f}% of the digits as requested. "
+        f"The first {columns} digits of each class at that scale, one row per class (0 at the top):",
+        "",
+        f"![Digits 0 to 9 at guidance scale {args.guidance_scales[best]:g}]({grid_path.name})",
         "",
         f"### Fast Fréchet distance per class ({args.num_per_class} digits against the MNIST test digits of the class)",
         "",
