@@ -12,6 +12,7 @@ import os
 
 import torch
 from benchmark_utils import (
+    SAMPLERS,
     BareTrainer,
     add_common_arguments,
     bar_chart,
@@ -67,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=64, help="Training batch size.")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), help="Configurations to run (names above).")
     parser.add_argument(
-        "--sampler", type=str, default="DPM-Solver++", choices=("DDPM", "DDIM", "DPM-Solver++"), help="Scoring sampler."
+        "--sampler", type=str, default="DPM-Solver++", choices=list(SAMPLERS), help="Scoring sampler."
     )
     parser.add_argument("--num_inference_steps", type=int, default=20, help="Steps of the scoring sampler.")
     parser.add_argument("--num_samples", type=int, default=500, help="Generated digits per configuration.")
@@ -127,9 +128,10 @@ def main(args: argparse.Namespace) -> None:
         summary += f" against {baseline:.3g} for the notebook network ({scores[best] / baseline:.2f}x)"
     body = [
         f"Every configuration trains on the MNIST training digits for as many updates as fit in "
-        f"{args.budget_minutes:g} min at the speed of its first 11 updates (batch {args.batch_size}, bf16 autocast + "
-        f"channels_last, AdamW 3e-4 after 200 warm-up steps, gradient clipping, EMA: `scripts/train.py`'s update in a "
-        f"bare loop, constant learning rate after warm-up), then its EMA weights generate {args.num_samples} digits with "
+        f"{args.budget_minutes:g} min at the speed of its first 11 updates (batch {args.batch_size}, bf16 autocast "
+        f"+ channels_last, AdamW 3e-4 after 200 warm-up steps, gradient clipping, EMA: `scripts/train.py`'s update in "
+        f"a bare loop, constant learning rate after warm-up), then its EMA weights generate {args.num_samples} digits "
+        f"with "
         f"{args.sampler} {args.num_inference_steps} steps (fp32). Scores against the 10000 MNIST test digits; the "
         f"floor is {args.num_samples} real training digits: fast FD {floor['fast_fd']:.3g}, KID {floor['kid']:.3g}, "
         f"classifier IS {floor['classifier_is']:.3g}. Lower FD and KID, higher IS are better. The 1-minute load "

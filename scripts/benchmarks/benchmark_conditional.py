@@ -3,18 +3,21 @@
     python scripts/benchmarks/benchmark_conditional.py [--budget_minutes 10] [--num_per_class 50] [--quick]
 
 `scripts/train.py --class_conditional` trains for as many updates as fit in the budget (counted from the bare loop's
-speed); its pipeline then generates `--num_per_class` digits of every class at each guidance scale, and the report
-gives the share the MNIST classifier assigns to the requested class and the Fréchet distance of the classifier
-features per class, beside the floor (as many real training digits of that class).
+speed), or `--pretrained_pipeline` names a pipeline an earlier run kept with `--pipeline_dir`; the pipeline then
+generates `--num_per_class` digits of every class with each sampler at each guidance scale, and the report gives the
+share the MNIST classifier assigns to the requested class and the Fréchet distance of the classifier features per
+class, beside the floor (as many real training digits of that class).
 """
 
 import argparse
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from benchmark_utils import (
+    SAMPLERS,
     BareTrainer,
     add_common_arguments,
     bar_chart,
@@ -29,7 +32,6 @@ from benchmark_utils import (
     steps_for_budget,
     write_report,
 )
-
 from diffusers.utils import numpy_to_pil
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline
@@ -49,21 +51,33 @@ NAME = "conditional"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser)
-    parser.add_argument("--budget_minutes", type=float, default=10.0, help="Training wall-clock budget.")
+    parser.add_argument("--budget_minutes", type=float, default=10.0, help="Training time budget.")
     parser.add_argument("--model_config", type=str, default="default", help="The preset of scripts/train.py.")
     parser.add_argument("--batch_size", type=int, default=64, help="Training batch size.")
     parser.add_argument("--guidance_scales", type=float, nargs="+", default=[1, 2, 3, 4, 5], help="Scales to test.")
     parser.add_argument("--num_per_class", type=int, default=50, help="Digits generated per class and scale.")
     parser.add_argument(
-        "--sampler", type=str, default="DPM-Solver++", choices=("DDPM", "DDIM", "DPM-Solver++"), help="Sampler."
+        "--samplers",
+        type=str,
+        nargs="+",
+        default=["DPM-Solver++", "DPM-Solver++ clip"],
+        choices=list(SAMPLERS),
+        help='Samplers to test; "clip" clips the predicted clean image to [-1, 1] at every step.',
     )
-    parser.add_argument("--num_inference_steps", type=int, default=20, help="Steps of the sampler.")
+    parser.add_argument("--num_inference_steps", type=int, default=20, help="Steps of the samplers.")
     parser.add_argument("--sample_batch_size", type=int, default=100, help="Digits per pipeline call.")
     parser.add_argument(
         "--pipeline_dir",
         type=str,
         default=None,
         help="Where the training run writes its pipeline, kept for later sampling. Default: a temporary folder.",
+    )
+    parser.add_argument(
+        "--pretrained_pipeline",
+        type=str,
+        default=None,
+        help="A class-conditional pipeline folder trained by scripts/train.py (say, an earlier run's --pipeline_dir) "
+        "to measure instead of training one; the report quotes the training figures of its model card.",
     )
     parser.add_argument("--grid_columns", type=int, default=10, help="Digits per class in the report's sample grid.")
     args = parser.parse_args(argv)
@@ -79,31 +93,56 @@ def class_statistics(images, classifier, device) -> tuple[np.ndarray, np.ndarray
     return *feature_statistics(features), probabilities.argmax(axis=1)
 
 
+def train_pipeline(args: argparse.Namespace, output_dir: Path, device: torch.device) -> str:
+    """Trains a class-conditional pipeline into `output_dir` for the budget; returns the report's sentence on it."""
+    images, labels = mnist_tensor("train"), mnist_labels("train")
+    torch.manual_seed(args.seed)
+    model = make_simple_unet(args.model_config, 28, 1, num_class_embeds=NUM_CLASSES)
+    trainer = BareTrainer(model, images, args.batch_size, device, labels=labels)
+    num_steps = steps_for_budget(trainer, args.budget_minutes * 60)
+    run = run_train_script(
+        output_dir,
+        [
+            "--class_conditional",
+            "--model_config",
+            args.model_config,
+            "--train_batch_size",
+            str(args.batch_size),
+            "--max_train_steps",
+            str(num_steps),
+            "--checkpointing_steps",
+            str(10**9),
+            "--seed",
+            str(args.seed),
+        ],
+    )
+    return (
+        f'`scripts/train.py --class_conditional --model_config {args.model_config}` (labels dropped to "no class" '
+        f"10% of the time, bf16, EMA, batch {args.batch_size}) for a {args.budget_minutes:g}-minute budget: "
+        f"{num_steps} updates, {run['seconds']:.0f} s for the whole command."
+    )
+
+
+def describe_pretrained(path: Path) -> str:
+    """The report's sentence on a pipeline trained earlier: the training rows of its model card."""
+    card = (path / "README.md").read_text() if (path / "README.md").is_file() else ""
+    rows = re.findall(r"^\| (Optimizer updates|Batch size|Mixed precision|Training time) \| (.+?) \|$", card, re.M)
+    figures = "; ".join(f"{name.lower()} {value}" for name, value in rows) or "its model card gives no training figures"
+    return (
+        f"The pipeline an earlier run of this script kept with `--pipeline_dir` (`scripts/train.py "
+        f"--class_conditional`); from its model card: {figures}."
+    )
+
+
 def main(args: argparse.Namespace) -> None:
     device, environment = setup(args)
-    images, labels = mnist_tensor("train"), mnist_labels("train")
-    budget_s = args.budget_minutes * 60
     with tempfile.TemporaryDirectory() as workdir:
-        output_dir = Path(args.pipeline_dir or Path(workdir) / "pipeline")
-        torch.manual_seed(args.seed)
-        model = make_simple_unet(args.model_config, 28, 1, num_class_embeds=NUM_CLASSES)
-        num_steps = steps_for_budget(BareTrainer(model, images, args.batch_size, device, labels=labels), budget_s)
-        run = run_train_script(
-            output_dir,
-            [
-                "--class_conditional",
-                "--model_config",
-                args.model_config,
-                "--train_batch_size",
-                str(args.batch_size),
-                "--max_train_steps",
-                str(num_steps),
-                "--checkpointing_steps",
-                str(10**9),
-                "--seed",
-                str(args.seed),
-            ],
-        )
+        if args.pretrained_pipeline:
+            output_dir = Path(args.pretrained_pipeline)
+            training = describe_pretrained(output_dir)
+        else:
+            output_dir = Path(args.pipeline_dir or Path(workdir) / "pipeline")
+            training = train_pipeline(args, output_dir, device)
         unet = SimpleDDPMPipeline.from_pretrained(output_dir).unet.to(device).eval()
 
     classifier = load_classifier(device=device)
@@ -120,11 +159,12 @@ def main(args: argparse.Namespace) -> None:
         for digit in range(NUM_CLASSES)
     ]
     requested = torch.arange(NUM_CLASSES).repeat_interleave(args.num_per_class)
+    settings = [(sampler, scale) for sampler in args.samplers for scale in args.guidance_scales]
     accuracy_rows, distance_rows, accuracies, sample_sets = [], [], [], []
-    for scale in args.guidance_scales:
+    for sampler, scale in settings:
         samples = generate(
             unet,
-            args.sampler,
+            sampler,
             args.num_inference_steps,
             len(requested),
             args.sample_batch_size,
@@ -142,42 +182,42 @@ def main(args: argparse.Namespace) -> None:
         accuracy = float(np.mean(per_class_accuracy))
         accuracies.append(accuracy)
         accuracy_rows.append(
-            [f"{scale:g}", f"{100 * accuracy:.1f}%", *(f"{100 * value:.0f}" for value in per_class_accuracy)]
+            [sampler, f"{scale:g}", f"{100 * accuracy:.1f}%", *(f"{100 * value:.0f}" for value in per_class_accuracy)]
         )
-        distance_rows.append([f"{scale:g}", float(np.mean(per_class_distance)), *per_class_distance])
+        distance_rows.append([sampler, f"{scale:g}", float(np.mean(per_class_distance)), *per_class_distance])
         print(accuracy_rows[-1], flush=True)
 
     best = int(np.argmax(accuracies))
+    best_sampler, best_scale = settings[best]
     grid_path = chart_path(args.output_dir, NAME, device, suffix="-samples")
     columns = min(args.grid_columns, args.num_per_class)
     first_of_each_class = torch.cat([sample_sets[best][requested == digit][:columns] for digit in range(NUM_CLASSES)])
     make_sample_grid(numpy_to_pil(first_of_each_class.permute(0, 2, 3, 1).numpy()), columns=columns).save(grid_path)
     digits = [str(digit) for digit in range(NUM_CLASSES)]
-    distance_rows.append(["floor (real digits)", float(np.mean(floors)), *floors])
+    distance_rows.append(["floor (real digits)", "", float(np.mean(floors)), *floors])
     body = [
-        f'`scripts/train.py --class_conditional --model_config {args.model_config}` (labels dropped to "no class" '
-        f"10% of the time, bf16, EMA, batch {args.batch_size}) for a {args.budget_minutes:g}-minute budget: "
-        f"{num_steps} updates, {run['seconds']:.0f} s for the whole command. Its EMA pipeline generated "
-        f"{args.num_per_class} digits per class at each classifier-free guidance scale with {args.sampler} "
-        f"{args.num_inference_steps} steps.",
+        f"{training} Its EMA pipeline generated {args.num_per_class} digits per class with each sampler "
+        f"({args.num_inference_steps} steps, fp32) at each classifier-free guidance scale. \"clip\" clips the "
+        f"predicted clean image to [-1, 1] at every step (for DPM-Solver++: dynamic thresholding with "
+        f"`sample_max_value=1.0`).",
         "",
         "### Share of digits classified as the requested class (%)",
         "",
-        *markdown_table(["guidance scale", "all", *digits], accuracy_rows),
+        *markdown_table(["sampler", "guidance scale", "all", *digits], accuracy_rows),
         "",
-        f"Best scale: **{args.guidance_scales[best]:g}**, {100 * accuracies[best]:.1f}% of the digits as requested. "
-        f"The first {columns} digits of each class at that scale, one row per class (0 at the top):",
+        f"Best: **{best_sampler}, guidance scale {best_scale:g}**, {100 * accuracies[best]:.1f}% of the digits as "
+        f"requested. The first {columns} digits of each class there, one row per class (0 at the top):",
         "",
-        f"![Digits 0 to 9 at guidance scale {args.guidance_scales[best]:g}]({grid_path.name})",
+        f"![Digits 0 to 9, {best_sampler}, guidance scale {best_scale:g}]({grid_path.name})",
         "",
         f"### Fast Fréchet distance per class ({args.num_per_class} digits against the MNIST test digits of the class)",
         "",
-        *markdown_table(["guidance scale", "mean", *digits], distance_rows),
+        *markdown_table(["sampler", "guidance scale", "mean", *digits], distance_rows),
         "",
         bar_chart(
             chart_path(args.output_dir, NAME, device),
-            "Share of requested digits by guidance scale",
-            [f"guidance {scale:g}" for scale in args.guidance_scales],
+            "Share of requested digits by sampler and guidance scale",
+            [f"{sampler}, guidance {scale:g}" for sampler, scale in settings],
             [100 * value for value in accuracies],
             "%",
         ),

@@ -53,10 +53,17 @@ TRAIN_SCRIPT_SETTINGS = {
     "ema_inv_gamma": 1.0,
     "ema_power": 3 / 4,
 }
+# Samplers by name, as (scheduler class, config overrides). "clip" clips the predicted clean image to [-1, 1] at every
+# step: `clip_sample` of DDPM, dynamic thresholding with `sample_max_value=1` (which then clips) of DPM-Solver++.
 SAMPLERS = {
-    "DDPM": SimpleDDPMScheduler,
-    "DDIM": DDIMScheduler,
-    "DPM-Solver++": DPMSolverMultistepScheduler,
+    "DDPM": (SimpleDDPMScheduler, {}),
+    "DDPM clip": (SimpleDDPMScheduler, {"clip_sample": True}),
+    "DDIM": (DDIMScheduler, {}),
+    "DPM-Solver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "DPM-Solver++ clip": (
+        DPMSolverMultistepScheduler,
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "thresholding": True, "sample_max_value": 1.0},
+    ),
 }
 MEBIBYTE = 2**20
 
@@ -617,9 +624,8 @@ def make_sampler(name: str, config) -> object:
     """A scheduler of `SAMPLERS` from a `SimpleDDPMScheduler` config (DPM-Solver++ in its second-order form)."""
     if name not in SAMPLERS:
         raise ValueError(f"The sampler must be one of {tuple(SAMPLERS)}, got {name!r}.")
-    if name == "DPM-Solver++":
-        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
-    return SAMPLERS[name].from_config(config)
+    scheduler_class, overrides = SAMPLERS[name]
+    return scheduler_class.from_config(config, **overrides)
 
 
 @torch.no_grad()
@@ -639,7 +645,7 @@ def generate(
 
     Args:
         unet (`nn.Module`): The trained model, on its device.
-        sampler (`str`): `"DDPM"`, `"DDIM"` or `"DPM-Solver++"`.
+        sampler (`str`): A name of `SAMPLERS`.
         num_inference_steps (`int`): Denoising steps.
         num_images (`int`): Images in total.
         batch_size (`int`): Images per pipeline call.
