@@ -40,7 +40,10 @@ EXPECTED = {
     ),
     "conditional": (
         ["conditional.png"],
-        ["| guidance scale | all | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 |", "| guidance scale | mean | 0 |"],
+        [
+            "| sampler | guidance scale | all | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 |",
+            "| sampler | guidance scale | mean | 0 |",
+        ],
     ),
 }
 
@@ -103,3 +106,22 @@ def test_bare_trainer_rejects_fp16(benchmark_module):
     model = utils.make_simple_unet("default", 8, 1, block_out_channels=(8, 8, 8))
     with pytest.raises(ValueError, match="mixed_precision"):
         utils.BareTrainer(model, torch.zeros(4, 1, 8, 8), 2, torch.device("cpu"), mixed_precision="fp16")
+
+
+def test_conditional_measures_a_kept_pipeline_without_training(benchmark_module, tmp_path):
+    module = benchmark_module("conditional")
+    pipeline_dir = tmp_path / "pipeline"
+    first_run = ["--quick", "--output_dir", str(tmp_path / "first"), "--pipeline_dir", str(pipeline_dir)]
+    module.main(module.parse_args(first_run))
+    assert (pipeline_dir / "model_index.json").is_file()
+
+    second_run = ["--quick", "--output_dir", str(tmp_path / "second"), "--pretrained_pipeline", str(pipeline_dir)]
+    module.main(module.parse_args(second_run))
+    section = (tmp_path / "second" / "benchmarks" / "conditional.md").read_text()
+    # The training figures come from the kept pipeline's model card, not from a new run.
+    assert "from its model card: optimizer updates " in section and "training time " in section
+    assert "for a 0.01-minute budget" not in section
+    # The sample grid holds one row of 28x28 digits per class, as many columns as digits per class (2 in quick mode).
+    assert "](conditional-samples.png)" in section
+    with Image.open(tmp_path / "second" / "benchmarks" / "conditional-samples.png") as grid:
+        assert grid.size == (2 * 28, 10 * 28)
