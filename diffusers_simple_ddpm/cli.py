@@ -33,7 +33,7 @@ def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
 
 def generate_from_args(args: argparse.Namespace, pipeline: SimpleDDPMPipeline) -> list:
     """Generates the images that the `sample` and `evaluate` arguments ask for."""
-    sampling_pipeline, default_steps = with_scheduler(pipeline, args.scheduler)
+    sampling_pipeline, default_steps = with_scheduler(pipeline, args.scheduler, clip_sample=args.clip_sample)
     return generate_images(
         sampling_pipeline,
         args.num_images,
@@ -122,6 +122,12 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, num_images: int) -> 
     )
     parser.add_argument("--guidance_scale", type=float, default=1.0, help="Classifier-free guidance (1 = none).")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM η (only schedulers that take it use it).")
+    parser.add_argument(
+        "--clip_sample",
+        action="store_true",
+        help="Clip the predicted clean image to [-1, 1] at every step (ddpm, dpm and other schedulers that can; not "
+        "ddim or euler). With guidance it gives far more digits of the requested class (docs/benchmarks.md).",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

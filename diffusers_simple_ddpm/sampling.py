@@ -1,5 +1,7 @@
 """Seeded, batched image generation with any diffusers scheduler, for the command line, training and benchmarks."""
 
+import inspect
+
 import diffusers
 import PIL.Image
 import torch
@@ -37,19 +39,60 @@ def resolve_scheduler(scheduler: str, argument: str = "--scheduler") -> tuple[ty
     return scheduler_class, DEFAULT_STEPS
 
 
-def with_scheduler(pipeline: SimpleDDPMPipeline, scheduler: str) -> tuple[SimpleDDPMPipeline, int]:
+def clipping_overrides(scheduler_class: type[SchedulerMixin], argument: str = "--clip_sample") -> dict:
+    """
+    The config overrides that make a scheduler clip its predicted clean image to [-1, 1] at every step: `clip_sample`
+    where the scheduler has it (DDPM), else dynamic thresholding with `sample_max_value=1.0`, which then is plain
+    clipping (DPM-Solver++, UniPC, DEIS, ...).
+
+    Args:
+        scheduler_class (`type[SchedulerMixin]`): The scheduler class.
+        argument (`str`, *optional*, defaults to `"--clip_sample"`): The argument that asked for clipping, quoted in
+            the error.
+
+    Raises:
+        `ValueError`: for schedulers that cannot clip (Euler, ...), and for DDIM-like schedulers, whose `step` keeps
+            the unclipped noise prediction unless told `use_clipped_model_output`, so that the sample does not move
+            towards the clipped image.
+    """
+    parameters = inspect.signature(scheduler_class.__init__).parameters
+    if "use_clipped_model_output" in inspect.signature(scheduler_class.step).parameters:
+        raise ValueError(
+            f"`{argument}` does not work with {scheduler_class.__name__}: its step clips the predicted clean image but "
+            "keeps the unclipped noise prediction. Use ddpm or dpm to clip."
+        )
+    if "clip_sample" in parameters:
+        return {"clip_sample": True, "clip_sample_range": 1.0}
+    if "thresholding" in parameters and "sample_max_value" in parameters:
+        return {"thresholding": True, "sample_max_value": 1.0}
+    raise ValueError(
+        f"`{argument}` needs a scheduler that can clip (ddpm, dpm, ...); {scheduler_class.__name__} cannot."
+    )
+
+
+def with_scheduler(
+    pipeline: SimpleDDPMPipeline, scheduler: str, clip_sample: bool = False
+) -> tuple[SimpleDDPMPipeline, int]:
     """
     A pipeline sharing `pipeline`'s model, with the scheduler named `scheduler` built from its scheduler config.
 
     Args:
         pipeline (`SimpleDDPMPipeline`): The pipeline; it is not changed.
         scheduler (`str`): A scheduler name (see `resolve_scheduler`).
+        clip_sample (`bool`, *optional*, defaults to `False`): Clip the predicted clean image to [-1, 1] at every step
+            (see `clipping_overrides`), which helps most under classifier-free guidance.
 
     Returns:
         `tuple[SimpleDDPMPipeline, int]`: the pipeline and the default number of inference steps for that scheduler.
     """
     scheduler_class, default_steps = resolve_scheduler(scheduler)
-    new_scheduler = pipeline.scheduler if scheduler_class is None else scheduler_class.from_config(pipeline.scheduler.config)
+    if clip_sample:
+        scheduler_class = scheduler_class or type(pipeline.scheduler)
+        new_scheduler = scheduler_class.from_config(pipeline.scheduler.config, **clipping_overrides(scheduler_class))
+    elif scheduler_class is None:
+        new_scheduler = pipeline.scheduler
+    else:
+        new_scheduler = scheduler_class.from_config(pipeline.scheduler.config)
     swapped = SimpleDDPMPipeline(unet=pipeline.unet, scheduler=new_scheduler, class_names=pipeline.config.class_names)
     swapped.set_progress_bar_config(**getattr(pipeline, "_progress_bar_config", {}))
     return swapped, default_steps

@@ -14,6 +14,7 @@ from PIL import Image
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
 from diffusers_simple_ddpm.cli import main
+from diffusers_simple_ddpm.sampling import with_scheduler
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +109,39 @@ def test_train_forwards_to_the_training_script():
     )
     assert result.returncode == 0
     assert "--resume_from_checkpoint" in result.stdout and "--class_conditional" in result.stdout
+
+
+def final_latents(pipeline, scheduler: str, clip_sample: bool) -> torch.Tensor:
+    """The latents after the last denoising step (before the conversion to an image, which clamps)."""
+    sampling_pipeline, _ = with_scheduler(pipeline, scheduler, clip_sample=clip_sample)
+    captured = {}
+
+    def keep_latents(pipe, step_index, timestep, callback_kwargs):
+        captured["latents"] = callback_kwargs["latents"]
+        return callback_kwargs
+
+    sampling_pipeline(batch_size=4, num_inference_steps=10, generator=torch.Generator().manual_seed(0),
+                      output_type="pt", callback_on_step_end=keep_latents)  # fmt: skip
+    return captured["latents"]
+
+
+@pytest.mark.parametrize("scheduler", ["ddpm", "dpm", "UniPCMultistepScheduler"])
+def test_clip_sample_keeps_the_predicted_image_in_range(model_dir, scheduler):
+    pipeline = SimpleDDPMPipeline.from_pretrained(model_dir)
+    pipeline.set_progress_bar_config(disable=True)
+    # The untrained model's predictions leave [-1, 1]; clipping at every step ends the chain inside it.
+    assert final_latents(pipeline, scheduler, clip_sample=False).abs().max() > 1.5
+    assert final_latents(pipeline, scheduler, clip_sample=True).abs().max() <= 1.0 + 1e-6
+    assert pipeline.scheduler.config.clip_sample is False  # the loaded pipeline is not changed
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "euler"])
+def test_clip_sample_is_refused_where_it_cannot_work(model_dir, tmp_path, scheduler):
+    with pytest.raises(ValueError, match="`--clip_sample`.*(DDIMScheduler|EulerDiscreteScheduler)"):
+        main(["sample", str(model_dir), "--scheduler", scheduler, "--clip_sample", "--grid", str(tmp_path / "g.png")])
+
+
+def test_sample_a_class_with_clipping(conditional_model_dir, tmp_path):
+    main(["sample", str(conditional_model_dir), "--num_images", "2", "--steps", "2", "--class", "7", "--guidance_scale",
+          "3", "--scheduler", "dpm", "--clip_sample", "--grid", str(tmp_path / "sevens.png")])  # fmt: skip
+    assert Image.open(tmp_path / "sevens.png").size == (16, 8)
