@@ -18,18 +18,15 @@ import numpy as np
 import torch
 from benchmark_utils import (
     SAMPLERS,
-    BareTrainer,
     add_common_arguments,
     bar_chart,
     chart_path,
     generate,
-    make_simple_unet,
     markdown_table,
     mnist_labels,
     mnist_tensor,
-    run_train_script,
     setup,
-    steps_for_budget,
+    train_script_for_budget,
     write_report,
 )
 from diffusers.utils import numpy_to_pil
@@ -95,31 +92,20 @@ def class_statistics(images, classifier, device) -> tuple[np.ndarray, np.ndarray
 
 def train_pipeline(args: argparse.Namespace, output_dir: Path, device: torch.device) -> str:
     """Trains a class-conditional pipeline into `output_dir` for the budget; returns the report's sentence on it."""
-    images, labels = mnist_tensor("train"), mnist_labels("train")
-    torch.manual_seed(args.seed)
-    model = make_simple_unet(args.model_config, 28, 1, num_class_embeds=NUM_CLASSES)
-    trainer = BareTrainer(model, images, args.batch_size, device, labels=labels)
-    num_steps = steps_for_budget(trainer, args.budget_minutes * 60)
-    run = run_train_script(
+    run = train_script_for_budget(
         output_dir,
-        [
-            "--class_conditional",
-            "--model_config",
-            args.model_config,
-            "--train_batch_size",
-            str(args.batch_size),
-            "--max_train_steps",
-            str(num_steps),
-            "--checkpointing_steps",
-            str(10**9),
-            "--seed",
-            str(args.seed),
-        ],
+        args.model_config,
+        mnist_tensor("train"),
+        args.batch_size,
+        args.budget_minutes * 60,
+        device,
+        args.seed,
+        labels=mnist_labels("train"),
     )
     return (
         f'`scripts/train.py --class_conditional --model_config {args.model_config}` (labels dropped to "no class" '
         f"10% of the time, bf16, EMA, batch {args.batch_size}) for a {args.budget_minutes:g}-minute budget: "
-        f"{num_steps} updates, {run['seconds']:.0f} s for the whole command."
+        f"{run['steps']} updates, {run['seconds']:.0f} s for the whole command."
     )
 
 

@@ -22,12 +22,10 @@ from benchmark_utils import (
     count_parameters,
     generate,
     make_diffusers_unet,
-    make_simple_unet,
     markdown_table,
     mnist_tensor,
-    run_train_script,
     setup,
-    steps_for_budget,
+    train_script_for_budget,
     write_report,
 )
 
@@ -74,25 +72,10 @@ def main(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory() as workdir:
         output_dir = Path(workdir) / "pipeline"
-        torch.manual_seed(args.seed)
-        calibration = BareTrainer(make_simple_unet(args.model_config, 28, 1), images, args.batch_size, device)
-        num_steps = steps_for_budget(calibration, budget_s)
-        del calibration
-        run = run_train_script(
-            output_dir,
-            [
-                "--model_config",
-                args.model_config,
-                "--train_batch_size",
-                str(args.batch_size),
-                "--max_train_steps",
-                str(num_steps),
-                "--checkpointing_steps",
-                str(num_steps),
-                "--seed",
-                str(args.seed),
-            ],
+        run = train_script_for_budget(
+            output_dir, args.model_config, images, args.batch_size, budget_s, device, args.seed, keep_checkpoint=True
         )
+        num_steps = run["steps"]
         # (name in the table, name in the chart, model)
         models = [
             (

@@ -32,6 +32,7 @@ from torch import nn
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
 from diffusers_simple_ddpm.data import load_mnist_arrays
+from diffusers_simple_ddpm.sampling import clipping_overrides
 from diffusers_simple_ddpm.training_utils import MODEL_PRESETS, cpu_model_name
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -55,14 +56,15 @@ TRAIN_SCRIPT_SETTINGS = {
 }
 # Samplers by name, as (scheduler class, config overrides). "clip" clips the predicted clean image to [-1, 1] at every
 # step: `clip_sample` of DDPM, dynamic thresholding with `sample_max_value=1` (which then clips) of DPM-Solver++.
+DPM_SOLVER_PLUS_PLUS = {"algorithm_type": "dpmsolver++", "solver_order": 2}
 SAMPLERS = {
     "DDPM": (SimpleDDPMScheduler, {}),
-    "DDPM clip": (SimpleDDPMScheduler, {"clip_sample": True}),
+    "DDPM clip": (SimpleDDPMScheduler, clipping_overrides(SimpleDDPMScheduler)),
     "DDIM": (DDIMScheduler, {}),
-    "DPM-Solver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "DPM-Solver++": (DPMSolverMultistepScheduler, DPM_SOLVER_PLUS_PLUS),
     "DPM-Solver++ clip": (
         DPMSolverMultistepScheduler,
-        {"algorithm_type": "dpmsolver++", "solver_order": 2, "thresholding": True, "sample_max_value": 1.0},
+        {**DPM_SOLVER_PLUS_PLUS, **clipping_overrides(DPMSolverMultistepScheduler)},
     ),
 }
 MEBIBYTE = 2**20
@@ -611,6 +613,56 @@ def run_train_script(output_dir: str | os.PathLike, script_args: list[str]) -> d
     if process.returncode != 0:
         raise RuntimeError(f"scripts/train.py failed:\n{output[-3000:]}")
     return {"seconds": time.perf_counter() - start, "peak_rss_mib": memory.peak_mib}
+
+
+def train_script_for_budget(
+    output_dir: str | os.PathLike,
+    model_config: str,
+    images: torch.Tensor,
+    batch_size: int,
+    budget_s: float,
+    device: torch.device,
+    seed: int,
+    labels: torch.Tensor | None = None,
+    keep_checkpoint: bool = False,
+) -> dict[str, float]:
+    """
+    Runs `scripts/train.py` (see `run_train_script`) on the built-in MNIST for as many updates as fit in `budget_s` at
+    the speed of the bare loop with the same preset, timed here first.
+
+    Args:
+        output_dir (`str` or `os.PathLike`): The run's `--output_dir`.
+        model_config (`str`): The `--model_config` preset.
+        images (`torch.Tensor`): The training images, for the timing of the bare loop.
+        batch_size (`int`): `--train_batch_size`.
+        budget_s (`float`): The training budget in seconds.
+        device (`torch.device`): Where the bare loop is timed.
+        seed (`int`): Seed of the bare loop's weights and of the script (`--seed`).
+        labels (`torch.Tensor`, *optional*): The training labels: a `--class_conditional` run.
+        keep_checkpoint (`bool`): Whether the script saves a checkpoint at its last update.
+
+    Returns:
+        `dict`: `steps` (the updates the script ran) and what `run_train_script` returns.
+    """
+    torch.manual_seed(seed)
+    num_class_embeds = None if labels is None else int(labels.max()) + 1
+    model = make_simple_unet(model_config, 28, 1, num_class_embeds=num_class_embeds)
+    num_steps = steps_for_budget(BareTrainer(model, images, batch_size, device, labels=labels), budget_s)
+    script_args = [
+        "--model_config",
+        model_config,
+        "--train_batch_size",
+        str(batch_size),
+        "--max_train_steps",
+        str(num_steps),
+        "--checkpointing_steps",
+        str(num_steps if keep_checkpoint else 10**9),
+        "--seed",
+        str(seed),
+    ]
+    if labels is not None:
+        script_args.append("--class_conditional")
+    return {"steps": num_steps, **run_train_script(output_dir, script_args)}
 
 
 def steps_for_budget(trainer: "BareTrainer", budget_s: float, num_steps: int = 10) -> int:
