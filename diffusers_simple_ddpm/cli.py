@@ -15,7 +15,6 @@ from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .sampling import generate_images, with_scheduler
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 
 
 def load_pipeline(model: str, device: str, dtype: str) -> SimpleDDPMPipeline:
@@ -91,12 +90,8 @@ def convert_command(args: argparse.Namespace) -> None:
 
 
 def train_command(args: argparse.Namespace, extra: list[str]) -> int:
-    if not TRAIN_SCRIPT.is_file():
-        raise FileNotFoundError(
-            f"The training script {TRAIN_SCRIPT} is not installed with the package: run it from a clone of the "
-            "repository (`accelerate launch scripts/train.py`)."
-        )
-    command = [sys.executable, "-m", "accelerate.commands.launch", str(TRAIN_SCRIPT), *extra]
+    """Runs the package's training program (`diffusers_simple_ddpm.training`) through `accelerate launch`."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "-m", "diffusers_simple_ddpm.training", *extra]
     return subprocess.call(command)
 
 
@@ -167,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser(
         "train",
-        help="Run scripts/train.py through accelerate launch; every further argument goes to the script.",
+        help="Train through accelerate launch (the program of scripts/train.py); every further argument goes to it.",
         add_help=False,
     )
     return parser

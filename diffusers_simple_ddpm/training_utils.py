@@ -1,4 +1,4 @@
-"""Reusable parts of `scripts/train.py`: model presets, the training target, EMA export and safe checkpoints."""
+"""Reusable parts of the training program (`diffusers_simple_ddpm.training`): model presets, the training target, EMA export and safe checkpoints."""
 
 import inspect
 import json

@@ -1,9 +1,12 @@
 """The `simple-ddpm` command line, on tiny models."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,6 +104,43 @@ def test_convert(tmp_path):
     main(["convert", "--checkpoint", str(tmp_path / "unet.pt"), "--output_dir", str(tmp_path / "pipeline"),
           "--sample_size", "28"])  # fmt: skip
     assert SimpleDDPMPipeline.from_pretrained(tmp_path / "pipeline").unet.config.sample_size == 28
+
+
+@pytest.mark.slow
+def test_train_runs_from_a_wheel_installed_outside_the_repository(tmp_path):
+    """`simple-ddpm train` from the built wheel in a fresh virtual environment, run from a folder outside the clone."""
+    repository = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(repository)], check=True)  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("diffusers_simple_ddpm-*.whl")
+    environment = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(environment)], check=True)
+    new_python = environment / "bin" / "python"
+    site_packages = subprocess.run([str(new_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                   capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    # The dependencies (torch, diffusers, ...) come from this environment's site-packages as a plain path entry, whose
+    # .pth files (this checkout's editable install among them) are not run: the package itself comes from the wheel.
+    Path(site_packages, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(new_python), "install", "--no-deps", "-q", str(wheel)],
+                   check=True)  # fmt: skip
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    environment_variables = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment_variables.update(HF_HUB_OFFLINE="1", PATH=f"{environment / 'bin'}:{os.environ['PATH']}")
+    config = workdir / "tiny.json"
+    config.write_text(json.dumps({"block_out_channels": [4, 8, 8], "time_embedding_dim": 8,
+                                  "time_embedding_type": "sinusoidal"}))  # fmt: skip
+    result = subprocess.run(
+        [str(environment / "bin" / "simple-ddpm"), "train", "--output_dir", "run", "--model_config", str(config),
+         "--resolution", "8", "--train_batch_size", "4", "--max_train_steps", "2", "--ddpm_num_inference_steps", "2",
+         "--eval_batch_size", "2", "--eval_num_images", "0", "--lr_warmup_steps", "0", "--mixed_precision", "no"],
+        cwd=workdir, env=environment_variables, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    located = subprocess.run([str(new_python), "-c", "import diffusers_simple_ddpm; print(diffusers_simple_ddpm.__file__)"],
+                             cwd=workdir, env=environment_variables, capture_output=True, text=True, check=True)  # fmt: skip
+    assert located.stdout.startswith(site_packages)
+    assert SimpleDDPMPipeline.from_pretrained(workdir / "run").unet.config.sample_size == 8
 
 
 def test_train_forwards_to_the_training_script():

@@ -1,6 +1,5 @@
 """`scripts/train.py` run for real through `accelerate launch` subprocesses, on the built-in MNIST, at 8x8 pixels."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -19,16 +18,10 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline
+from diffusers_simple_ddpm import training as train
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 WEIGHTS = "diffusion_pytorch_model.safetensors"
-
-
-def load_train_module():
-    spec = importlib.util.spec_from_file_location("train_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -221,13 +214,11 @@ def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
     ],
 )
 def test_bad_arguments_fail_before_training(tmp_path, argv, match):
-    train = load_train_module()
     with pytest.raises(ValueError, match=match):
-        train.main(train.parse_args(["--output_dir", str(tmp_path / "out"), *argv]))
+        train.main(["--output_dir", str(tmp_path / "out"), *argv])
 
 
 def test_unknown_choices_are_refused_by_the_parser(capsys):
-    train = load_train_module()
     for argv in (["--lr_scheduler", "warmup_cosine"], ["--prediction_type", "x0"], ["--ddpm_beta_schedule", "cos"]):
         with pytest.raises(SystemExit):
             train.parse_args(argv)
@@ -235,7 +226,6 @@ def test_unknown_choices_are_refused_by_the_parser(capsys):
 
 
 def test_non_empty_output_dir_needs_overwrite_or_resume(tmp_path):
-    train = load_train_module()
     (tmp_path / "notes.txt").write_text("an earlier run")
     with pytest.raises(ValueError, match="--output_dir.*not empty.*--overwrite_output_dir"):
         train.parse_args(["--output_dir", str(tmp_path)])
@@ -252,28 +242,23 @@ def test_non_empty_output_dir_needs_overwrite_or_resume(tmp_path):
     ],
 )
 def test_bad_data_fails_before_training(tmp_path, data_args, match):
-    train = load_train_module()
     with pytest.raises(ValueError, match=match):
-        train.main(train.parse_args(["--output_dir", str(tmp_path / "out"), *data_args]))
+        train.main(["--output_dir", str(tmp_path / "out"), *data_args])
     assert not (tmp_path / "out" / "logs").exists()
 
 
 def test_empty_image_folder_fails_before_training(tmp_path):
-    train = load_train_module()
     (tmp_path / "images").mkdir()
     with pytest.raises(ValueError, match="--train_data_dir.*no image files"):
-        train.main(train.parse_args(["--output_dir", str(tmp_path / "out"), "--train_data_dir", str(tmp_path / "images")]))
+        train.main(["--output_dir", str(tmp_path / "out"), "--train_data_dir", str(tmp_path / "images")])
 
 
 def test_push_to_hub_sends_the_pipeline_card_and_grid_with_token_and_privacy(tmp_path, tiny_model_config, fake_hub):
     # The Hub's HTTP API is faked (see tests/fake_hub.py); the script, huggingface_hub's client and the files are real.
-    train = load_train_module()
     output_dir = tmp_path / "ddpm-tiny"
     train.main(
-        train.parse_args(
-            train_args(output_dir, tiny_model_config, "--max_train_steps", "2", "--checkpointing_steps", "1",
-                       "--push_to_hub", "--hub_model_id", REPO_ID, "--hub_token", "hf_secret", "--hub_private_repo")
-        )
+        train_args(output_dir, tiny_model_config, "--max_train_steps", "2", "--checkpointing_steps", "1",
+                   "--push_to_hub", "--hub_model_id", REPO_ID, "--hub_token", "hf_secret", "--hub_private_repo")
     )  # fmt: skip
     (commit,) = fake_hub.commits
     assert set(commit["files"]) == {

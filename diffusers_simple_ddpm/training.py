@@ -1,0 +1,647 @@
+"""The training program of SimpleDDPM pipelines.
+
+Run it with `accelerate launch scripts/train.py [--dataset_name ... | --train_data_dir ...]` from a clone, or with
+`simple-ddpm train [...]` (`accelerate launch -m diffusers_simple_ddpm.training`) from an installed package. With no
+arguments it trains on the built-in MNIST digits, offline, and writes a pipeline that
+`SimpleDDPMPipeline.from_pretrained(output_dir)` loads.
+"""
+
+import argparse
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import datasets
+import diffusers
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from diffusers.optimization import SchedulerType, get_scheduler
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from .data import (
+    ImageTransform,
+    check_image_sizes,
+    load_training_dataset,
+    make_train_dataloader,
+    resolve_image_column,
+)
+from .hub_utils import SAMPLE_GRID_NAME, TrainingDetails
+from .image_utils import make_sample_grid
+from .modeling_simple_unet import SimpleUNet2DModel, check_spatial_size
+from .pipeline_simple_ddpm import SimpleDDPMPipeline
+from .sampling import resolve_scheduler
+from .scheduling_simple_ddpm import SimpleDDPMScheduler
+from .training_utils import (
+    MODEL_PRESETS,
+    PREDICTION_TYPES,
+    check_processes_in_sync,
+    checkpoint_step,
+    ema_unet,
+    evaluate_on_mnist,
+    hardware_description,
+    list_checkpoints,
+    load_model_config,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+    training_target,
+)
+
+logger = get_logger(__name__, log_level="INFO")
+
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Train a SimpleDDPM pipeline (defaults: the built-in MNIST digits).")
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--dataset_name",
+        type=str,
+        default=None,
+        help="A dataset on the Hub, or a local dataset folder, read with datasets.load_dataset. Default (with no "
+        "--train_data_dir either): the built-in MNIST training digits, offline.",
+    )
+    data.add_argument("--dataset_config_name", type=str, default=None, help="The config of --dataset_name, if any.")
+    data.add_argument(
+        "--train_data_dir",
+        type=str,
+        default=None,
+        help="A folder of images (class subfolders become labels), read with the imagefolder loader.",
+    )
+    data.add_argument("--cache_dir", type=str, default=None, help="Where downloaded datasets are stored.")
+    data.add_argument("--image_column", type=str, default=None, help="The dataset column holding the images.")
+    data.add_argument(
+        "--resolution", type=int, default=28, help="Side of the square training images, a multiple of 4."
+    )
+    data.add_argument(
+        "--num_channels",
+        type=int,
+        default=None,
+        choices=(1, 3),
+        help="Image channels of the model: 1 (grayscale) or 3 (RGB). Default: read off the first image.",
+    )
+    data.add_argument("--center_crop", action="store_true", help="Crop the center instead of a random square.")
+    data.add_argument("--random_flip", action="store_true", help="Mirror images horizontally at random.")
+    data.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
+
+    model = parser.add_argument_group("model and diffusion")
+    model.add_argument(
+        "--model_config",
+        type=str,
+        default="default",
+        help=f"A preset ({', '.join(MODEL_PRESETS)}; 'notebook' is the notebook's exact network) or the path of a "
+        "SimpleUNet2DModel config.json.",
+    )
+    model.add_argument(
+        "--prediction_type", type=str, default="epsilon", choices=PREDICTION_TYPES, help="What the model predicts."
+    )
+    model.add_argument("--ddpm_num_steps", type=int, default=1000, help="Diffusion steps of training.")
+    model.add_argument(
+        "--ddpm_num_inference_steps", type=int, default=1000, help="Denoising steps for the sample grids."
+    )
+    model.add_argument(
+        "--ddpm_beta_schedule", type=str, default="linear", choices=BETA_SCHEDULES, help="The β schedule."
+    )
+    model.add_argument(
+        "--class_conditional",
+        action="store_true",
+        help="Train a class-conditional model on --label_column, for classifier-free guidance.",
+    )
+    model.add_argument("--label_column", type=str, default="label", help="The dataset column holding class labels.")
+    model.add_argument(
+        "--class_dropout_prob",
+        type=float,
+        default=0.1,
+        help="Share of labels replaced by 'no class' so that the model also learns unconditional generation.",
+    )
+
+    training = parser.add_argument_group("training")
+    training.add_argument(
+        "--output_dir", type=str, default="ddpm-mnist", help="Where the pipeline, checkpoints and logs are written."
+    )
+    training.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="Train into a non-empty --output_dir (its old checkpoints are removed).",
+    )
+    training.add_argument("--seed", type=int, default=0, help="Seed of the whole run (data order, noise, weights).")
+    training.add_argument("--train_batch_size", type=int, default=64, help="Batch size per device.")
+    training.add_argument("--eval_batch_size", type=int, default=16, help="Images in each sample grid.")
+    training.add_argument("--num_epochs", type=int, default=100, help="Epochs, unless --max_train_steps is set.")
+    training.add_argument(
+        "--max_train_steps",
+        type=int,
+        default=3000,
+        help="Optimizer updates in total; overrides --num_epochs. Pass 0 to train for --num_epochs instead.",
+    )
+    training.add_argument(
+        "--gradient_accumulation_steps", type=int, default=1, help="Micro-batches accumulated per optimizer update."
+    )
+    training.add_argument("--learning_rate", type=float, default=3e-4, help="Peak learning rate.")
+    training.add_argument(
+        "--lr_scheduler",
+        type=str,
+        default="cosine",
+        choices=[scheduler.value for scheduler in SchedulerType],
+        help="Learning-rate schedule.",
+    )
+    training.add_argument(
+        "--lr_warmup_steps", type=int, default=200, help="Warm-up length, in optimizer updates (not micro-batches)."
+    )
+    training.add_argument("--adam_beta1", type=float, default=0.95, help="β1 of AdamW.")
+    training.add_argument("--adam_beta2", type=float, default=0.999, help="β2 of AdamW.")
+    training.add_argument("--adam_weight_decay", type=float, default=1e-6, help="Weight decay of AdamW.")
+    training.add_argument("--adam_epsilon", type=float, default=1e-8, help="ε of AdamW.")
+    training.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
+    training.add_argument(
+        "--use_ema",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Keep an exponential moving average of the weights; the exported pipeline holds it.",
+    )
+    training.add_argument("--ema_inv_gamma", type=float, default=1.0, help="Inverse gamma of the EMA warm-up.")
+    training.add_argument("--ema_power", type=float, default=3 / 4, help="Power of the EMA warm-up.")
+    training.add_argument("--ema_max_decay", type=float, default=0.9999, help="Largest EMA decay.")
+    training.add_argument(
+        "--mixed_precision",
+        type=str,
+        default="bf16",
+        choices=("no", "fp16", "bf16"),
+        help="bf16 autocast (the fast path on CPUs with AMX and on recent GPUs), fp16 with a gradient scaler (GPU "
+        "only) or no mixed precision.",
+    )
+    training.add_argument(
+        "--channels_last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Use the channels_last memory format (faster convolutions on CPU and GPU).",
+    )
+    training.add_argument(
+        "--gradient_checkpointing", action="store_true", help="Trade compute for memory by recomputing activations."
+    )
+
+    outputs = parser.add_argument_group("checkpoints, samples and logs")
+    outputs.add_argument(
+        "--checkpointing_steps", type=int, default=500, help="Save the full training state every N updates."
+    )
+    outputs.add_argument("--checkpoints_total_limit", type=int, default=None, help="Checkpoints to keep.")
+    outputs.add_argument(
+        "--resume_from_checkpoint",
+        type=str,
+        default=None,
+        help="A checkpoint folder to resume from, or 'latest' for the newest one in --output_dir.",
+    )
+    outputs.add_argument("--save_images_epochs", type=int, default=10, help="Write a sample grid every N epochs.")
+    outputs.add_argument("--save_images_steps", type=int, default=None, help="Write a sample grid every N updates.")
+    outputs.add_argument("--save_model_epochs", type=int, default=10, help="Save the pipeline every N epochs.")
+    outputs.add_argument(
+        "--eval_num_images",
+        type=int,
+        default=500,
+        help="On the built-in MNIST, score this many samples of the final pipeline with the fast metrics (MNIST "
+        "classifier Fréchet distance, KID, IS) for the model card; 0 skips it.",
+    )
+    outputs.add_argument(
+        "--eval_scheduler", type=str, default="ddim", help="Sampler of that evaluation (ddpm, ddim, dpm, euler, ...)."
+    )
+    outputs.add_argument(
+        "--eval_num_inference_steps", type=int, default=None, help="Its steps (default: the sampler's default)."
+    )
+    outputs.add_argument("--logging_steps", type=int, default=10, help="Log the loss every N updates.")
+    outputs.add_argument(
+        "--logger", type=str, default="tensorboard", choices=("tensorboard", "wandb"), help="Experiment tracker."
+    )
+    outputs.add_argument("--logging_dir", type=str, default="logs", help="Tracker folder, inside --output_dir.")
+
+    hub = parser.add_argument_group("hub")
+    hub.add_argument("--push_to_hub", action="store_true", help="Upload the final pipeline and model card.")
+    hub.add_argument("--hub_model_id", type=str, default=None, help="Repository id; default: --output_dir's name.")
+    hub.add_argument("--hub_token", type=str, default=None, help="Hub token; default: the logged-in one.")
+    hub.add_argument("--hub_private_repo", action="store_true", help="Create the repository as private.")
+
+    args = parser.parse_args(argv)
+    check_args(args)
+    return args
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuses argument values that would fail later, before any data is read or any file written."""
+    positive = (
+        "train_batch_size",
+        "eval_batch_size",
+        "gradient_accumulation_steps",
+        "ddpm_num_steps",
+        "ddpm_num_inference_steps",
+        "checkpointing_steps",
+        "save_images_epochs",
+        "save_model_epochs",
+        "logging_steps",
+        "num_epochs",
+    )
+    for name in positive:
+        if getattr(args, name) < 1:
+            raise ValueError(f"`--{name}` must be at least 1, got {getattr(args, name)}.")
+    for name in ("max_train_steps", "lr_warmup_steps", "dataloader_num_workers", "eval_num_images"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"`--{name}` must be 0 or more, got {getattr(args, name)}.")
+    for name in ("save_images_steps", "checkpoints_total_limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"`--{name}` must be at least 1 when given, got {getattr(args, name)}.")
+    if args.ddpm_num_inference_steps > args.ddpm_num_steps:
+        raise ValueError(
+            f"`--ddpm_num_inference_steps` ({args.ddpm_num_inference_steps}) cannot exceed `--ddpm_num_steps` "
+            f"({args.ddpm_num_steps})."
+        )
+    if not 0.0 <= args.class_dropout_prob < 1.0:
+        raise ValueError(f"`--class_dropout_prob` must be in [0, 1), got {args.class_dropout_prob}.")
+    check_spatial_size(args.resolution, args.resolution, argument="--resolution")
+    load_model_config(args.model_config)
+    resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
+    resolve_scheduler(args.eval_scheduler, argument="--eval_scheduler")
+    output_dir = Path(args.output_dir)
+    if output_dir.is_dir() and any(output_dir.iterdir()):
+        if not (args.overwrite_output_dir or args.resume_from_checkpoint):
+            raise ValueError(
+                f"`--output_dir` {output_dir} is not empty: pass `--overwrite_output_dir` to train into it, or "
+                "`--resume_from_checkpoint latest` to continue its run."
+            )
+    if args.push_to_hub:
+        from huggingface_hub import get_token
+
+        if args.hub_token is None and get_token() is None:
+            raise ValueError(
+                "`--push_to_hub` needs a Hub token: pass `--hub_token` or log in with `hf auth login` first."
+            )
+
+
+def image_channels(dataset: datasets.Dataset, image_column: str) -> int:
+    """1 for a dataset of grayscale images, 3 otherwise, judged by its first image."""
+    return 1 if dataset[0][image_column].mode in ("1", "L", "I", "I;16", "F") else 3
+
+
+def class_names_of(dataset: datasets.Dataset, label_column: str) -> list[str]:
+    """The class names of a label column: a `ClassLabel`'s names, else the label values as strings."""
+    if label_column not in dataset.column_names:
+        raise ValueError(
+            f"`--label_column` {label_column!r} is not a column of the dataset; columns: {dataset.column_names}."
+        )
+    feature = dataset.features[label_column]
+    if isinstance(feature, datasets.ClassLabel):
+        return list(feature.names)
+    labels = dataset.unique(label_column)
+    if not all(isinstance(label, int) and label >= 0 for label in labels):
+        raise ValueError(f"`--label_column` {label_column!r} must hold class indices (non-negative integers).")
+    return [str(label) for label in range(max(labels) + 1)]
+
+
+def train(args: argparse.Namespace) -> None:
+    """
+    Trains a pipeline as `args` (from `parse_args`) say and saves it, with its model card, to `args.output_dir`.
+
+    Args:
+        args (`argparse.Namespace`): The checked arguments of `parse_args`.
+    """
+    logging_dir = os.path.join(args.output_dir, args.logging_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=args.logger,
+        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=logging_dir),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+    )
+    if args.mixed_precision == "fp16" and accelerator.device.type != "cuda":
+        raise ValueError("`--mixed_precision fp16` needs a CUDA GPU; use `bf16` (or `no`) on this device.")
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    logger.info(accelerator.state, main_process_only=False)
+    if not accelerator.is_local_main_process:
+        datasets.utils.logging.set_verbosity_error()
+        diffusers.utils.logging.set_verbosity_error()
+    set_seed(args.seed)
+
+    # Data: every source reaches the loop as a `datasets.Dataset` through the same path.
+    dataset = load_training_dataset(
+        dataset_name=args.dataset_name,
+        dataset_config_name=args.dataset_config_name,
+        train_data_dir=args.train_data_dir,
+        cache_dir=args.cache_dir,
+    )
+    builtin_mnist = args.dataset_name is None and args.train_data_dir is None
+    dataset_label = args.dataset_name or args.train_data_dir
+    image_column = resolve_image_column(dataset, args.image_column)
+    check_image_sizes(dataset, image_column, args.resolution)
+    num_channels = args.num_channels or image_channels(dataset, image_column)
+    class_names = class_names_of(dataset, args.label_column) if args.class_conditional else None
+    transform = ImageTransform(args.resolution, num_channels, center_crop=args.center_crop, random_flip=args.random_flip)
+    train_dataloader = make_train_dataloader(
+        dataset,
+        image_column,
+        transform,
+        batch_size=args.train_batch_size,
+        num_workers=args.dataloader_num_workers,
+        # Its own generator keeps the loader's draws off the global RNG, so a resumed run draws the same noise.
+        generator=torch.Generator().manual_seed(args.seed),
+        label_column=args.label_column if args.class_conditional else None,
+        seed=args.seed,
+    )
+
+    # Model, noise scheduler, optimizer.
+    unet = SimpleUNet2DModel(
+        sample_size=args.resolution,
+        in_channels=num_channels,
+        out_channels=num_channels,
+        num_class_embeds=len(class_names) if class_names else None,
+        **load_model_config(args.model_config),
+    )
+    if args.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    unet = unet.to(memory_format=memory_format)
+    noise_scheduler = SimpleDDPMScheduler(
+        num_train_timesteps=args.ddpm_num_steps,
+        beta_schedule=args.ddpm_beta_schedule,
+        prediction_type=args.prediction_type,
+    )
+    optimizer = torch.optim.AdamW(
+        unet.parameters(),
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.adam_weight_decay,
+        eps=args.adam_epsilon,
+    )
+
+    # The schedule counts optimizer updates; accelerate steps a prepared scheduler once per process and update.
+    batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
+    updates_per_epoch = math.ceil(batches_per_process / args.gradient_accumulation_steps)
+    max_train_steps = args.max_train_steps or args.num_epochs * updates_per_epoch
+    num_epochs = math.ceil(max_train_steps / updates_per_epoch)
+    lr_scheduler = get_scheduler(
+        args.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+        num_training_steps=max_train_steps * accelerator.num_processes,
+    )
+    unet, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
+        unet, optimizer, train_dataloader, lr_scheduler
+    )
+
+    ema_model = None
+    if args.use_ema:
+        ema_model = EMAModel(
+            unet.parameters(),
+            decay=args.ema_max_decay,
+            use_ema_warmup=True,
+            inv_gamma=args.ema_inv_gamma,
+            power=args.ema_power,
+            model_cls=SimpleUNet2DModel,
+            model_config=accelerator.unwrap_model(unet).config,
+        )
+        ema_model.to(accelerator.device)
+
+    # Checkpoints hold the model (and its EMA) in diffusers format; accelerate adds optimizer, schedule and RNG states.
+    def save_model_hook(models, weights, output_dir):
+        if accelerator.is_main_process:
+            if ema_model is not None:
+                ema_model.save_pretrained(os.path.join(output_dir, "unet_ema"))
+            for model in models:
+                accelerator.unwrap_model(model).save_pretrained(os.path.join(output_dir, "unet"))
+                weights.pop()
+
+    def load_model_hook(models, input_dir):
+        if ema_model is not None:
+            saved_ema = EMAModel.from_pretrained(os.path.join(input_dir, "unet_ema"), SimpleUNet2DModel)
+            ema_model.load_state_dict(saved_ema.state_dict())
+            ema_model.to(accelerator.device)
+        while models:
+            model = accelerator.unwrap_model(models.pop())
+            saved = SimpleUNet2DModel.from_pretrained(input_dir, subfolder="unet")
+            model.load_state_dict(saved.state_dict())
+
+    accelerator.register_save_state_pre_hook(save_model_hook)
+    accelerator.register_load_state_pre_hook(load_model_hook)
+
+    if accelerator.is_main_process:
+        if args.overwrite_output_dir and not args.resume_from_checkpoint:
+            for stale in list_checkpoints(args.output_dir):
+                shutil.rmtree(stale)
+        os.makedirs(args.output_dir, exist_ok=True)
+        accelerator.init_trackers("train_simple_ddpm", config={k: v for k, v in vars(args).items() if v is not None})
+
+    total_batch_size = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    logger.info("***** Running training *****")
+    logger.info(f"  Num examples = {len(dataset)}")
+    logger.info(f"  Num epochs = {num_epochs}")
+    logger.info(f"  Instantaneous batch size per device = {args.train_batch_size}")
+    logger.info(f"  Total train batch size (w. parallel, distributed & accumulation) = {total_batch_size}")
+    logger.info(f"  Gradient accumulation steps = {args.gradient_accumulation_steps}")
+    logger.info(f"  Total optimization steps = {max_train_steps}")
+
+    global_step = 0
+    first_epoch = 0
+    resume_checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
+    if resume_checkpoint is not None:
+        accelerator.print(f"Resuming from checkpoint {resume_checkpoint}")
+        accelerator.load_state(str(resume_checkpoint))
+        global_step = checkpoint_step(resume_checkpoint)
+        first_epoch = global_step // updates_per_epoch
+    elif args.resume_from_checkpoint:
+        accelerator.print(f"No checkpoint in {args.output_dir} yet: starting a new run.")
+
+    def save_sample_grid(pipeline: SimpleDDPMPipeline, step: int) -> str:
+        generator = torch.Generator(device="cpu").manual_seed(args.seed)
+        images = pipeline(
+            batch_size=args.eval_batch_size,
+            generator=generator,
+            num_inference_steps=args.ddpm_num_inference_steps,
+            class_labels=torch.arange(args.eval_batch_size) % len(class_names) if class_names else None,
+        ).images
+        grid = make_sample_grid(images)
+        grid_path = os.path.join(args.output_dir, SAMPLE_GRID_NAME)
+        grid.save(grid_path)
+        tracker = accelerator.get_tracker(args.logger, unwrap=True)
+        if args.logger == "tensorboard":
+            tracker.add_image("samples", np.asarray(grid.convert("RGB")), step, dataformats="HWC")
+        else:
+            import wandb
+
+            tracker.log({"samples": wandb.Image(grid)}, step=step)
+        return grid_path
+
+    def export_pipeline() -> SimpleDDPMPipeline:
+        trained = accelerator.unwrap_model(unet)
+        if ema_model is not None:
+            model = ema_unet(ema_model, trained)
+        else:
+            model = SimpleUNet2DModel.from_config(trained.config)
+            model.load_state_dict(trained.state_dict())
+            model.eval()
+        pipeline = SimpleDDPMPipeline(unet=model, scheduler=noise_scheduler, class_names=class_names)
+        pipeline.set_progress_bar_config(desc="Sampling", leave=False)
+        return pipeline
+
+    def check_loss(loss_sum: torch.Tensor) -> float:
+        value = loss_sum.item()
+        if not math.isfinite(value):
+            raise RuntimeError(
+                f"The training loss became {value} at step {global_step}; stopping before anything is saved. Lower "
+                "`--learning_rate`, use `--mixed_precision bf16` or `no` instead of fp16, or resume from the last "
+                "checkpoint."
+            )
+        return value
+
+    progress_bar = tqdm(
+        total=max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
+    )
+    loss_sum = torch.zeros((), device=accelerator.device)
+    logged_updates = 0
+    interval_start, interval_images = time.perf_counter(), 0
+    run_start = time.perf_counter()
+    for epoch in range(first_epoch, num_epochs):
+        unet.train()
+        train_dataloader.set_epoch(epoch)
+        train_dataloader.dataset.set_epoch(epoch)
+        skipped = (global_step - epoch * updates_per_epoch) * args.gradient_accumulation_steps
+        epoch_batches = (
+            accelerator.skip_first_batches(train_dataloader, skipped) if skipped > 0 else train_dataloader
+        )
+        for batch in epoch_batches:
+            clean_images = batch["input"].to(memory_format=memory_format)
+            noise = torch.randn(clean_images.shape, device=clean_images.device).to(memory_format=memory_format)
+            timesteps = torch.randint(
+                0, noise_scheduler.config.num_train_timesteps, (clean_images.shape[0],), device=clean_images.device
+            )
+            noisy_images = noise_scheduler.add_noise(clean_images, noise, timesteps)
+            class_labels = None
+            if class_names:
+                dropped = torch.rand(clean_images.shape[0], device=clean_images.device) < args.class_dropout_prob
+                class_labels = torch.where(dropped, len(class_names), batch["class_labels"])
+
+            with accelerator.accumulate(unet):
+                model_output = unet(noisy_images, timesteps, class_labels=class_labels).sample
+                target = training_target(noise_scheduler, clean_images, noise, timesteps)
+                loss = F.mse_loss(model_output.float(), target.float())
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.detach() / args.gradient_accumulation_steps
+            interval_images += clean_images.shape[0] * accelerator.num_processes
+
+            if not accelerator.sync_gradients:
+                continue
+            if ema_model is not None:
+                ema_model.step(unet.parameters())
+            global_step += 1
+            logged_updates += 1
+            progress_bar.update(1)
+
+            if global_step % args.logging_steps == 0 or global_step == max_train_steps:
+                mean_loss = check_loss(accelerator.reduce(loss_sum, reduction="mean")) / logged_updates
+                images_per_second = interval_images / (time.perf_counter() - interval_start)
+                logs = {"loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0], "images_per_s": images_per_second}
+                if ema_model is not None:
+                    logs["ema_decay"] = ema_model.cur_decay_value
+                progress_bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{logs['lr']:.2e}", img_s=f"{images_per_second:.0f}")
+                accelerator.log(logs, step=global_step)
+                loss_sum.zero_()
+                logged_updates = 0
+                interval_start, interval_images = time.perf_counter(), 0
+
+            if global_step % args.checkpointing_steps == 0:
+                check_loss(loss_sum)
+                checkpoint = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+                logger.info(f"Saved state to {checkpoint}")
+            if args.save_images_steps and global_step % args.save_images_steps == 0 and accelerator.is_main_process:
+                save_sample_grid(export_pipeline(), global_step)
+            if global_step >= max_train_steps:
+                break
+
+        last_epoch = epoch == num_epochs - 1 or global_step >= max_train_steps
+        if accelerator.is_main_process and not last_epoch:
+            if (epoch + 1) % args.save_images_epochs == 0:
+                save_sample_grid(export_pipeline(), global_step)
+            if (epoch + 1) % args.save_model_epochs == 0:
+                export_pipeline().save_pretrained(args.output_dir)
+        if global_step >= max_train_steps:
+            break
+    progress_bar.close()
+    wall_time = time.perf_counter() - run_start
+
+    check_loss(loss_sum)
+    check_processes_in_sync(accelerator, unet)
+    accelerator.print(f"All {accelerator.num_processes} processes hold identical weights.")
+    if accelerator.is_main_process:
+        pipeline = export_pipeline()
+        grid_path = save_sample_grid(pipeline, global_step)
+        evaluation = None
+        if builtin_mnist and args.eval_num_images:
+            evaluation = evaluate_on_mnist(
+                pipeline,
+                args.eval_num_images,
+                scheduler=args.eval_scheduler,
+                num_inference_steps=args.eval_num_inference_steps,
+                seed=args.seed,
+            )
+            accelerator.log({"eval/fast_fd": next(iter(evaluation.metrics.values()))}, step=global_step)
+        hardware = hardware_description(accelerator.device, accelerator.num_processes)
+        pipeline.training_details = TrainingDetails(
+            dataset_name="MNIST (built-in, 60,000 training digits)" if builtin_mnist else dataset_label,
+            dataset_id="ylecun/mnist" if builtin_mnist else args.dataset_name,
+            num_train_steps=global_step,
+            num_epochs=math.ceil(global_step / updates_per_epoch),
+            train_batch_size=args.train_batch_size,
+            num_processes=accelerator.num_processes,
+            gradient_accumulation_steps=args.gradient_accumulation_steps,
+            learning_rate=args.learning_rate,
+            lr_scheduler=args.lr_scheduler,
+            lr_warmup_steps=args.lr_warmup_steps,
+            mixed_precision=args.mixed_precision,
+            use_ema=args.use_ema,
+            ema_max_decay=args.ema_max_decay,
+            ema_inv_gamma=args.ema_inv_gamma,
+            ema_power=args.ema_power,
+            hardware=hardware,
+            wall_time_seconds=wall_time,
+            seed=args.seed,
+            evaluation=evaluation,
+            sample_grid=grid_path,
+        )
+        pipeline.save_pretrained(
+            args.output_dir,
+            push_to_hub=args.push_to_hub,
+            repo_id=args.hub_model_id,
+            token=args.hub_token,
+            private=args.hub_private_repo,
+        )
+        logger.info(f"Trained {global_step} steps in {wall_time / 60:.1f} min on {hardware}.")
+        if evaluation is not None:
+            for name, value in evaluation.metrics.items():
+                accelerator.print(f"{name}: {value:.4g}")
+        accelerator.print(
+            f"Pipeline saved to {args.output_dir} (load it with SimpleDDPMPipeline.from_pretrained({args.output_dir!r})); "
+            f"sample grid: {os.path.join(args.output_dir, SAMPLE_GRID_NAME)}"
+        )
+    accelerator.end_training()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """
+    Parses the command line (`argv`, default `sys.argv[1:]`) and trains.
+
+    Args:
+        argv (`list[str]`, *optional*): The arguments, as typed after `scripts/train.py`.
+    """
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
