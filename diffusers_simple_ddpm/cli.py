@@ -15,7 +15,7 @@ from .convert_notebook import convert_notebook_checkpoint
 from .evaluation import REFERENCES, evaluate_images, format_results_table
 from .image_utils import make_sample_grid
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
-from .sampling import clipping_overrides, generate_images, resolve_scheduler, with_scheduler
+from .sampling import check_class_label_count, clipping_overrides, generate_images, resolve_scheduler, with_scheduler
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -40,7 +40,9 @@ def finite_float_at_least(minimum: float, meaning: str):
         except ValueError:
             number = math.nan
         if not math.isfinite(number) or number < minimum:
-            raise argparse.ArgumentTypeError(f"must be a finite number of at least {minimum} ({meaning}), got {value!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number of at least {minimum} ({meaning}), got {value!r}"
+            )
         return number
 
     return parse
@@ -82,7 +84,7 @@ def check_image_path(path: str, argument: str) -> None:
     check_output_path(path, argument)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in PIL.Image.registered_extensions():
-        raise ValueError(f"`{argument}` {path!r} needs an image file suffix such as .png, got {suffix or 'none'!r}.")
+        raise ValueError(f"`{argument}` {path!r} needs the suffix of an image format, such as .png.")
 
 
 def load_pipeline(model: str, device: str, dtype: str) -> SimpleDDPMPipeline:
@@ -103,6 +105,7 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
     scheduler_class, _ = resolve_scheduler(args.scheduler)
     if args.clip_sample and scheduler_class is not None:
         clipping_overrides(scheduler_class)
+    check_class_label_count(args.class_labels, args.num_images)
     if args.guidance_scale != 1.0 and args.class_labels is None:
         raise ValueError(
             f"`--guidance_scale {args.guidance_scale}` needs `--class`: guidance pushes each image towards its class "

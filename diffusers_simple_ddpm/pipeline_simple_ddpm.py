@@ -377,7 +377,7 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         labels = self.prepare_class_labels(class_labels, batch_size)
         self._guidance_scale = guidance_scale
 
-        # The timesteps come first: the initial noise level (`init_noise_sigma`) of Euler-like schedulers depends on them.
+        # The timesteps come first: Euler-like schedulers' initial noise level (`init_noise_sigma`) depends on them.
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         timesteps = self.scheduler.timesteps
         self._num_timesteps = len(timesteps)

@@ -104,13 +104,14 @@ def test_bad_numbers_are_refused_by_the_parser(model_dir, command, arguments, me
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--grid", "{tmp}/missing/grid.png"], r"`--grid` '.*/missing/grid.png' cannot be written: the folder .* does not"),
+        (["--grid", "{tmp}/missing/grid.png"], r"`--grid` '.*/missing/grid.png' cannot be written: the folder .* not"),
         (["--grid", "{tmp}"], r"`--grid` '.*' is a folder; give the path of a file"),
-        (["--grid", "{tmp}/grid"], r"`--grid` '.*/grid' needs an image file suffix such as .png, got 'none'"),
+        (["--grid", "{tmp}/grid"], r"`--grid` '.*/grid' needs the suffix of an image format, such as .png"),
         (["--output_dir", "{tmp}/file.txt"], r"`--output_dir` '.*/file.txt' exists and is not a folder"),
         (["--output_dir", "{tmp}/file.txt/images"], r"`--output_dir` '.*' cannot be created: '.*/file.txt' is a file"),
         (["--guidance_scale", "3"], r"`--guidance_scale 3.0` needs `--class`"),
         (["--scheduler", "fastest"], r"`--scheduler` must be one of ddpm, ddim, dpm, euler"),
+        (["--num_images", "3", "--class", "1", "2"], r"`--class` takes one label or one per image \(3\), got 2"),
     ],
 )
 def test_sample_refuses_unwritable_outputs_before_loading(model_dir, tmp_path, arguments, message, no_model_loading):

@@ -61,8 +61,10 @@ def test_same_generator_is_deterministic(tiny_pipeline):
 
 
 def diffusers_loop(unet, scheduler, seed, steps, batch_size=1):
-    """The denoising loop of diffusers' pipelines, written out by hand: the timesteps first, then the initial noise
-    scaled by the `init_noise_sigma` they give, `scale_model_input`, and `step` with the generator where it takes one."""
+    """
+    The denoising loop of diffusers' pipelines, written out by hand: the timesteps first, then the initial noise scaled
+    by the `init_noise_sigma` they give, `scale_model_input`, and `step` with the generator where it takes one.
+    """
     generator = torch.Generator().manual_seed(seed)
     scheduler.set_timesteps(steps)
     latents = torch.randn((batch_size, 1, 8, 8), generator=generator) * scheduler.init_noise_sigma
