@@ -96,6 +96,18 @@ def with_scheduler(
     return swapped, default_steps
 
 
+def check_class_label_count(class_labels: list[int | str] | None, num_images: int) -> None:
+    """
+    Raises a `ValueError` unless `class_labels` is `None`, one label for every image, or one label per image.
+
+    Args:
+        class_labels (`list`, *optional*): The labels, as given to `--class`.
+        num_images (`int`): How many images are generated.
+    """
+    if class_labels is not None and len(class_labels) not in (1, num_images):
+        raise ValueError(f"`--class` takes one label or one per image ({num_images}), got {len(class_labels)}.")
+
+
 def generate_images(
     pipeline: SimpleDDPMPipeline,
     num_images: int,
@@ -125,8 +137,7 @@ def generate_images(
     """
     if num_images < 1 or batch_size < 1:
         raise ValueError(f"`num_images` and `batch_size` must be at least 1, got {num_images} and {batch_size}.")
-    if class_labels is not None and len(class_labels) not in (1, num_images):
-        raise ValueError(f"`--class` takes one label or one per image ({num_images}), got {len(class_labels)}.")
+    check_class_label_count(class_labels, num_images)
     images = []
     for start in range(0, num_images, batch_size):
         count = min(batch_size, num_images - start)
