@@ -35,11 +35,12 @@ from .data import (
 )
 from .hub_utils import SAMPLE_GRID_NAME, TrainingDetails
 from .image_utils import make_sample_grid
-from .modeling_simple_unet import SimpleUNet2DModel, check_spatial_size
+from .modeling_simple_unet import NOTEBOOK_NUM_LEVELS, SimpleUNet2DModel, check_spatial_size
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .sampling import resolve_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 from .training_utils import (
+    AUTO_PRESETS,
     MODEL_PRESETS,
     PREDICTION_TYPES,
     check_processes_in_sync,
@@ -96,9 +97,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument(
         "--model_config",
         type=str,
-        default="default",
-        help=f"A preset ({', '.join(MODEL_PRESETS)}; 'notebook' is the notebook's exact network) or the path of a "
-        "SimpleUNet2DModel config.json.",
+        default="auto",
+        help=f"A preset ({', '.join(MODEL_PRESETS)}; 'notebook' is the notebook's exact network), 'auto' (the "
+        f"preset for the training device: {', '.join(f'{device} {preset}' for device, preset in AUTO_PRESETS.items())}) "
+        "or the path of a SimpleUNet2DModel config.json.",
     )
     model.add_argument(
         "--prediction_type", type=str, default="epsilon", choices=PREDICTION_TYPES, help="What the model predicts."
@@ -262,8 +264,10 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if not 0.0 <= args.class_dropout_prob < 1.0:
         raise ValueError(f"`--class_dropout_prob` must be in [0, 1), got {args.class_dropout_prob}.")
-    check_spatial_size(args.resolution, args.resolution, argument="--resolution")
-    load_model_config(args.model_config)
+    for device_type in AUTO_PRESETS:
+        model_kwargs = load_model_config(args.model_config, device_type)
+        num_levels = len(model_kwargs.get("block_out_channels", ())) or NOTEBOOK_NUM_LEVELS
+        check_spatial_size(args.resolution, args.resolution, argument="--resolution", num_levels=num_levels)
     resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
     resolve_scheduler(args.eval_scheduler, argument="--eval_scheduler")
     output_dir = Path(args.output_dir)
@@ -358,7 +362,7 @@ def train(args: argparse.Namespace) -> None:
         in_channels=num_channels,
         out_channels=num_channels,
         num_class_embeds=len(class_names) if class_names else None,
-        **load_model_config(args.model_config),
+        **load_model_config(args.model_config, accelerator.device.type),
     )
     if args.gradient_checkpointing:
         unet.enable_gradient_checkpointing()

@@ -18,18 +18,45 @@ from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .sampling import generate_images, with_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 
-# `--model_config` presets. "notebook" is the teaching notebook's network, exactly; "default" is the configuration
-# chosen from the architecture ablation (`scripts/benchmarks/benchmark_ablation.py`, docs/benchmarks/) and the
-# README's default training run on a CPU (see README.md, Benchmarks).
+# `--model_config` presets. "notebook" is the teaching notebook's network, exactly. The others are the residual
+# layout of `SimpleUNet2DModel` (see docs/benchmarks/quality.md for how they were chosen and what they reach):
+# "default" is small enough to train MNIST on a 2-core CPU in minutes, "large" is the GPU preset for 28x28 data and
+# "cifar10" the 32x32 RGB preset (four levels, the DDPM paper's CIFAR-10 layout with one skip per level).
 MODEL_PRESETS: dict[str, dict] = {
     "notebook": {},
     "default": {
         "block_out_channels": (32, 64, 128),
-        "time_embedding_type": "sinusoidal",
-        "time_injection": "all",
+        "layers_per_block": 1,
+        "attention_levels": (2,),
         "norm_num_groups": 8,
+        "resnet_time_scale_shift": "scale_shift",
+        "time_embedding_type": "sinusoidal",
+        "time_embedding_dim": 128,
+    },
+    "large": {
+        "block_out_channels": (64, 128, 256),
+        "layers_per_block": 2,
+        "attention_levels": (2,),
+        "attention_head_dim": 64,
+        "norm_num_groups": 32,
+        "resnet_time_scale_shift": "scale_shift",
+        "time_embedding_type": "sinusoidal",
+        "time_embedding_dim": 256,
+    },
+    "cifar10": {
+        "block_out_channels": (128, 256, 256, 256),
+        "layers_per_block": 2,
+        "attention_levels": (1,),
+        "attention_head_dim": 64,
+        "norm_num_groups": 32,
+        "dropout": 0.1,
+        "resnet_time_scale_shift": "scale_shift",
+        "time_embedding_type": "sinusoidal",
+        "time_embedding_dim": 512,
     },
 }
+# `--model_config auto` (the training default): the preset for the device the run trains on.
+AUTO_PRESETS = {"cpu": "default", "cuda": "large"}
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
@@ -38,23 +65,26 @@ CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 PARTIAL_SUFFIX = ".partial"
 
 
-def load_model_config(model_config: str) -> dict:
+def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
     """
-    Reads the `--model_config` argument: a preset name or the path of a `SimpleUNet2DModel` `config.json`.
+    Reads the `--model_config` argument: a preset name, `"auto"`, or the path of a `SimpleUNet2DModel` `config.json`.
 
     Args:
-        model_config (`str`): One of `MODEL_PRESETS` (`"default"`, `"notebook"`) or a path to a JSON file (a saved
-            `unet/config.json` works).
+        model_config (`str`): One of `MODEL_PRESETS` (`"default"`, `"large"`, `"cifar10"`, `"notebook"`), `"auto"` (the
+            preset `AUTO_PRESETS` names for `device_type`), or a path to a JSON file (a saved `unet/config.json` works).
+        device_type (`str`, *optional*, defaults to `"cpu"`): The training device's type, which `"auto"` depends on.
 
     Returns:
         `dict`: keyword arguments of `SimpleUNet2DModel`, without the size and channel entries that the script sets
         from the data.
     """
+    if model_config == "auto":
+        model_config = AUTO_PRESETS.get(device_type, AUTO_PRESETS["cpu"])
     if model_config in MODEL_PRESETS:
         return dict(MODEL_PRESETS[model_config])
     if not os.path.isfile(model_config):
         raise ValueError(
-            f"`--model_config` must be a preset ({', '.join(MODEL_PRESETS)}) or the path of a config.json, got "
+            f"`--model_config` must be a preset ({', '.join(MODEL_PRESETS)}), 'auto' or the path of a config.json, got "
             f"{model_config!r}."
         )
     with open(model_config) as file:
