@@ -17,20 +17,8 @@ from .modeling_simple_unet import SimpleUNet2DModel
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .sampling import generate_images, with_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
+from .training_args import MODEL_PRESETS, PREDICTION_TYPES
 
-# `--model_config` presets. "notebook" is the teaching notebook's network, exactly; "default" is the configuration
-# chosen from the architecture ablation (`scripts/benchmarks/benchmark_ablation.py`, docs/benchmarks/) and the
-# README's default training run on a CPU (see README.md, Benchmarks).
-MODEL_PRESETS: dict[str, dict] = {
-    "notebook": {},
-    "default": {
-        "block_out_channels": (32, 64, 128),
-        "time_embedding_type": "sinusoidal",
-        "time_injection": "all",
-        "norm_num_groups": 8,
-    },
-}
-PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 # A checkpoint is written under this suffix and renamed when complete, so an interrupted save leaves no
