@@ -28,12 +28,19 @@ from tqdm.auto import tqdm
 
 from .data import (
     ImageTransform,
-    check_image_sizes,
+    drop_unreadable_images,
     load_training_dataset,
     make_train_dataloader,
     resolve_image_column,
+    scan_images,
 )
-from .hub_utils import SAMPLE_GRID_NAME, TrainingDetails
+from .hub_utils import (
+    SAMPLE_GRID_NAME,
+    TrainingDetails,
+    read_training_time,
+    training_data_for_card,
+    write_training_time,
+)
 from .image_utils import make_sample_grid
 from .modeling_simple_unet import SimpleUNet2DModel, check_spatial_size
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
@@ -122,16 +129,14 @@ def check_args(args: argparse.Namespace) -> None:
             )
 
 
-def image_channels(dataset: datasets.Dataset, image_column: str) -> int:
-    """1 for a dataset of grayscale images, 3 otherwise, judged by its first image."""
-    return 1 if dataset[0][image_column].mode in ("1", "L", "I", "I;16", "F") else 3
-
-
 def class_names_of(dataset: datasets.Dataset, label_column: str) -> list[str]:
     """The class names of a label column: a `ClassLabel`'s names, else the label values as strings."""
     if label_column not in dataset.column_names:
         raise ValueError(
-            f"`--label_column` {label_column!r} is not a column of the dataset; columns: {dataset.column_names}."
+            f"`--class_conditional` needs class labels, and `--label_column` {label_column!r} is not a column of the "
+            f"dataset (columns: {dataset.column_names}). An image folder (`--train_data_dir`) gets its labels from "
+            "class subfolders, one per class (such as images/cat/1.png, images/dog/2.png); a dataset "
+            "(`--dataset_name`) names its label column with `--label_column`."
         )
     feature = dataset.features[label_column]
     if isinstance(feature, datasets.ClassLabel):
@@ -174,10 +179,12 @@ def train(args: argparse.Namespace) -> None:
         cache_dir=args.cache_dir,
     )
     builtin_mnist = args.dataset_name is None and args.train_data_dir is None
-    dataset_label = args.dataset_name or args.train_data_dir
     image_column = resolve_image_column(dataset, args.image_column)
-    check_image_sizes(dataset, image_column, args.resolution)
-    num_channels = args.num_channels or image_channels(dataset, image_column)
+    if args.skip_unreadable_images:
+        dataset = drop_unreadable_images(dataset, image_column)
+    image_sizes = scan_images(dataset, image_column)
+    image_sizes.check_resolution(args.resolution)
+    num_channels = args.num_channels or image_sizes.num_channels
     class_names = class_names_of(dataset, args.label_column) if args.class_conditional else None
     transform = ImageTransform(args.resolution, num_channels, center_crop=args.center_crop, random_flip=args.random_flip)
     train_dataloader = make_train_dataloader(
@@ -246,8 +253,15 @@ def train(args: argparse.Namespace) -> None:
         ema_model.to(accelerator.device)
 
     # Checkpoints hold the model (and its EMA) in diffusers format; accelerate adds optimizer, schedule and RNG states.
+    # The training time of the sessions before a resume travels in each checkpoint, so that the card counts them all.
+    training_clock = {"previous_seconds": 0.0, "session_start": time.perf_counter()}
+
+    def training_seconds() -> float:
+        return training_clock["previous_seconds"] + time.perf_counter() - training_clock["session_start"]
+
     def save_model_hook(models, weights, output_dir):
         if accelerator.is_main_process:
+            write_training_time(output_dir, training_seconds())
             if ema_model is not None:
                 ema_model.save_pretrained(os.path.join(output_dir, "unet_ema"))
             for model in models:
@@ -255,6 +269,7 @@ def train(args: argparse.Namespace) -> None:
                 weights.pop()
 
     def load_model_hook(models, input_dir):
+        training_clock["previous_seconds"] = read_training_time(input_dir)
         if ema_model is not None:
             saved_ema = EMAModel.from_pretrained(os.path.join(input_dir, "unet_ema"), SimpleUNet2DModel)
             ema_model.load_state_dict(saved_ema.state_dict())
@@ -342,7 +357,7 @@ def train(args: argparse.Namespace) -> None:
     loss_sum = torch.zeros((), device=accelerator.device)
     logged_updates = 0
     interval_start, interval_images = time.perf_counter(), 0
-    run_start = time.perf_counter()
+    training_clock["session_start"] = time.perf_counter()
     for epoch in range(first_epoch, num_epochs):
         unet.train()
         train_dataloader.set_epoch(epoch)
@@ -414,7 +429,7 @@ def train(args: argparse.Namespace) -> None:
         if global_step >= max_train_steps:
             break
     progress_bar.close()
-    wall_time = time.perf_counter() - run_start
+    wall_time = training_seconds()
 
     check_loss(loss_sum)
     check_processes_in_sync(accelerator, unet)
@@ -433,9 +448,12 @@ def train(args: argparse.Namespace) -> None:
             )
             accelerator.log({"eval/fast_fd": next(iter(evaluation.metrics.values()))}, step=global_step)
         hardware = hardware_description(accelerator.device, accelerator.num_processes)
+        card_dataset_name, card_dataset_id = training_data_for_card(
+            args.dataset_name, args.train_data_dir, args.dataset_card_name
+        )
         pipeline.training_details = TrainingDetails(
-            dataset_name="MNIST (built-in, 60,000 training digits)" if builtin_mnist else dataset_label,
-            dataset_id="ylecun/mnist" if builtin_mnist else args.dataset_name,
+            dataset_name=card_dataset_name,
+            dataset_id=card_dataset_id,
             num_train_steps=global_step,
             num_epochs=math.ceil(global_step / updates_per_epoch),
             train_batch_size=args.train_batch_size,
@@ -461,6 +479,7 @@ def train(args: argparse.Namespace) -> None:
             repo_id=args.hub_model_id,
             token=args.hub_token,
             private=args.hub_private_repo,
+            include_code=args.include_code,
         )
         logger.info(f"Trained {global_step} steps in {wall_time / 60:.1f} min on {hardware}.")
         if evaluation is not None:
@@ -473,14 +492,50 @@ def train(args: argparse.Namespace) -> None:
     accelerator.end_training()
 
 
+def remove_failed_start(output_dir: str | os.PathLike, keep_folder: bool) -> None:
+    """
+    Removes what a run that failed before saving anything wrote into its (formerly empty or missing) `output_dir`:
+    tracker logs, partial checkpoints, sample grids. Left alone when it holds a checkpoint or a pipeline, which a rerun
+    resumes or keeps.
+
+    Args:
+        output_dir (`str` or `os.PathLike`): The run's `--output_dir`.
+        keep_folder (`bool`): Whether the folder existed before the run (it is then emptied, not removed).
+    """
+    folder = Path(output_dir)
+    if not folder.is_dir() or list_checkpoints(folder) or (folder / SimpleDDPMPipeline.config_name).exists():
+        return
+    if not keep_folder:
+        shutil.rmtree(folder)
+        return
+    for path in folder.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def main(argv: list[str] | None = None) -> None:
     """
     Parses the command line (`argv`, default `sys.argv[1:]`) and trains.
 
+    A run into a new or empty `--output_dir` that fails before its first checkpoint leaves the folder as it found it, so
+    the rerun is not refused as "not empty".
+
     Args:
         argv (`list[str]`, *optional*): The arguments, as typed after `scripts/train.py`.
     """
-    train(parse_args(argv))
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir)
+    output_dir_existed = output_dir.exists()
+    fresh_output_dir = not output_dir_existed or not any(output_dir.iterdir())
+    try:
+        train(args)
+    except BaseException:
+        # Only the main process writes into the output folder (RANK is set by `accelerate launch` for each process).
+        if fresh_output_dir and int(os.environ.get("RANK", "0")) == 0:
+            remove_failed_start(output_dir, keep_folder=output_dir_existed)
+        raise
 
 
 if __name__ == "__main__":
