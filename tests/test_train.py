@@ -156,6 +156,7 @@ def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, 
     checkpoint = output_dir / "checkpoint-4"
     assert {path.name for path in checkpoint.iterdir()} == {
         "optimizer.bin", "scheduler.bin", "random_states_0.pkl", "random_states_1.pkl", "unet", "unet_ema",
+        "training_time.json",
     }  # fmt: skip
     assert len(list((output_dir / "logs").rglob("events.out.tfevents.*"))) == 2  # one run (and its hparams)
     SimpleDDPMPipeline.from_pretrained(output_dir)
