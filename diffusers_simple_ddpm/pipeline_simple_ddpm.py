@@ -44,8 +44,9 @@ def _import_hub_utils() -> ModuleType:
     except ImportError as error:
         raise ImportError(
             "Loading by repo id, writing a model card and `push_to_hub` of SimpleDDPMPipeline need the "
-            "`diffusers-simple-ddpm` package: `pip install diffusers-simple-ddpm`. Without it, load a repository that "
-            "carries its code with `DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)`."
+            "`diffusers-simple-ddpm` package, installed from its repository (`pip install -e .` in a clone; it is not "
+            "on PyPI). Without it, load a repository that carries its code with "
+            "`DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)`."
         ) from error
 
 

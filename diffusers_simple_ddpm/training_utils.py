@@ -17,47 +17,8 @@ from .modeling_simple_unet import SimpleUNet2DModel
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .sampling import generate_images, with_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
+from .training_args import AUTO_PRESETS, MODEL_PRESETS, PREDICTION_TYPES
 
-# `--model_config` presets. "notebook" is the teaching notebook's network, exactly. The others are the residual
-# layout of `SimpleUNet2DModel` (see docs/benchmarks/quality.md for how they were chosen and what they reach):
-# "default" is small enough to train MNIST on a 2-core CPU in minutes, "large" is the GPU preset for 28x28 data and
-# "cifar10" the 32x32 RGB preset (four levels, the DDPM paper's CIFAR-10 layout with one skip per level).
-MODEL_PRESETS: dict[str, dict] = {
-    "notebook": {},
-    "default": {
-        "block_out_channels": (32, 64, 128),
-        "layers_per_block": 1,
-        "attention_levels": (2,),
-        "norm_num_groups": 8,
-        "resnet_time_scale_shift": "scale_shift",
-        "time_embedding_type": "sinusoidal",
-        "time_embedding_dim": 128,
-    },
-    "large": {
-        "block_out_channels": (64, 128, 256),
-        "layers_per_block": 2,
-        "attention_levels": (2,),
-        "attention_head_dim": 64,
-        "norm_num_groups": 32,
-        "resnet_time_scale_shift": "scale_shift",
-        "time_embedding_type": "sinusoidal",
-        "time_embedding_dim": 256,
-    },
-    "cifar10": {
-        "block_out_channels": (128, 256, 256, 256),
-        "layers_per_block": 2,
-        "attention_levels": (1,),
-        "attention_head_dim": 64,
-        "norm_num_groups": 32,
-        "dropout": 0.1,
-        "resnet_time_scale_shift": "scale_shift",
-        "time_embedding_type": "sinusoidal",
-        "time_embedding_dim": 512,
-    },
-}
-# `--model_config auto` (the training default): the preset for the device the run trains on.
-AUTO_PRESETS = {"cpu": "default", "cuda": "large"}
-PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 # A checkpoint is written under this suffix and renamed when complete, so an interrupted save leaves no
