@@ -144,8 +144,8 @@ class TrainingDetails:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}.")
         if self.mixed_precision not in MIXED_PRECISION_MODES:
             raise ValueError(f"`mixed_precision` must be one of {MIXED_PRECISION_MODES}, got {self.mixed_precision!r}.")
-        if self.use_ema and not 0 < self.ema_max_decay < 1:
-            raise ValueError(f"`ema_max_decay` must lie in (0, 1), got {self.ema_max_decay}.")
+        if self.use_ema and not 0 < self.ema_max_decay <= 1:
+            raise ValueError(f"`ema_max_decay` must lie in (0, 1], got {self.ema_max_decay}.")
         if not self.wall_time_seconds >= 0:
             raise ValueError(f"`wall_time_seconds` must be non-negative, got {self.wall_time_seconds}.")
         if self.sample_grid is not None and not os.path.isfile(self.sample_grid):

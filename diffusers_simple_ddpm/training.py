@@ -10,7 +10,6 @@ import argparse
 import logging
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -43,14 +42,19 @@ from .training_utils import (
     MODEL_PRESETS,
     PREDICTION_TYPES,
     check_processes_in_sync,
+    check_resume_checkpoint,
+    check_training_arguments,
     checkpoint_step,
+    delete_folder,
     ema_unet,
+    end_training,
     evaluate_on_mnist,
     hardware_description,
     list_checkpoints,
     load_model_config,
     resolve_resume_checkpoint,
     save_checkpoint,
+    tracker_config,
     training_target,
 )
 
@@ -160,7 +164,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     training.add_argument("--adam_beta2", type=float, default=0.999, help="β2 of AdamW.")
     training.add_argument("--adam_weight_decay", type=float, default=1e-6, help="Weight decay of AdamW.")
     training.add_argument("--adam_epsilon", type=float, default=1e-8, help="ε of AdamW.")
-    training.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
+    training.add_argument(
+        "--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm, positive; `inf` turns clipping off."
+    )
     training.add_argument(
         "--use_ema",
         action=argparse.BooleanOptionalAction,
@@ -198,6 +204,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=str,
         default=None,
         help="A checkpoint folder to resume from, or 'latest' for the newest one in --output_dir.",
+    )
+    outputs.add_argument(
+        "--resume_without_random_states",
+        action="store_true",
+        help="Resume even when the checkpoint's random_states_<process>.pkl is missing or unreadable, with fresh "
+        "randomness (the run then differs from an uninterrupted one); by default such a resume is refused.",
     )
     outputs.add_argument("--save_images_epochs", type=int, default=10, help="Write a sample grid every N epochs.")
     outputs.add_argument("--save_images_steps", type=int, default=None, help="Write a sample grid every N updates.")
@@ -264,6 +276,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"`--class_dropout_prob` must be in [0, 1), got {args.class_dropout_prob}.")
     check_spatial_size(args.resolution, args.resolution, argument="--resolution")
     load_model_config(args.model_config)
+    check_training_arguments(args)
     resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
     resolve_scheduler(args.eval_scheduler, argument="--eval_scheduler")
     output_dir = Path(args.output_dir)
@@ -325,6 +338,14 @@ def train(args: argparse.Namespace) -> None:
         datasets.utils.logging.set_verbosity_error()
         diffusers.utils.logging.set_verbosity_error()
     set_seed(args.seed)
+    resume_checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
+    if resume_checkpoint is not None:
+        check_resume_checkpoint(
+            resume_checkpoint,
+            accelerator.num_processes,
+            use_ema=args.use_ema,
+            resume_without_random_states=args.resume_without_random_states,
+        )
 
     # Data: every source reaches the loop as a `datasets.Dataset` through the same path.
     dataset = load_training_dataset(
@@ -430,9 +451,9 @@ def train(args: argparse.Namespace) -> None:
     if accelerator.is_main_process:
         if args.overwrite_output_dir and not args.resume_from_checkpoint:
             for stale in list_checkpoints(args.output_dir):
-                shutil.rmtree(stale)
+                delete_folder(stale)
         os.makedirs(args.output_dir, exist_ok=True)
-        accelerator.init_trackers("train_simple_ddpm", config={k: v for k, v in vars(args).items() if v is not None})
+        accelerator.init_trackers("train_simple_ddpm", config=tracker_config(args))
 
     total_batch_size = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info("***** Running training *****")
@@ -445,12 +466,15 @@ def train(args: argparse.Namespace) -> None:
 
     global_step = 0
     first_epoch = 0
-    resume_checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
     if resume_checkpoint is not None:
         accelerator.print(f"Resuming from checkpoint {resume_checkpoint}")
         accelerator.load_state(str(resume_checkpoint))
         global_step = checkpoint_step(resume_checkpoint)
         first_epoch = global_step // updates_per_epoch
+        if global_step >= max_train_steps:
+            # A finished run (or one killed after its last checkpoint) only exports: no update beyond the asked ones.
+            accelerator.print(f"Step {global_step} reaches --max_train_steps {max_train_steps}: nothing left to train.")
+            first_epoch = num_epochs
     elif args.resume_from_checkpoint:
         accelerator.print(f"No checkpoint in {args.output_dir} yet: starting a new run.")
 
@@ -630,7 +654,7 @@ def train(args: argparse.Namespace) -> None:
             f"Pipeline saved to {args.output_dir} (load it with SimpleDDPMPipeline.from_pretrained({args.output_dir!r})); "
             f"sample grid: {os.path.join(args.output_dir, SAMPLE_GRID_NAME)}"
         )
-    accelerator.end_training()
+    end_training(accelerator)
 
 
 def main(argv: list[str] | None = None) -> None:
