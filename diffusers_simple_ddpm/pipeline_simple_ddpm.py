@@ -596,15 +596,17 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 was itself loaded as remote code, `False` otherwise.
             kwargs (`dict[str, Any]`, *optional*):
                 `repo_id`, the repository to push to and that the model card's usage snippet loads (defaults to the
-                folder's name), and with `push_to_hub` the arguments `commit_message`, `private`, `token` and
-                `create_pr` of [`SimpleDDPMPipeline.push_to_hub`].
+                folder's name), and the arguments `commit_message`, `private`, `token` and `create_pr` of
+                [`SimpleDDPMPipeline.push_to_hub`], used with `push_to_hub=True`.
         """
         include_code = self._resolve_include_code(include_code)
         repo_id = kwargs.pop("repo_id", None) or os.path.basename(os.path.abspath(save_directory))
-        unknown = set(kwargs) - set(PUSH_ARGUMENTS) if push_to_hub else set(kwargs)
+        unknown = set(kwargs) - set(PUSH_ARGUMENTS)
         if unknown:
-            allowed = f"`repo_id` and, with `push_to_hub=True`, {PUSH_ARGUMENTS}" if push_to_hub else "`repo_id`"
-            raise ValueError(f"`save_pretrained` got unexpected arguments {sorted(unknown)}; it takes {allowed}.")
+            raise ValueError(
+                f"`save_pretrained` got unexpected arguments {sorted(unknown)}; besides its own it takes `repo_id` and, "
+                f"used with `push_to_hub=True`, {', '.join(PUSH_ARGUMENTS)}."
+            )
         if push_to_hub:
             hub_utils = _import_hub_utils()
             api, repo_id = hub_utils.create_pipeline_repo(repo_id, private=kwargs.get("private"), token=kwargs.get("token"))

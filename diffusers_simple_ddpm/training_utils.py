@@ -444,7 +444,9 @@ def check_resume_checkpoint(
                 f"was saved by a run without EMA: resume with `--no-use_ema`; otherwise it is incomplete: {elsewhere}."
             )
         required += [Path("unet_ema", name) for name in MODEL_FILES]
-    for relative in required:
+    # accelerate's other states: the sampler's (`sampler.bin`), fp16's gradient scaler (`scaler.pt`), ...
+    required += sorted({path.relative_to(checkpoint) for pattern in ("*.bin", "*.pt") for path in checkpoint.glob(pattern)})
+    for relative in dict.fromkeys(required):
         problem = checkpoint_problem(checkpoint / relative)
         if problem is not None:
             raise ValueError(f"Checkpoint file {checkpoint / relative} {problem}: {elsewhere}.")

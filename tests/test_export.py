@@ -125,8 +125,8 @@ def test_save_then_push_renders_the_card_once_and_uploads_what_the_folder_holds(
 def test_save_pretrained_refuses_unknown_arguments(tmp_path):
     with pytest.raises(ValueError, match="unexpected arguments \\['tokn'\\]"):
         make_pipeline(1).save_pretrained(tmp_path, push_to_hub=True, tokn="hf_write")
-    with pytest.raises(ValueError, match="unexpected arguments \\['token'\\].*takes `repo_id`"):
-        make_pipeline(1).save_pretrained(tmp_path, token="hf_write")
+    with pytest.raises(ValueError, match="unexpected arguments \\['revision'\\].*takes `repo_id`"):
+        make_pipeline(1).save_pretrained(tmp_path, revision="main", token="hf_write")
     assert not any(tmp_path.iterdir())
 
 

@@ -156,7 +156,7 @@ def checkpoint(tmp_path):
     EMAModel(unet.parameters(), model_cls=SimpleUNet2DModel, model_config=unet.config).save_pretrained(
         folder / "unet_ema"
     )
-    for name in ("optimizer.bin", "scheduler.bin", "random_states_0.pkl", "random_states_1.pkl"):
+    for name in ("optimizer.bin", "scheduler.bin", "sampler.bin", "random_states_0.pkl", "random_states_1.pkl"):
         torch.save({"state": torch.arange(100)}, folder / name)
     return folder
 
@@ -175,6 +175,7 @@ def test_a_complete_checkpoint_passes(checkpoint):
     [
         (lambda c: truncate(c / "optimizer.bin"), r"checkpoint-4/optimizer.bin is unreadable, truncated or corrupt"),
         (lambda c: (c / "scheduler.bin").unlink(), r"checkpoint-4/scheduler.bin is missing"),
+        (lambda c: truncate(c / "sampler.bin"), r"checkpoint-4/sampler.bin is unreadable"),
         (lambda c: truncate(c / "unet" / "diffusion_pytorch_model.safetensors"), r"unet/diffusion_pytorch_model"),
         (lambda c: (c / "unet_ema" / "config.json").write_text("{"), r"unet_ema/config.json is unreadable"),
         (lambda c: shutil.rmtree(c / "unet_ema"), r"has no unet_ema/.*resume with `--no-use_ema`"),
