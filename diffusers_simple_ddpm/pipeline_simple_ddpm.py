@@ -604,12 +604,14 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         unknown = set(kwargs) - set(PUSH_ARGUMENTS)
         if unknown:
             raise ValueError(
-                f"`save_pretrained` got unexpected arguments {sorted(unknown)}; besides its own it takes `repo_id` and, "
-                f"used with `push_to_hub=True`, {', '.join(PUSH_ARGUMENTS)}."
+                f"`save_pretrained` got unexpected arguments {sorted(unknown)}; besides its own it takes `repo_id` "
+                f"and, used with `push_to_hub=True`, {', '.join(PUSH_ARGUMENTS)}."
             )
         if push_to_hub:
             hub_utils = _import_hub_utils()
-            api, repo_id = hub_utils.create_pipeline_repo(repo_id, private=kwargs.get("private"), token=kwargs.get("token"))
+            api, repo_id = hub_utils.create_pipeline_repo(
+                repo_id, private=kwargs.get("private"), token=kwargs.get("token")
+            )
         os.makedirs(save_directory, exist_ok=True)
         for leftover in glob.glob(os.path.join(glob.escape(os.fspath(save_directory)), f"{STAGING_PREFIX}*")):
             shutil.rmtree(leftover, ignore_errors=True)

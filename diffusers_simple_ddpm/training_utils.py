@@ -161,11 +161,12 @@ def check_training_arguments(args: argparse.Namespace) -> None:
     elif args.push_to_hub:
         name = os.path.basename(os.path.abspath(args.output_dir))
         try:
-            check_repo_id(name, argument="--hub_model_id")
-        except ValueError as error:
+            check_repo_id(name)
+        except ValueError:
             raise ValueError(
                 f"`--push_to_hub` without `--hub_model_id` names the repository after `--output_dir`, but {name!r} is "
-                f"not a valid repository name: pass `--hub_model_id`. ({error})"
+                "not a valid repository name (letters, digits, '-', '_' and '.'): pass `--hub_model_id`, such as "
+                "'user/ddpm-mnist'."
             ) from None
 
 
@@ -429,12 +430,13 @@ def check_resume_checkpoint(
             randomness when a `random_states_<process>.pkl` is missing or unreadable, with a warning, instead of
             refusing.
     """
-    others = [str(path) for path in list_checkpoints(checkpoint.parent) if path.name != checkpoint.name]
+    step = checkpoint_step(checkpoint)
+    earlier = [path for path in list_checkpoints(checkpoint.parent) if checkpoint_step(path) < step]
     elsewhere = (
-        f"resume from an earlier checkpoint (`--resume_from_checkpoint {others[-1]}`), or delete {checkpoint} so that "
-        "`--resume_from_checkpoint latest` takes the one before"
-        if others
-        else "start a new run (no other checkpoint is there)"
+        f"resume from an earlier checkpoint (`--resume_from_checkpoint {earlier[-1]}`), or delete {checkpoint} so "
+        "that `--resume_from_checkpoint latest` takes the one before"
+        if earlier
+        else "start a new run (there is no earlier checkpoint)"
     )
     required = [Path("optimizer.bin"), Path("scheduler.bin")] + [Path("unet", name) for name in MODEL_FILES]
     if use_ema:
@@ -445,7 +447,8 @@ def check_resume_checkpoint(
             )
         required += [Path("unet_ema", name) for name in MODEL_FILES]
     # accelerate's other states: the sampler's (`sampler.bin`), fp16's gradient scaler (`scaler.pt`), ...
-    required += sorted({path.relative_to(checkpoint) for pattern in ("*.bin", "*.pt") for path in checkpoint.glob(pattern)})
+    for pattern in ("*.bin", "*.pt"):
+        required += sorted(path.relative_to(checkpoint) for path in checkpoint.glob(pattern))
     for relative in dict.fromkeys(required):
         problem = checkpoint_problem(checkpoint / relative)
         if problem is not None:

@@ -104,7 +104,11 @@ def test_save_then_push_renders_the_card_once_and_uploads_what_the_folder_holds(
 ):
     rendered = []
     create_model_card = hub_utils.create_model_card
-    monkeypatch.setattr(hub_utils, "create_model_card", lambda *args, **kwargs: rendered.append(args[1]) or create_model_card(*args, **kwargs))
+    def counting_create_model_card(pipeline, repo_id, **kwargs):
+        rendered.append(repo_id)
+        return create_model_card(pipeline, repo_id, **kwargs)
+
+    monkeypatch.setattr(hub_utils, "create_model_card", counting_create_model_card)
     pipeline = make_pipeline(1)
     pipeline.training_details = training_details
     output_dir = tmp_path / "ddpm-tiny"

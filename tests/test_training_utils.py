@@ -37,7 +37,7 @@ def test_model_config_presets_and_files(tmp_path):
 @pytest.mark.parametrize(
     "text, match",
     [
-        ('{\n  "norm_num_groups": 4,\n  "dropout": 0.1,\n}', r"malformed\.json is not valid JSON: .* at line 4, column 1"),
+        ('{\n  "norm_num_groups": 4,\n  "dropout": 0.1,\n}', r"malformed\.json is not valid JSON: .* line 4, column 1"),
         ('[4, 8, 8]', r"malformed\.json must hold a JSON object"),
         ('{"block_out_channels": "64"}', r"`block_out_channels` must be tuple\[int, int, int\], got \"64\" \(str\)"),
         ('{"block_out_channels": [4, 8]}', r"`block_out_channels` must be tuple\[int, int, int\], got \[4, 8\]"),
