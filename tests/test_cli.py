@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_unet
-from notebook_reference import SimpleUNet
 from PIL import Image
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
 from diffusers_simple_ddpm.cli import main
 from diffusers_simple_ddpm.sampling import with_scheduler
+from diffusers_simple_ddpm.notebook import SimpleUNet
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from notebook_reference import SimpleUNet
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
 from diffusers_simple_ddpm.convert_notebook import convert_notebook_checkpoint
+from diffusers_simple_ddpm.notebook import SimpleUNet
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "convert_notebook_checkpoint.py"
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
-from notebook_reference import SimpleUNet
 
 from diffusers_simple_ddpm import SimpleUNet2DModel
+from diffusers_simple_ddpm.notebook import SimpleUNet
 
 
 def tiny_unet(**kwargs) -> SimpleUNet2DModel:
