@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import huggingface_hub
@@ -222,11 +223,24 @@ def test_save_pretrained_pushes_to_the_folder_name_in_the_token_namespace(tiny_p
     assert f'SimpleDDPMPipeline.from_pretrained("{REPO_ID}")' in commit["files"]["README.md"].decode()
 
 
-def test_model_card_template_is_shipped_with_the_package():
-    assert MODEL_CARD_TEMPLATE_PATH.read_bytes() == (REPO_ROOT / "model_card.md").read_bytes(), (
-        "model_card.md and its packaged copy differ: edit model_card.md, then copy it to "
-        "diffusers_simple_ddpm/assets/model_card.md"
+def test_model_card_template_is_the_top_level_model_card():
+    # One file: the packaged template is a link to model_card.md, so there is no copy to keep in step.
+    assert MODEL_CARD_TEMPLATE_PATH.is_symlink()
+    assert MODEL_CARD_TEMPLATE_PATH.resolve() == (REPO_ROOT / "model_card.md").resolve()
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_model_card_template(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
     )
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        template = archive.read("diffusers_simple_ddpm/assets/model_card.md")
+    assert template == (REPO_ROOT / "model_card.md").read_bytes()
 
 
 def test_save_pretrained_writes_the_model_card_of_a_run(tiny_pipeline, training_details, tmp_path):
