@@ -1,5 +1,9 @@
 """Tests of `SimpleDDPMScheduler` against diffusers' own `DDPMScheduler` and the schedulers that swap in for it."""
 
+import inspect
+import re
+import typing
+
 import numpy as np
 import pytest
 import torch
@@ -386,3 +390,15 @@ def test_cuda_loop_matches_ddpm_without_host_synchronisation():
         torch.cuda.set_sync_debug_mode("default")
     ddpm_prev_samples, _ = sampling_loop(ddpm, make_generator(), device="cuda")
     torch.testing.assert_close(prev_samples, ddpm_prev_samples, **TOLERANCE)
+
+
+@pytest.mark.parametrize("option", ["beta_schedule", "variance_type", "prediction_type", "timestep_spacing"])
+def test_choices_are_typed_as_literals_within_ddpm_ones(option):
+    ours = inspect.signature(SimpleDDPMScheduler.__init__).parameters[option].annotation
+    ddpm = inspect.signature(DDPMScheduler.__init__).parameters[option].annotation
+    assert typing.get_origin(ours) is typing.Literal
+    assert set(typing.get_args(ours)) <= set(typing.get_args(ddpm))
+    # The allowed values that the scheduler checks are the ones its type names.
+    SimpleDDPMScheduler(**{option: typing.get_args(ours)[-1]})
+    with pytest.raises(ValueError, match=re.escape(f"`{option}` must be one of {typing.get_args(ours)}")):
+        SimpleDDPMScheduler(**{option: "other"})
