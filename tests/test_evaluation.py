@@ -230,7 +230,10 @@ def test_floor_is_the_metrics_of_training_digits(fast_evaluator):
         **without_counts(floor),
         **{f"{name}_floor": value for name, value in without_counts(floor).items()},
     }
-    assert sum(results["class_coverage_floor"]) == pytest.approx(1)
+    # The floor's digits are the first training digits: the classifier finds each class about as often as it occurs.
+    train_labels = load_mnist_arrays("train")[1][:NUM_METRIC_SAMPLES]
+    label_shares = np.bincount(train_labels, minlength=10) / NUM_METRIC_SAMPLES
+    np.testing.assert_allclose(results["class_coverage_floor"], label_shares, atol=0.02)
     with pytest.raises(ValueError, match="num_samples"):
         fast_evaluator.floor(60001)
 
