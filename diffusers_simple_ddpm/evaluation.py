@@ -14,6 +14,7 @@ the same sample count, shows how much of a figure is only due to the finite numb
 
 import functools
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -75,8 +76,15 @@ DEFAULT_CACHE_DIR = Path("~/.cache/diffusers_simple_ddpm")
 REFERENCES = {"mnist-test": ("test", "train"), "mnist-train": ("train", "test")}
 METRICS = ("fast", "fid")
 NETWORK_NAMES = {"fast": "classifier", "fid": "inception"}
-# Entries of the results that count images rather than measure them.
-COUNT_ENTRIES = ("num_samples", "num_reference")
+# What each metric's figures are computed in, as the results and their table state it.
+FEATURE_SPACES = {
+    "fast": "the features of the package's MNIST digit classifier (images converted to 28x28 grayscale)",
+    "fid": "the pool features of the FID Inception-v3 network (images resized to 299x299 RGB)",
+}
+# What `SampleEvaluator.evaluate` returns: figures by name, counts and feature spaces.
+Results = dict[str, float | int | list[float] | dict[str, str]]
+# Entries of the results that describe the comparison (counts, feature spaces) rather than measure it.
+DESCRIPTIVE_ENTRIES = ("num_samples", "num_reference", "feature_spaces")
 
 
 def _cached_arrays(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -91,6 +99,26 @@ def _cached_arrays(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> 
         np.savez(file, **arrays)
     os.replace(partial_path, path)
     return arrays
+
+
+def warn_unless_digit_sized(images: torch.Tensor, argument: str) -> None:
+    """
+    Warns that the fast metrics do not fit images other than 28x28 grayscale ones, such as MNIST digits.
+
+    Args:
+        images (`torch.Tensor`): Images [N, C, H, W] from `to_image_tensor`.
+        argument (`str`): The argument the images came from, named in the warning.
+    """
+    expected = (1, CLASSIFIER_RESOLUTION, CLASSIFIER_RESOLUTION)
+    if tuple(images.shape[1:]) != expected:
+        warnings.warn(
+            f"{argument} are {'x'.join(map(str, images.shape[1:]))} (channels x height x width), not 1x28x28: the "
+            "fast metrics compute them in the features of an MNIST digit classifier, after converting them to 28x28 "
+            "grayscale, and class_coverage counts digits. Those figures fit MNIST-like digits only; for other "
+            "images use the `fid` metrics (Inception features).",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 class SampleEvaluator:
@@ -111,7 +139,8 @@ class SampleEvaluator:
             `"fast"` for the classifier metrics (Fréchet distance, KID, Inception Score, class coverage), `"fid"`
             for the Inception FID (slow on a CPU: a few images per second).
         num_reference (`int`, *optional*):
-            Number of reference digits, the first ones of the split. Defaults to the whole split.
+            Number of reference images: the first digits of an MNIST split (stored in random order), or a random
+            subset of a folder drawn with `seed`. Defaults to all of them.
         batch_size (`int`, defaults to 50): Images per forward pass.
         device (`str` or `torch.device`, defaults to `"cpu"`): Where to run the networks.
         cache_dir (`str` or `os.PathLike`, *optional*):
@@ -122,7 +151,10 @@ class SampleEvaluator:
             The classifier safetensors file; defaults to the one shipped with the package.
         kid_num_subsets (`int`, defaults to 100): Number of subsets of the KID.
         kid_subset_size (`int`, defaults to 1000): Size of the KID subsets.
-        seed (`int`, defaults to 0): Seed of the KID subset draws.
+        seed (`int`, defaults to 0): Seed of the KID subset draws and of the reference subset of a folder.
+
+    The fast metrics are made for 28x28 grayscale digits: other images are converted to that, with a warning, and
+    their figures (digit coverage above all) say little. The results name the feature space of every metric.
     """
 
     def __init__(
@@ -148,6 +180,8 @@ class SampleEvaluator:
         elif os.path.isdir(reference):
             self.reference_split = self.floor_split = None
             reference_images = to_image_tensor(reference)
+            if "fast" in metrics:
+                warn_unless_digit_sized(reference_images, "`reference`")
             reference_size = len(reference_images)
         else:
             raise ValueError(
@@ -176,9 +210,11 @@ class SampleEvaluator:
         if reference_images is None:
             self.reference_outputs = self._mnist_outputs(self.reference_split, num_reference)
         else:
-            self.reference_outputs = self._outputs(reference_images[:num_reference])
+            # A seeded random subset: a folder sorted by name often groups its images by class.
+            chosen = np.sort(np.random.default_rng(seed).choice(reference_size, num_reference, replace=False))
+            self.reference_outputs = self._outputs(reference_images[torch.from_numpy(chosen)])
 
-    def evaluate(self, images: ImageInput, include_floor: bool = False) -> dict[str, float | int | list[float]]:
+    def evaluate(self, images: ImageInput, include_floor: bool = False) -> Results:
         """Compute the metrics of images against the reference.
 
         Args:
@@ -189,21 +225,23 @@ class SampleEvaluator:
                 Also return the floor of every metric (see `floor`) under the metric's name followed by `"_floor"`.
 
         Returns:
-            `dict`: `num_samples` and `num_reference`; with `"fast"`: `fast_fd` (Fréchet distance of the classifier
+            `dict`: `num_samples`, `num_reference` and `feature_spaces` (what each metric is computed in); with `"fast"`: `fast_fd` (Fréchet distance of the classifier
             features), `kid` and `kid_std` (KID of the classifier features, mean and standard deviation over the
             subsets), `classifier_is` (classifier Inception Score) and `class_coverage` (list of the shares of samples
             predicted as each digit 0-9); with `"fid"`: `fid`.
         """
         images = to_image_tensor(images)
+        if "fast" in self.metrics:
+            warn_unless_digit_sized(images, "`images`")
         if len(images) < 2:
             raise ValueError(f"`images` must hold at least 2 images to estimate a covariance, got {len(images)}.")
         results = self._metrics(self._outputs(images), len(images))
         if include_floor:
             floor = self.floor(len(images))
-            results.update({f"{name}_floor": value for name, value in floor.items() if name not in COUNT_ENTRIES})
+            results.update({f"{name}_floor": value for name, value in floor.items() if name not in DESCRIPTIVE_ENTRIES})
         return results
 
-    def floor(self, num_samples: int) -> dict[str, float | int | list[float]]:
+    def floor(self, num_samples: int) -> Results:
         """Compute the metrics of `num_samples` real digits of the other split (the first ones) against the reference.
 
         This is the best figure a perfect generator can expect at that sample count.
@@ -250,10 +288,14 @@ class SampleEvaluator:
             outputs.update(_cached_arrays(path, functools.partial(self._network_outputs, images, metric)))
         return outputs
 
-    def _metrics(self, outputs: dict[str, np.ndarray], num_samples: int) -> dict[str, float | int | list[float]]:
+    def _metrics(self, outputs: dict[str, np.ndarray], num_samples: int) -> Results:
         """Compare network outputs of samples with those of the reference."""
         reference = self.reference_outputs
-        results = {"num_samples": num_samples, "num_reference": self.num_reference}
+        results = {
+            "num_samples": num_samples,
+            "num_reference": self.num_reference,
+            "feature_spaces": {metric: FEATURE_SPACES[metric] for metric in self.metrics},
+        }
         if "fast" in self.metrics:
             features = outputs["classifier_features"]
             reference_features = reference["classifier_features"]
@@ -290,7 +332,7 @@ def evaluate_images(
     kid_num_subsets: int = 100,
     kid_subset_size: int = 1000,
     seed: int = 0,
-) -> dict[str, float | int | list[float]]:
+) -> Results:
     """Compute sample-quality metrics of images against an MNIST split, optionally with their floors.
 
     A one-call wrapper around `SampleEvaluator(...).evaluate(images, include_floor)`; build a `SampleEvaluator` to
@@ -334,23 +376,25 @@ def evaluate_images(
     return evaluator.evaluate(images, include_floor=include_floor)
 
 
-def format_results_table(results: dict[str, float | int | list[float]]) -> str:
+def format_results_table(results: Results) -> str:
     """Render the output of `evaluate_images` as a Markdown table, each metric beside its floor when there is one.
 
     Args:
         results (`dict`): What `evaluate_images` or `SampleEvaluator.evaluate` returned.
 
     Returns:
-        `str`: the table, with the sample and reference counts in its caption line.
+        `str`: the table, after the sample and reference counts and the feature space of each kind of metric.
     """
     lines = [
         f"{results['num_samples']} samples against {results['num_reference']} reference images",
+        "",
+        *(f"- {metric} metrics: in {space}" for metric, space in results["feature_spaces"].items()),
         "",
         "| metric | value | floor |",
         "| --- | --- | --- |",
     ]
     for name, value in results.items():
-        if name in COUNT_ENTRIES or name.endswith("_floor"):
+        if name in DESCRIPTIVE_ENTRIES or name.endswith("_floor"):
             continue
         floor = results.get(f"{name}_floor")
         if isinstance(value, list):

@@ -2,6 +2,8 @@
 
 import importlib.util
 import itertools
+import json
+import warnings
 
 import numpy as np
 import PIL.Image
@@ -11,6 +13,7 @@ import scipy.linalg
 import torch
 
 from diffusers_simple_ddpm import evaluation, evaluation_networks
+from diffusers_simple_ddpm.cli import main
 from diffusers_simple_ddpm.data import load_mnist_arrays
 from diffusers_simple_ddpm.evaluation import (
     INCEPTION_INSTALL_COMMAND,
@@ -60,7 +63,7 @@ def test_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def without_counts(results: dict) -> dict:
-    return {name: value for name, value in results.items() if name not in evaluation.COUNT_ENTRIES}
+    return {name: value for name, value in results.items() if name not in evaluation.DESCRIPTIVE_ENTRIES}
 
 
 def test_classifier_accuracy_on_test_digits(classifier, test_digits):
@@ -321,3 +324,49 @@ def test_fid_on_a_handful_of_digits(test_digits, tmp_path):
     assert results["fid"] > 2 * results["fid_floor"] > 0
     for split in ("test", "train"):
         assert len(list(tmp_path.glob(f"mnist-{split}-4_*_inception-{INCEPTION_SHA1[:16]}.npz"))) == 1
+
+
+def write_png_folder(folder, images: np.ndarray) -> None:
+    folder.mkdir()
+    for index, image in enumerate(images):
+        PIL.Image.fromarray(image).save(folder / f"{index:05d}.png")
+
+
+def test_folder_reference_is_a_seeded_random_subset(test_digits, tmp_path):
+    # Sorted by name, the folder starts with 5 blank images: taking the first 5 would compare with blanks only.
+    blanks = np.zeros((5, 28, 28), dtype=np.uint8)
+    write_png_folder(tmp_path / "reference", np.concatenate([blanks, test_digits[0][:5]]))
+    digits = test_digits[0][100:110]
+
+    def evaluate(seed: int) -> dict:
+        evaluator = SampleEvaluator(
+            reference=str(tmp_path / "reference"), metrics=("fast",), num_reference=5, kid_subset_size=5, seed=seed
+        )
+        return evaluator.evaluate(digits)
+
+    results = evaluate(seed=0)
+    assert evaluate(seed=0) == results
+    assert evaluate(seed=1) != results
+    write_png_folder(tmp_path / "blanks", blanks)
+    only_blanks = SampleEvaluator(reference=str(tmp_path / "blanks"), metrics=("fast",), kid_subset_size=5)
+    assert results["fast_fd"] < only_blanks.evaluate(digits)["fast_fd"]
+
+
+def test_fast_metrics_name_their_feature_space_and_warn_on_images_that_are_not_digits(test_digits, tmp_path):
+    write_png_folder(tmp_path / "digits", test_digits[0][:6])
+    rgb = np.random.default_rng(0).integers(0, 256, size=(6, 32, 32, 3), dtype=np.uint8)
+    write_png_folder(tmp_path / "rgb", rgb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        results = evaluate_images(test_digits[0][10:16], reference=str(tmp_path / "digits"), metrics=("fast",))
+    assert "MNIST digit classifier" in results["feature_spaces"]["fast"]
+    assert f"- fast metrics: in {results['feature_spaces']['fast']}" in evaluation.format_results_table(results)
+    with pytest.warns(UserWarning, match=r"`images` are 3x32x32 .* not 1x28x28.*use the `fid` metrics"):
+        evaluate_images(str(tmp_path / "rgb"), reference=str(tmp_path / "digits"), metrics=("fast",))
+    with pytest.warns(UserWarning, match=r"`reference` are 3x32x32"):
+        SampleEvaluator(reference=str(tmp_path / "rgb"), metrics=("fast",))
+
+    report = tmp_path / "results.json"
+    main(["evaluate", "--images", str(tmp_path / "digits"), "--reference", str(tmp_path / "digits"), "--json",
+          str(report)])  # fmt: skip
+    assert json.loads(report.read_text())["feature_spaces"] == {"fast": evaluation.FEATURE_SPACES["fast"]}
