@@ -64,7 +64,13 @@ def benchmark_module(monkeypatch):
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("name", list(EXPECTED))
+# Benchmarks whose quick run trains (a subprocess of scripts/train.py or the bare loop): tens of seconds each.
+TRAINING_BENCHMARKS = ("training", "ablation", "quality", "conditional")
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=pytest.mark.slow) if name in TRAINING_BENCHMARKS else name for name in EXPECTED]
+)
 def test_quick_run_writes_its_section_and_the_index(name, benchmark_module, tmp_path):
     module = benchmark_module(name)
     module.main(module.parse_args(["--quick", "--device", "cpu", "--output_dir", str(tmp_path)]))
@@ -114,6 +120,7 @@ def test_bare_trainer_rejects_fp16(benchmark_module):
         utils.BareTrainer(model, torch.zeros(4, 1, 8, 8), 2, torch.device("cpu"), mixed_precision="fp16")
 
 
+@pytest.mark.slow
 def test_conditional_measures_a_kept_pipeline_without_training(benchmark_module, tmp_path):
     module = benchmark_module("conditional")
     pipeline_dir = tmp_path / "pipeline"

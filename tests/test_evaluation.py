@@ -210,6 +210,7 @@ def test_class_coverage_sums_to_one_and_is_even_on_real_digits(classifier, test_
     assert class_coverage(noise_probabilities).max() > 0.5
 
 
+@pytest.mark.slow
 def test_floor_is_far_below_blurred_digits_and_noise(fast_evaluator, test_digits):
     digits = test_digits[0][:NUM_METRIC_SAMPLES]
     blurred = [PIL.Image.fromarray(digit).filter(PIL.ImageFilter.GaussianBlur(radius=1)) for digit in digits]
@@ -225,6 +226,7 @@ def test_floor_is_far_below_blurred_digits_and_noise(fast_evaluator, test_digits
     assert blurred_results["classifier_is"] > 2 > noise_results["classifier_is"]
 
 
+@pytest.mark.slow
 def test_floor_is_the_metrics_of_training_digits(fast_evaluator):
     train_digits = load_mnist_arrays("train")[0][:NUM_METRIC_SAMPLES]
     results = fast_evaluator.evaluate(train_digits, include_floor=True)
@@ -241,6 +243,7 @@ def test_floor_is_the_metrics_of_training_digits(fast_evaluator):
         fast_evaluator.floor(60001)
 
 
+@pytest.mark.slow
 def test_metrics_are_deterministic(fast_evaluator, test_digits):
     images = test_digits[0][-NUM_METRIC_SAMPLES:]
     first = fast_evaluator.evaluate(images)
@@ -308,6 +311,7 @@ def test_corrupted_inception_file_is_refused_before_loading(tmp_path):
         load_inception(corrupted)
 
 
+@pytest.mark.slow
 @requires_inception
 def test_fid_on_a_handful_of_digits(test_digits, tmp_path):
     inception = load_inception()

@@ -74,6 +74,7 @@ def assert_same_weights(first: Path, second: Path) -> None:
         assert torch.equal(first_weights[name], second_weights[name]), name
 
 
+@pytest.mark.slow
 def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     output_dir = tmp_path / "run"
     result = launch(
@@ -116,6 +117,7 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     assert [event.step for event in events.Images("samples")] == [3, 6, 6]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_model_config):
     steps = ["--max_train_steps", "120", "--checkpointing_steps", "30", "--random_flip", "--mixed_precision", "no"]
     straight = tmp_path / "straight"
@@ -142,6 +144,7 @@ def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_
     assert_same_weights(straight / "checkpoint-120" / "unet", interrupted / "checkpoint-120" / "unet")
 
 
+@pytest.mark.slow
 def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, tiny_model_config):
     output_dir = tmp_path / "ddp"
     result = launch(
@@ -159,6 +162,7 @@ def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, 
     SimpleDDPMPipeline.from_pretrained(output_dir)
 
 
+@pytest.mark.slow
 def test_warmup_and_schedule_count_optimizer_updates_under_accumulation(tmp_path, tiny_model_config):
     output_dir = tmp_path / "accumulate"
     launch(
@@ -173,6 +177,7 @@ def test_warmup_and_schedule_count_optimizer_updates_under_accumulation(tmp_path
     assert learning_rates == [5e-4, 1e-3, 5e-4, 0.0]
 
 
+@pytest.mark.slow
 def test_class_conditional_v_prediction_run(tmp_path, tiny_model_config):
     output_dir = tmp_path / "conditional"
     launch(
@@ -187,6 +192,7 @@ def test_class_conditional_v_prediction_run(tmp_path, tiny_model_config):
     assert len(images) == 2
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
     output_dir = tmp_path / "diverged"
     result = launch(
