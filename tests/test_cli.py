@@ -36,6 +36,7 @@ def conditional_model_dir(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_console_script_help():
     executable = shutil.which("simple-ddpm")
     assert executable is not None, "the package's console script is not installed"
@@ -143,6 +144,7 @@ def test_train_runs_from_a_wheel_installed_outside_the_repository(tmp_path):
     assert SimpleDDPMPipeline.from_pretrained(workdir / "run").unet.config.sample_size == 8
 
 
+@pytest.mark.slow
 def test_train_forwards_to_the_training_script():
     result = subprocess.run(
         [sys.executable, "-m", "diffusers_simple_ddpm.cli", "train", "--help"], capture_output=True, text=True

@@ -140,6 +140,7 @@ def test_diffusers_download_rejects_the_package_layout_and_from_pretrained_loads
     assert {request.headers["authorization"] for request in fake_hub.repository_requests()} == {"Bearer hf_read"}
 
 
+@pytest.mark.slow
 def test_load_by_repo_id_offline_from_the_hub_cache(tiny_pipeline, saved_pipeline, tmp_path):
     cache = tmp_path / "hub-cache"
     repository = cache / "models--user--ddpm-tiny"
@@ -283,6 +284,7 @@ def test_save_pretrained_writes_the_model_card_of_a_run(tiny_pipeline, training_
     assert "trust_remote_code" not in card.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_class_embeds", [None, 3])
 def test_model_card_usage_snippet_runs(num_class_embeds, training_details, tmp_path, monkeypatch):
     # 50 diffusion steps keep the snippet's full DDPM sampling fast.
@@ -328,6 +330,7 @@ def test_code_in_a_repository_imports_only_torch_and_diffusers():
         assert top_level - set(sys.stdlib_module_names) <= {"torch", "diffusers"}, (module.__name__, top_level)
 
 
+@pytest.mark.slow
 def test_repository_with_code_loads_without_the_package(training_details, tmp_path):
     pipeline = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler(num_train_timesteps=50))
     pipeline.set_progress_bar_config(disable=True)
