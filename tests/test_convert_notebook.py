@@ -20,6 +20,7 @@ def notebook_checkpoint(tmp_path_factory):
     return network, path
 
 
+@pytest.mark.slow
 def test_command_line_converts_a_notebook_checkpoint(notebook_checkpoint, tmp_path):
     network, checkpoint = notebook_checkpoint
     output_dir = tmp_path / "pipeline"

@@ -254,6 +254,7 @@ def test_metrics_are_deterministic(fast_evaluator, test_digits):
     )
 
 
+@pytest.mark.slow
 def test_metrics_do_not_depend_on_batch_size_or_the_cache(test_digits, tmp_path):
     images = test_digits[0][:200]
 
