@@ -315,7 +315,9 @@ def test_corrupted_inception_file_is_refused_before_loading(tmp_path):
 @pytest.mark.slow
 @requires_inception
 def test_fid_on_a_handful_of_digits(test_digits, tmp_path):
-    inception = load_inception()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch.jit.load's deprecation warning is silenced for this file alone
+        inception = load_inception()
     features = inception_features(test_digits[0][:3], inception, batch_size=3)
     assert features.shape == (3, 2048)
     np.testing.assert_allclose(
