@@ -25,7 +25,7 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, EvalResult, HfApi, M
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
-# The template of every model card; `model_card.md` at the top of the repository is the same file.
+# The template of every model card: a link to `model_card.md` at the top of the repository (wheels carry its text).
 MODEL_CARD_TEMPLATE_PATH = Path(__file__).parent / "assets" / "model_card.md"
 MODEL_CARD_NAME = "README.md"
 SAMPLE_GRID_NAME = "sample_grid.png"

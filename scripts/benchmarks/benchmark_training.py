@@ -9,13 +9,11 @@ and diffusers' `UNet2DModel` of about the same size in the bare loop.
 """
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from benchmark_utils import (
     BareTrainer,
     add_common_arguments,
@@ -35,67 +33,13 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from notebook_reference import SimpleUNet
+from diffusers_simple_ddpm.notebook import DiffusionModel, SimpleUNet
 
 NAME = "training"
 # The diffusers UNet2DModel widths matching each preset's parameter count (see `make_diffusers_unet`).
 DIFFUSERS_WIDTHS = {"notebook": (32, 64, 128), "default": (16, 32, 64)}
 # (resolution, channels, data) of the two image formats.
 FORMATS = {"28x28x1": (28, 1, "mnist"), "32x32x3": (32, 3, "random RGB PNGs")}
-
-
-class DiffusionModel(nn.Module):
-    """The notebook's `DiffusionModel`, verbatim but for `p_sample` and `sample`, which training does not use."""
-
-    def __init__(self, model, beta_start=1e-4, beta_end=0.02, timesteps=1000):
-        super().__init__()
-        self.model = model
-        self.timesteps = timesteps
-
-        # Define beta schedule
-        self.betas = torch.linspace(beta_start, beta_end, timesteps)
-        self.alphas = 1 - self.betas
-        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
-        self.alphas_cumprod_prev = F.pad(self.alphas_cumprod[:-1], (1, 0), value=1.0)
-
-        # Pre-compute values for sampling
-        self.sqrt_recip_alphas = torch.sqrt(1.0 / self.alphas)
-        self.sqrt_alphas_cumprod = torch.sqrt(self.alphas_cumprod)
-        self.sqrt_one_minus_alphas_cumprod = torch.sqrt(1.0 - self.alphas_cumprod)
-        self.posterior_variance = self.betas * (1.0 - self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
-
-    def q_sample(self, x_0, t, noise=None):
-        """Forward diffusion process: add noise to the data"""
-        if noise is None:
-            noise = torch.randn_like(x_0)
-
-        # Extract the corresponding alpha values
-        sqrt_alphas_cumprod_t = self.sqrt_alphas_cumprod[t]
-        sqrt_one_minus_alphas_cumprod_t = self.sqrt_one_minus_alphas_cumprod[t]
-
-        # Reshape for proper broadcasting
-        sqrt_alphas_cumprod_t = sqrt_alphas_cumprod_t.reshape(-1, 1, 1, 1)
-        sqrt_one_minus_alphas_cumprod_t = sqrt_one_minus_alphas_cumprod_t.reshape(-1, 1, 1, 1)
-
-        # Apply the diffusion formula
-        return sqrt_alphas_cumprod_t * x_0 + sqrt_one_minus_alphas_cumprod_t * noise
-
-    def p_losses(self, x_0, t, noise=None):
-        """Calculate the loss for training"""
-        if noise is None:
-            noise = torch.randn_like(x_0)
-
-        # Forward diffuse the data
-        x_noisy = self.q_sample(x_0, t, noise)
-
-        # Predict the noise
-        predicted_noise = self.model(x_noisy, t)
-
-        # Calculate the simple MSE loss
-        loss = F.mse_loss(noise, predicted_noise)
-
-        return loss
 
 
 def notebook_step(
