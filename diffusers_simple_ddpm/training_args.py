@@ -152,7 +152,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     model.add_argument("--ddpm_num_steps", type=int, default=1000, help="Diffusion steps of training.")
     model.add_argument(
-        "--ddpm_num_inference_steps", type=int, default=1000, help="Denoising steps for the sample grids."
+        "--ddpm_num_inference_steps",
+        type=int,
+        default=None,
+        help="Denoising steps of the sample grids (drawn with --eval_scheduler). Default: that sampler's default.",
     )
     model.add_argument(
         "--ddpm_beta_schedule", type=str, default="linear", choices=BETA_SCHEDULES, help="The β schedule."
@@ -181,7 +184,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     training.add_argument("--seed", type=int, default=0, help="Seed of the whole run (data order, noise, weights).")
     training.add_argument("--train_batch_size", type=int, default=64, help="Batch size per device.")
-    training.add_argument("--eval_batch_size", type=int, default=16, help="Images in each sample grid.")
+    training.add_argument("--eval_batch_size", type=int, default=64, help="Images in each sample grid.")
     training.add_argument(
         "--num_epochs", type=int, default=DEFAULT_NUM_EPOCHS, help="Passes over the data, unless --max_train_steps is set."
     )
@@ -262,12 +265,22 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     outputs.add_argument(
         "--eval_num_images",
         type=int,
-        default=500,
+        default=2000,
         help="On the built-in MNIST, score this many samples of the final pipeline with the fast metrics (MNIST "
         "classifier Fréchet distance, KID, IS) for the model card; 0 skips it.",
     )
     outputs.add_argument(
-        "--eval_scheduler", type=str, default="ddim", help="Sampler of that evaluation (ddpm, ddim, dpm, euler, ...)."
+        "--eval_scheduler",
+        type=str,
+        default="dpm",
+        help="Sampler of that evaluation and of the sample grids (ddpm, ddim, dpm = DPM-Solver++, euler, ...).",
+    )
+    outputs.add_argument(
+        "--eval_clip_sample",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Clip the predicted clean image to [-1, 1] at every step of that sampler (not possible with ddim or "
+        "euler: pass --no-eval_clip_sample for them).",
     )
     outputs.add_argument(
         "--eval_num_inference_steps", type=int, default=None, help="Its steps. Default: the sampler's default."

@@ -120,7 +120,7 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     assert [image.mode for image in images] == ["L", "L"]
 
     grid = Image.open(output_dir / "sample_grid.png")
-    assert grid.size == (16, 16)  # 4 images of 8x8 in a 2x2 grid
+    assert grid.size == (32, 32)  # 4 images of 8x8 in a 2x2 grid, drawn twice as large
 
     # The exported pipeline holds the EMA weights, not the raw training weights.
     assert_same_weights(output_dir / "unet", output_dir / "checkpoint-6" / "unet_ema")
@@ -237,6 +237,8 @@ def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
         (["--class_dropout_prob", "1.5"], "--class_dropout_prob"),
         (["--resume_from_checkpoint", "nowhere"], "--resume_from_checkpoint"),
         (["--eval_scheduler", "fastest"], "--eval_scheduler.*ddpm, ddim, dpm, euler"),
+        (["--eval_scheduler", "ddim"], "--eval_clip_sample.*does not work with DDIMScheduler"),
+        (["--ddpm_num_inference_steps", "0"], "--ddpm_num_inference_steps.*between 1 and"),
         (["--eval_num_images", "-1"], "--eval_num_images"),
         (["--max_grad_norm", "-1"], "--max_grad_norm.*positive.*reverses them.*`inf` to turn gradient clipping off"),
         (["--max_grad_norm", "0"], "--max_grad_norm.*positive"),
