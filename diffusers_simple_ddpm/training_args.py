@@ -197,7 +197,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     training.add_argument(
         "--gradient_accumulation_steps", type=int, default=1, help="Micro-batches accumulated per optimizer update."
     )
-    training.add_argument("--learning_rate", type=float, default=3e-4, help="Peak learning rate.")
+    training.add_argument("--learning_rate", type=float, default=1e-3, help="Peak learning rate.")
     training.add_argument(
         "--lr_scheduler",
         type=str,
