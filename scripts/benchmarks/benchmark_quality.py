@@ -56,7 +56,7 @@ SAMPLER_SETTINGS = (
     ("DPM-Solver++ clip", 10),
 )
 QUICK_SAMPLER_SETTINGS = (("DDPM", 4), ("DDIM", 2), ("DPM-Solver++", 2), ("DPM-Solver++ clip", 2))
-# The sampler of the grids: the command line's default fast sampler.
+# The sampler of the grids (the command line's default fast sampler), else the first of the run.
 GRID_SAMPLER = ("DPM-Solver++", 20)
 GRID_SIDE = 8
 GRID_SCALE = 3
@@ -99,6 +99,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--sample_batch_size", type=int, default=None, help="Samples per pipeline call.")
     parser.add_argument(
+        "--samplers",
+        type=str,
+        nargs="+",
+        default=None,
+        help=f"Samplers as LABEL:STEPS, LABEL one of {', '.join(SAMPLERS)} (default: "
+        f"{' '.join(f'{label}:{steps}' for label, steps in SAMPLER_SETTINGS)}).",
+    )
+    parser.add_argument(
         "--models",
         type=str,
         nargs="+",
@@ -120,6 +128,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.num_ddpm_samples = args.num_samples if on_gpu else min(args.num_samples, 200)
     if args.sample_batch_size is None:
         args.sample_batch_size = 1000 if on_gpu else 100
+    args.samplers = parse_samplers(parser, args.samplers, QUICK_SAMPLER_SETTINGS if args.quick else SAMPLER_SETTINGS)
     if args.quick:
         args.budget_minutes, args.batch_size, args.sample_batch_size = 0.02, 8, 16
         args.num_samples = args.num_ddpm_samples = 16
@@ -127,6 +136,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) < 2:
             parser.error(f"--{name} must be at least 2 (a covariance needs two samples), got {getattr(args, name)}.")
     return args
+
+
+def parse_samplers(
+    parser: argparse.ArgumentParser, samplers: list[str] | None, default: tuple[tuple[str, int], ...]
+) -> tuple[tuple[str, int], ...]:
+    """The `--samplers` values as (label, steps) pairs, or `default` when none are given."""
+    if samplers is None:
+        return default
+    settings = []
+    for sampler in samplers:
+        label, _, steps = sampler.rpartition(":")
+        if label not in SAMPLERS or not steps.isdigit() or int(steps) < 1:
+            parser.error(f"--samplers takes LABEL:STEPS with LABEL one of {', '.join(SAMPLERS)}, got {sampler!r}.")
+        settings.append((label, int(steps)))
+    return tuple(settings)
 
 
 def folder_tensor(folder: str | Path) -> torch.Tensor:
@@ -194,8 +218,8 @@ def main(args: argparse.Namespace) -> None:
     resolution, channels = DATASETS[args.dataset]
     images = mnist_tensor("train") if args.dataset == "mnist" else folder_tensor(args.train_data_dir)
     budget_s = args.budget_minutes * 60
-    settings = QUICK_SAMPLER_SETTINGS if args.quick else SAMPLER_SETTINGS
-    grid_setting = settings[2] if args.quick else GRID_SAMPLER
+    settings = args.samplers
+    grid_setting = GRID_SAMPLER if GRID_SAMPLER in settings else settings[0]
     precision = "bf16"
     scorer = Scorer(args, device)
     name = NAME if args.dataset == "mnist" else f"{NAME}-{args.dataset}"

@@ -223,6 +223,12 @@ def write_index(output_dir: str | os.PathLike) -> Path:
         "script to refresh its section. Timings on a shared machine are noisy: each section states the hardware, "
         "library versions and load average it ran with.",
         "",
+        "GPU figures come from a device machine: `scripts/benchmarks/run_device_quality.sh` (the MNIST main job and "
+        "CIFAR-10 quality, about 9 minutes on one H200) says in its header how to prepare it "
+        "(`bash scripts/benchmarks/run_device_quality.sh prepare`) and gives the two `run` calls: "
+        '`run(command="ls -l .devq1", carry=[".devq1"], timeout_s=60)`, then '
+        '`run(command="bash scripts/benchmarks/run_device_quality.sh", carry=[".devq2", ".whl"], timeout_s=600)`.',
+        "",
     ]
     for path in sorted(sections.glob("*.md"), key=order):
         text = path.read_text()
