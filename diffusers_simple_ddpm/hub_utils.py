@@ -125,6 +125,8 @@ class TrainingDetails:
         license (`str`, *optional*, defaults to `"apache-2.0"`): The license of the weights (a Hub license id).
         evaluation ([`EvaluationResults`], *optional*): Sample-quality figures of the trained pipeline.
         sample_grid (`str` or `os.PathLike`, *optional*): An image of samples, copied next to the card.
+        model_config (`str`, *optional*): The network preset or config file it was trained with, such as
+            `"auto: default"`.
     """
 
     dataset_name: str
@@ -148,6 +150,7 @@ class TrainingDetails:
     license: str = DEFAULT_LICENSE
     evaluation: EvaluationResults | None = None
     sample_grid: str | os.PathLike | None = None
+    model_config: str | None = None
 
     def __post_init__(self):
         counts = ("num_train_steps", "num_epochs", "train_batch_size", "num_processes", "gradient_accumulation_steps")

@@ -60,6 +60,7 @@ from .training_utils import (
     hardware_description,
     list_checkpoints,
     load_model_config,
+    resolve_preset,
     resolve_resume_checkpoint,
     save_checkpoint,
     tracker_config,
@@ -317,6 +318,10 @@ def train(args: argparse.Namespace) -> None:
     logger.info(f"  Total train batch size (w. parallel, distributed & accumulation) = {total_batch_size}")
     logger.info(f"  Gradient accumulation steps = {args.gradient_accumulation_steps}")
     logger.info(f"  Total optimization steps = {max_train_steps}")
+    logger.info(
+        f"  Network = --model_config {args.model_config} ({resolve_preset(args.model_config, accelerator.device.type)}"
+        f"), {sum(parameter.numel() for parameter in unet.parameters()):,} parameters"
+    )
 
     global_step = 0
     first_epoch = 0
@@ -499,6 +504,11 @@ def train(args: argparse.Namespace) -> None:
             seed=args.seed,
             evaluation=evaluation,
             sample_grid=grid_path,
+            model_config=(
+                f"auto: {resolve_preset('auto', accelerator.device.type)}"
+                if args.model_config == "auto"
+                else os.path.basename(args.model_config)
+            ),
         )
         pipeline.save_pretrained(
             args.output_dir,

@@ -42,6 +42,13 @@ MODEL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
 logger = logging.getLogger(__name__)
 
 
+def resolve_preset(model_config: str, device_type: str = "cpu") -> str:
+    """The preset that `--model_config auto` stands for on `device_type` (`AUTO_PRESETS`); anything else unchanged."""
+    if model_config == "auto":
+        return AUTO_PRESETS.get(device_type, AUTO_PRESETS["cpu"])
+    return model_config
+
+
 def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
     """
     Reads the `--model_config` argument: a preset name, `"auto"`, or the path of a `SimpleUNet2DModel` `config.json`.
@@ -58,8 +65,7 @@ def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
     Raises:
         `ValueError`: naming the file and line of malformed JSON, or the key of a value of the wrong type.
     """
-    if model_config == "auto":
-        model_config = AUTO_PRESETS.get(device_type, AUTO_PRESETS["cpu"])
+    model_config = resolve_preset(model_config, device_type)
     if model_config in MODEL_PRESETS:
         return dict(MODEL_PRESETS[model_config])
     if not os.path.isfile(model_config):

@@ -108,7 +108,8 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     metrics = {metric["name"]: metric["value"] for metric in card.data.to_dict()["model-index"][0]["results"][0]["metrics"]}
     assert metrics["Fréchet distance (MNIST classifier features)"] > metrics["Fréchet distance floor (real digits)"] > 0
     assert "| Optimizer updates | 6 (1 epochs) |" in card.text and "| Mixed precision | bf16 |" in card.text
-    assert "8 images sampled with DDIMScheduler, 2 steps" in card.text
+    assert "8 images sampled with DPMSolverMultistepScheduler, 2 steps (predicted clean image clipped" in card.text
+    assert "| Network | `--model_config config.json` |" in card.text
     assert sorted(path.name for path in output_dir.iterdir() if path.name.startswith("checkpoint")) == [
         "checkpoint-4",
         "checkpoint-6",
