@@ -18,7 +18,6 @@ import datasets
 import diffusers
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
@@ -27,8 +26,10 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from .data import (
+    DeviceImageBatches,
     ImageTransform,
     check_image_sizes,
+    load_images_to_memory,
     load_training_dataset,
     make_train_dataloader,
     resolve_image_column,
@@ -51,8 +52,8 @@ from .training_utils import (
     load_model_config,
     resolve_resume_checkpoint,
     save_checkpoint,
-    training_target,
 )
+from .training_step import DEFAULT_SETTINGS, DiffusionTrainingStep, OptimizationSettings, make_ema, make_optimizer
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -91,6 +92,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--center_crop", action="store_true", help="Crop the center instead of a random square.")
     data.add_argument("--random_flip", action="store_true", help="Mirror images horizontally at random.")
     data.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
+    data.add_argument(
+        "--data_on_device",
+        type=str,
+        default="auto",
+        choices=("auto", "always", "never"),
+        help="Hold the whole dataset on the training device as uint8 and cut, crop and flip batches there, with no "
+        "DataLoader: 'auto' does so on a GPU when the images fit in --data_on_device_max_mib and share one size "
+        "after resizing, 'always' on any device (refused when they do not fit), 'never' keeps the DataLoader.",
+    )
+    data.add_argument(
+        "--data_on_device_max_mib",
+        type=int,
+        default=4096,
+        help="Largest dataset, in MiB of uint8 pixels at the training resolution, held on the device.",
+    )
 
     model = parser.add_argument_group("model and diffusion")
     model.add_argument(
@@ -119,7 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument(
         "--class_dropout_prob",
         type=float,
-        default=0.1,
+        default=DEFAULT_SETTINGS.class_dropout_prob,
         help="Share of labels replaced by 'no class' so that the model also learns unconditional generation.",
     )
 
@@ -145,7 +161,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     training.add_argument(
         "--gradient_accumulation_steps", type=int, default=1, help="Micro-batches accumulated per optimizer update."
     )
-    training.add_argument("--learning_rate", type=float, default=3e-4, help="Peak learning rate.")
+    training.add_argument(
+        "--learning_rate", type=float, default=DEFAULT_SETTINGS.learning_rate, help="Peak learning rate."
+    )
     training.add_argument(
         "--lr_scheduler",
         type=str,
@@ -154,22 +172,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Learning-rate schedule.",
     )
     training.add_argument(
-        "--lr_warmup_steps", type=int, default=200, help="Warm-up length, in optimizer updates (not micro-batches)."
+        "--lr_warmup_steps",
+        type=int,
+        default=DEFAULT_SETTINGS.lr_warmup_steps,
+        help="Warm-up length, in optimizer updates (not micro-batches).",
     )
-    training.add_argument("--adam_beta1", type=float, default=0.95, help="β1 of AdamW.")
-    training.add_argument("--adam_beta2", type=float, default=0.999, help="β2 of AdamW.")
-    training.add_argument("--adam_weight_decay", type=float, default=1e-6, help="Weight decay of AdamW.")
-    training.add_argument("--adam_epsilon", type=float, default=1e-8, help="ε of AdamW.")
-    training.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
+    training.add_argument("--adam_beta1", type=float, default=DEFAULT_SETTINGS.adam_beta1, help="β1 of AdamW.")
+    training.add_argument("--adam_beta2", type=float, default=DEFAULT_SETTINGS.adam_beta2, help="β2 of AdamW.")
+    training.add_argument(
+        "--adam_weight_decay", type=float, default=DEFAULT_SETTINGS.adam_weight_decay, help="Weight decay of AdamW."
+    )
+    training.add_argument("--adam_epsilon", type=float, default=DEFAULT_SETTINGS.adam_epsilon, help="ε of AdamW.")
+    training.add_argument(
+        "--max_grad_norm", type=float, default=DEFAULT_SETTINGS.max_grad_norm, help="Gradient clipping norm."
+    )
     training.add_argument(
         "--use_ema",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="Keep an exponential moving average of the weights; the exported pipeline holds it.",
     )
-    training.add_argument("--ema_inv_gamma", type=float, default=1.0, help="Inverse gamma of the EMA warm-up.")
-    training.add_argument("--ema_power", type=float, default=3 / 4, help="Power of the EMA warm-up.")
-    training.add_argument("--ema_max_decay", type=float, default=0.9999, help="Largest EMA decay.")
+    training.add_argument(
+        "--ema_inv_gamma", type=float, default=DEFAULT_SETTINGS.ema_inv_gamma, help="Inverse gamma of the EMA warm-up."
+    )
+    training.add_argument(
+        "--ema_power", type=float, default=DEFAULT_SETTINGS.ema_power, help="Power of the EMA warm-up."
+    )
+    training.add_argument(
+        "--ema_max_decay", type=float, default=DEFAULT_SETTINGS.ema_max_decay, help="Largest EMA decay."
+    )
     training.add_argument(
         "--mixed_precision",
         type=str,
@@ -186,6 +217,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     training.add_argument(
         "--gradient_checkpointing", action="store_true", help="Trade compute for memory by recomputing activations."
+    )
+    training.add_argument(
+        "--compile",
+        action="store_true",
+        help="Compile the model with torch.compile (the first updates take longer). Off by default: its gain on a GPU "
+        "is still to be measured (docs/benchmarks/training-cuda.md).",
     )
 
     outputs = parser.add_argument_group("checkpoints, samples and logs")
@@ -249,7 +286,13 @@ def check_args(args: argparse.Namespace) -> None:
     for name in positive:
         if getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be at least 1, got {getattr(args, name)}.")
-    for name in ("max_train_steps", "lr_warmup_steps", "dataloader_num_workers", "eval_num_images"):
+    for name in (
+        "max_train_steps",
+        "lr_warmup_steps",
+        "dataloader_num_workers",
+        "data_on_device_max_mib",
+        "eval_num_images",
+    ):
         if getattr(args, name) < 0:
             raise ValueError(f"`--{name}` must be 0 or more, got {getattr(args, name)}.")
     for name in ("save_images_steps", "checkpoints_total_limit"):
@@ -302,6 +345,59 @@ def class_names_of(dataset: datasets.Dataset, label_column: str) -> list[str]:
     return [str(label) for label in range(max(labels) + 1)]
 
 
+def optimization_settings(args: argparse.Namespace) -> OptimizationSettings:
+    """The optimizer, clipping and EMA settings of the command line."""
+    names = OptimizationSettings.__dataclass_fields__
+    return OptimizationSettings(**{name: getattr(args, name) for name in names})
+
+
+def make_device_batches(
+    args: argparse.Namespace,
+    accelerator: Accelerator,
+    dataset: datasets.Dataset,
+    image_column: str,
+    transform: ImageTransform,
+    label_column: str | None,
+) -> DeviceImageBatches | None:
+    """
+    The batches of `--data_on_device`: the dataset held on the device, or `None` to keep the DataLoader.
+
+    Args:
+        args (`argparse.Namespace`): The checked arguments.
+        accelerator (`Accelerator`): The run's accelerator (device, processes).
+        dataset (`datasets.Dataset`): The training dataset.
+        image_column (`str`): Its image column.
+        transform (`ImageTransform`): The training transform.
+        label_column (`str`, *optional*): Its label column, for class-conditional training.
+    """
+    if args.data_on_device == "never" or (args.data_on_device == "auto" and accelerator.device.type == "cpu"):
+        return None
+    loaded = load_images_to_memory(
+        dataset, image_column, transform, max_bytes=args.data_on_device_max_mib * 2**20, label_column=label_column
+    )
+    if loaded is None:
+        reason = (
+            f"its images do not share one size after resizing to {args.resolution} or take more than "
+            f"`--data_on_device_max_mib` {args.data_on_device_max_mib} MiB"
+        )
+        if args.data_on_device == "always":
+            raise ValueError(f"`--data_on_device always` cannot hold the dataset on the device: {reason}.")
+        logger.info(f"Keeping the DataLoader: {reason}.")
+        return None
+    images, labels = loaded
+    logger.info(f"Holding {len(images)} images ({images.numel() / 2**20:.0f} MiB of uint8) on {accelerator.device}.")
+    return DeviceImageBatches(
+        images,
+        transform,
+        args.train_batch_size,
+        accelerator.device,
+        labels=labels,
+        seed=args.seed,
+        num_processes=accelerator.num_processes,
+        process_index=accelerator.process_index,
+    )
+
+
 def train(args: argparse.Namespace) -> None:
     """
     Trains a pipeline as `args` (from `parse_args`) say and saves it, with its model card, to `args.output_dir`.
@@ -315,7 +411,9 @@ def train(args: argparse.Namespace) -> None:
         mixed_precision=args.mixed_precision,
         log_with=args.logger,
         project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=logging_dir),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+        dataloader_config=DataLoaderConfiguration(
+            use_seedable_sampler=True, data_seed=args.seed, non_blocking=True
+        ),
     )
     if args.mixed_precision == "fp16" and accelerator.device.type != "cuda":
         raise ValueError("`--mixed_precision fp16` needs a CUDA GPU; use `bf16` (or `no`) on this device.")
@@ -340,17 +438,22 @@ def train(args: argparse.Namespace) -> None:
     num_channels = args.num_channels or image_channels(dataset, image_column)
     class_names = class_names_of(dataset, args.label_column) if args.class_conditional else None
     transform = ImageTransform(args.resolution, num_channels, center_crop=args.center_crop, random_flip=args.random_flip)
-    train_dataloader = make_train_dataloader(
-        dataset,
-        image_column,
-        transform,
-        batch_size=args.train_batch_size,
-        num_workers=args.dataloader_num_workers,
-        # Its own generator keeps the loader's draws off the global RNG, so a resumed run draws the same noise.
-        generator=torch.Generator().manual_seed(args.seed),
-        label_column=args.label_column if args.class_conditional else None,
-        seed=args.seed,
-    )
+    label_column = args.label_column if args.class_conditional else None
+    device_batches = make_device_batches(args, accelerator, dataset, image_column, transform, label_column)
+    train_dataloader = None
+    if device_batches is None:
+        train_dataloader = make_train_dataloader(
+            dataset,
+            image_column,
+            transform,
+            batch_size=args.train_batch_size,
+            num_workers=args.dataloader_num_workers,
+            # Its own generator keeps the loader's draws off the global RNG, so a resumed run draws the same noise.
+            generator=torch.Generator().manual_seed(args.seed),
+            label_column=label_column,
+            seed=args.seed,
+            pin_memory=accelerator.device.type == "cuda",
+        )
 
     # Model, noise scheduler, optimizer.
     unet = SimpleUNet2DModel(
@@ -369,16 +472,16 @@ def train(args: argparse.Namespace) -> None:
         beta_schedule=args.ddpm_beta_schedule,
         prediction_type=args.prediction_type,
     )
-    optimizer = torch.optim.AdamW(
-        unet.parameters(),
-        lr=args.learning_rate,
-        betas=(args.adam_beta1, args.adam_beta2),
-        weight_decay=args.adam_weight_decay,
-        eps=args.adam_epsilon,
-    )
+    if args.compile:
+        unet.compile()
+    settings = optimization_settings(args)
+    optimizer = make_optimizer(unet.parameters(), settings, accelerator.device)
 
     # The schedule counts optimizer updates; accelerate steps a prepared scheduler once per process and update.
-    batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
+    if device_batches is not None:
+        batches_per_process = len(device_batches)
+    else:
+        batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
     updates_per_epoch = math.ceil(batches_per_process / args.gradient_accumulation_steps)
     max_train_steps = args.max_train_steps or args.num_epochs * updates_per_epoch
     num_epochs = math.ceil(max_train_steps / updates_per_epoch)
@@ -388,22 +491,28 @@ def train(args: argparse.Namespace) -> None:
         num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
         num_training_steps=max_train_steps * accelerator.num_processes,
     )
-    unet, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
-        unet, optimizer, train_dataloader, lr_scheduler
-    )
+    unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
+    if train_dataloader is not None:
+        train_dataloader = accelerator.prepare(train_dataloader)
 
     ema_model = None
     if args.use_ema:
-        ema_model = EMAModel(
-            unet.parameters(),
-            decay=args.ema_max_decay,
-            use_ema_warmup=True,
-            inv_gamma=args.ema_inv_gamma,
-            power=args.ema_power,
-            model_cls=SimpleUNet2DModel,
-            model_config=accelerator.unwrap_model(unet).config,
+        ema_model = make_ema(
+            unet, settings, model_cls=SimpleUNet2DModel, model_config=accelerator.unwrap_model(unet).config
         )
         ema_model.to(accelerator.device)
+    training_step = DiffusionTrainingStep(
+        noise_scheduler,
+        optimizer,
+        lr_scheduler,
+        ema_model=ema_model,
+        max_grad_norm=settings.max_grad_norm,
+        num_class_embeds=len(class_names) if class_names else None,
+        class_dropout_prob=settings.class_dropout_prob,
+        memory_format=memory_format,
+        backward=accelerator.backward,
+        clip_grad_norm=accelerator.clip_grad_norm_,
+    )
 
     # Checkpoints hold the model (and its EMA) in diffusers format; accelerate adds optimizer, schedule and RNG states.
     def save_model_hook(models, weights, output_dir):
@@ -505,41 +614,26 @@ def train(args: argparse.Namespace) -> None:
     run_start = time.perf_counter()
     for epoch in range(first_epoch, num_epochs):
         unet.train()
-        train_dataloader.set_epoch(epoch)
-        train_dataloader.dataset.set_epoch(epoch)
         skipped = (global_step - epoch * updates_per_epoch) * args.gradient_accumulation_steps
-        epoch_batches = (
-            accelerator.skip_first_batches(train_dataloader, skipped) if skipped > 0 else train_dataloader
-        )
-        for batch in epoch_batches:
-            clean_images = batch["input"].to(memory_format=memory_format)
-            noise = torch.randn(clean_images.shape, device=clean_images.device).to(memory_format=memory_format)
-            timesteps = torch.randint(
-                0, noise_scheduler.config.num_train_timesteps, (clean_images.shape[0],), device=clean_images.device
+        if device_batches is not None:
+            epoch_batches = device_batches.epoch_batches(epoch, skip=max(skipped, 0))
+        else:
+            train_dataloader.set_epoch(epoch)
+            train_dataloader.dataset.set_epoch(epoch)
+            epoch_batches = (
+                accelerator.skip_first_batches(train_dataloader, skipped) if skipped > 0 else train_dataloader
             )
-            noisy_images = noise_scheduler.add_noise(clean_images, noise, timesteps)
-            class_labels = None
-            if class_names:
-                dropped = torch.rand(clean_images.shape[0], device=clean_images.device) < args.class_dropout_prob
-                class_labels = torch.where(dropped, len(class_names), batch["class_labels"])
-
+        for batch in epoch_batches:
+            clean_images = batch["input"]
             with accelerator.accumulate(unet):
-                model_output = unet(noisy_images, timesteps, class_labels=class_labels).sample
-                target = training_target(noise_scheduler, clean_images, noise, timesteps)
-                loss = F.mse_loss(model_output.float(), target.float())
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.detach() / args.gradient_accumulation_steps
+                loss = training_step(
+                    unet, clean_images, batch.get("class_labels"), sync_gradients=accelerator.sync_gradients
+                )
+            loss_sum += loss / args.gradient_accumulation_steps
             interval_images += clean_images.shape[0] * accelerator.num_processes
 
             if not accelerator.sync_gradients:
                 continue
-            if ema_model is not None:
-                ema_model.step(unet.parameters())
             global_step += 1
             logged_updates += 1
             progress_bar.update(1)
