@@ -568,19 +568,23 @@ class DeviceImageBatches:
         order = order.repeat(math.ceil(samples / len(order)))[:samples]
         return order.view(len(self), self.num_processes, self.batch_size)[:, self.process_index]
 
-    def batch(self, indices: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
+    def batch(
+        self, indices: torch.Tensor, epoch: int, device_indices: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """
         The model inputs of samples `indices` in `epoch`.
 
         Args:
             indices (`torch.Tensor`): int64 sample indices [B], on the CPU.
             epoch (`int`): The epoch, which selects the augmentation.
+            device_indices (`torch.Tensor`, *optional*): The same indices already on the device.
 
         Returns:
             `dict`: `"input"`, float32 [B, C, resolution, resolution] in [-1, 1] on the device, and `"class_labels"`
             when there are labels.
         """
-        device_indices = indices.to(self.device, non_blocking=True)
+        if device_indices is None:
+            device_indices = indices.to(self.device, non_blocking=True)
         pixels = self.images[device_indices]
         if self.is_random:
             height, width = self.images.shape[2:]
@@ -599,8 +603,10 @@ class DeviceImageBatches:
         """
         Yields this process's batches of `epoch` (see `batch`), the first `skip` left out (to resume mid-epoch).
         """
-        for indices in self.epoch_order(epoch)[skip:]:
-            yield self.batch(indices, epoch)
+        order = self.epoch_order(epoch)
+        device_order = order.to(self.device)  # one copy per epoch, none per batch
+        for position in range(skip, len(order)):
+            yield self.batch(order[position], epoch, device_order[position])
 
 
 def crop_and_flip(

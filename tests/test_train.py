@@ -116,8 +116,10 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     assert [event.step for event in events.Images("samples")] == [3, 6, 6]
 
 
-def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_model_config):
+@pytest.mark.parametrize("data_on_device", ["never", "always"])
+def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_model_config, data_on_device):
     steps = ["--max_train_steps", "120", "--checkpointing_steps", "30", "--random_flip", "--mixed_precision", "no"]
+    steps += ["--data_on_device", data_on_device]
     straight = tmp_path / "straight"
     launch(train_args(straight, tiny_model_config, *steps))
 
@@ -142,12 +144,14 @@ def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_
     assert_same_weights(straight / "checkpoint-120" / "unet", interrupted / "checkpoint-120" / "unet")
 
 
-def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, tiny_model_config):
+@pytest.mark.parametrize("data_on_device", ["never", "always"])
+def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, tiny_model_config, data_on_device):
     output_dir = tmp_path / "ddp"
     result = launch(
-        train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "4"),
+        train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "4",
+                   "--data_on_device", data_on_device),
         num_processes=2,
-    )
+    )  # fmt: skip
     assert "MULTI_CPU" in result.stderr + result.stdout
     assert "All 2 processes hold identical weights." in result.stdout
     assert result.stdout.count("Pipeline saved to") == 1
@@ -270,3 +274,11 @@ def test_push_to_hub_sends_the_pipeline_card_and_grid_with_token_and_privacy(tmp
         assert data == (output_dir / name).read_bytes(), name
     assert fake_hub.created_repos == [{"name": "ddpm-tiny", "organization": "user", "visibility": "private"}]
     assert {request.headers["authorization"] for request in fake_hub.repository_requests()} == {"Bearer hf_secret"}
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_and_exports(tmp_path, tiny_model_config):
+    output_dir = tmp_path / "compiled"
+    launch(train_args(output_dir, tiny_model_config, "--max_train_steps", "2", "--checkpointing_steps", "2", "--compile"))
+    assert_same_weights(output_dir / "unet", output_dir / "checkpoint-2" / "unet_ema")
+    SimpleDDPMPipeline.from_pretrained(output_dir)
