@@ -183,6 +183,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Images sampled in one batch with DPM-Solver++ per preset (0 skips). Default: 10000 on a GPU, 0 on a CPU.",
     )
     parser.add_argument("--sampling_steps", type=int, default=20, help="DPM-Solver++ steps of that measure.")
+    parser.add_argument(
+        "--profile_batch_size",
+        type=int,
+        default=None,
+        help="Also profile a few updates of the first reference bare loop (compiled with --compile) at this batch "
+        "size with torch.profiler, and add the operations taking the most device time to the report.",
+    )
     args = parser.parse_args(argv)
     on_gpu = args.device.startswith("cuda")
     defaults = {
@@ -326,16 +333,30 @@ def sampling_seconds(preset: str, resolution: int, channels: int, args, device: 
     return time.perf_counter() - start
 
 
+def profile_table(trainer: BareTrainer, device: torch.device, num_steps: int = 5, rows: int = 15) -> str:
+    """The `rows` operations of `num_steps` updates of `trainer` that take the most device (or CPU) time."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    synchronize(device)
+    with torch.profiler.profile(activities=activities) as profiler:
+        for _ in range(num_steps):
+            trainer.step()
+        synchronize(device)
+    sort_by = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    return profiler.key_averages().table(sort_by=sort_by, row_limit=rows)
+
+
 def main(args: argparse.Namespace) -> None:
     device, environment = setup(args)
     on_gpu = device.type == "cuda"
-    rows, overhead_rows, sampling_rows, charts = [], [], [], []
+    rows, overhead_rows, sampling_rows, charts, profiles = [], [], [], [], []
     script_extra = ["--compile"] if args.compile else []
 
     def report() -> Path:
         return write_report(
-            args.output_dir, NAME, "Training throughput", environment, report_body(args, rows, overhead_rows,
-            sampling_rows, charts, on_gpu), device
+            args.output_dir, NAME, "Training throughput", environment,
+            report_body(args, rows, overhead_rows, sampling_rows, charts + profiles, on_gpu), device,
         )  # fmt: skip
 
     with tempfile.TemporaryDirectory() as workdir:
@@ -397,6 +418,14 @@ def main(args: argparse.Namespace) -> None:
                                 compile=compile,
                             )  # fmt: skip
                             bare[(name, precision)] = measure(model, preset, name, precision, trainer.step, model_flops)
+                            reference_loop = name == builds[0][0] and precision == precisions[-1][0]
+                            if batch_size == args.profile_batch_size and reference_loop and not profiles:
+                                profile = profile_table(trainer, device)
+                                print(profile)
+                                profiles += [
+                                    f"### Profile: {image_format}, {preset}, {name}, {precision}, batch {batch_size}",
+                                    "", "```", profile.rstrip(), "```", "",
+                                ]  # fmt: skip
                             del trainer, model
                     if not args.skip_train_script:
                         result = train_script_throughput(
