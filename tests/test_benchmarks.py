@@ -25,9 +25,10 @@ EXPECTED = {
     "training": (
         ["training-32x32x3.png"],
         [
-            "| format | batch | model | parameters | loop | precision | images/s | peak memory (MiB) |",
-            "| format | batch | model | scripts/train.py (img/s) | bare loop (img/s) | bare loop faster by | "
-            "script peak RSS (MiB) |",
+            "| format | batch | model | parameters | loop | precision | images/s | peak memory (MiB) | GFLOP/image | MFU |",
+            "| format | batch | model | scripts/train.py (img/s) | bare loop | bare loop (img/s) | bare loop faster by | "
+            "script MFU | script peak RSS (MiB) |",
+            "| format | model | unet | images | seconds | images/s |",
         ],
     ),
     "ablation": (
