@@ -2,23 +2,97 @@
 
 import argparse
 import json
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import PIL.Image
 import torch
 
-from .convert_notebook import convert_notebook_checkpoint
-from .evaluation import REFERENCES, evaluate_images, format_results_table
-from .image_utils import make_sample_grid
-from .pipeline_simple_ddpm import SimpleDDPMPipeline
-from .sampling import generate_images, with_scheduler
+from .training_args import build_parser as build_training_parser
 
+if TYPE_CHECKING:
+    from .pipeline_simple_ddpm import SimpleDDPMPipeline
+
+# The commands import the package's heavy modules (🤗 Diffusers, the evaluation networks) when they run, so that
+# `simple-ddpm train --help` answers at once.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def load_pipeline(model: str, device: str, dtype: str) -> SimpleDDPMPipeline:
+def positive_int(value: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
+
+
+def finite_float_at_least(minimum: float, meaning: str):
+    """An argparse type: a finite number of at least `minimum`; `meaning` says what the minimum does."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number of at least {minimum} ({meaning}), got {value!r}"
+            )
+        return number
+
+    return parse
+
+
+def check_output_path(path: str, argument: str, folder: bool = False) -> None:
+    """
+    Raises a `ValueError` naming `argument` when `path` cannot be written, so that the command fails before it loads
+    a model or samples.
+
+    Args:
+        path (`str`): The file (or, with `folder`, the folder, created with its parents when missing) to write.
+        argument (`str`): The command-line flag that gave `path`, quoted in the error.
+        folder (`bool`, *optional*, defaults to `False`): Whether `path` is a folder rather than a file.
+    """
+    target = os.path.abspath(path)
+    if folder:
+        if os.path.exists(target) and not os.path.isdir(target):
+            raise ValueError(f"`{argument}` {path!r} exists and is not a folder.")
+        existing = target
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise ValueError(f"`{argument}` {path!r} cannot be created: {existing!r} is a file, not a folder.")
+    else:
+        if os.path.isdir(target):
+            raise ValueError(f"`{argument}` {path!r} is a folder; give the path of a file.")
+        existing = os.path.dirname(target)
+        if not os.path.isdir(existing):
+            raise ValueError(f"`{argument}` {path!r} cannot be written: the folder {existing!r} does not exist.")
+        if os.path.exists(target) and not os.access(target, os.W_OK):
+            raise ValueError(f"`{argument}` {path!r} is not writable.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"`{argument}` {path!r} cannot be written: the folder {existing!r} is not writable.")
+
+
+def check_image_path(path: str, argument: str) -> None:
+    """Raises a `ValueError` naming `argument` when the image file `path` cannot be written or has no image suffix."""
+    check_output_path(path, argument)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in PIL.Image.registered_extensions():
+        raise ValueError(f"`{argument}` {path!r} needs the suffix of an image format, such as .png.")
+
+
+def load_pipeline(model: str, device: str, dtype: str) -> "SimpleDDPMPipeline":
     """Loads a pipeline folder or Hub repo id on `device` in `dtype`."""
+    from .pipeline_simple_ddpm import SimpleDDPMPipeline
+
     pipeline = SimpleDDPMPipeline.from_pretrained(model, dtype=DTYPES[dtype])
     return pipeline.to(device)
 
@@ -30,13 +104,30 @@ def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
     return [int(label) if label.lstrip("-").isdigit() else label for label in labels]
 
 
-def generate_from_args(args: argparse.Namespace, pipeline: SimpleDDPMPipeline) -> list:
+def check_sampling_arguments(args: argparse.Namespace) -> None:
+    """Raises a `ValueError` for `sample`/`evaluate` arguments that cannot work, before a model is loaded."""
+    from .sampling import check_class_label_count, clipping_overrides, resolve_scheduler
+
+    scheduler_class, _ = resolve_scheduler(args.scheduler)
+    if args.clip_sample and scheduler_class is not None:
+        clipping_overrides(scheduler_class)
+    check_class_label_count(args.class_labels, args.num_images)
+    if args.guidance_scale != 1.0 and args.class_labels is None:
+        raise ValueError(
+            f"`--guidance_scale {args.guidance_scale}` needs `--class`: guidance pushes each image towards its class "
+            "(class-conditional models only)."
+        )
+
+
+def generate_from_args(args: argparse.Namespace, pipeline: "SimpleDDPMPipeline") -> list:
     """Generates the images that the `sample` and `evaluate` arguments ask for."""
+    from .sampling import generate_images, with_scheduler
+
     sampling_pipeline, default_steps = with_scheduler(pipeline, args.scheduler, clip_sample=args.clip_sample)
     return generate_images(
         sampling_pipeline,
         args.num_images,
-        args.steps or default_steps,
+        default_steps if args.steps is None else args.steps,
         seed=args.seed,
         batch_size=args.batch_size,
         class_labels=parse_class_labels(args.class_labels),
@@ -46,8 +137,15 @@ def generate_from_args(args: argparse.Namespace, pipeline: SimpleDDPMPipeline) -
 
 
 def sample_command(args: argparse.Namespace) -> None:
+    from .image_utils import make_sample_grid
+
     if args.grid is None and args.output_dir is None:
         args.grid = "samples.png"
+    if args.grid:
+        check_image_path(args.grid, "--grid")
+    if args.output_dir:
+        check_output_path(args.output_dir, "--output_dir", folder=True)
+    check_sampling_arguments(args)
     pipeline = load_pipeline(args.model, args.device, args.dtype)
     images = generate_from_args(args, pipeline)
     if args.grid:
@@ -62,9 +160,14 @@ def sample_command(args: argparse.Namespace) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
+    from .evaluation import REFERENCES, evaluate_images, format_results_table
+
     if (args.model is None) == (args.images is None):
         raise ValueError("`simple-ddpm evaluate` takes either a model (folder or repo id) or `--images DIR`.")
+    if args.json:
+        check_output_path(args.json, "--json")
     if args.model is not None:
+        check_sampling_arguments(args)
         pipeline = load_pipeline(args.model, args.device, args.dtype)
         images = generate_from_args(args, pipeline)
     else:
@@ -77,6 +180,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
         include_floor=args.reference in REFERENCES,
         batch_size=args.batch_size,
         device=args.device,
+        seed=args.seed,
     )
     print(format_results_table(results))
     if args.json:
@@ -85,27 +189,53 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
 
 def convert_command(args: argparse.Namespace) -> None:
+    from .convert_notebook import convert_notebook_checkpoint
+
     convert_notebook_checkpoint(args.checkpoint, args.output_dir, sample_size=args.sample_size)
     print(f"Saved the pipeline to {args.output_dir}; load it with SimpleDDPMPipeline.from_pretrained({args.output_dir!r}).")
 
 
-def train_command(args: argparse.Namespace, extra: list[str]) -> int:
-    """Runs the package's training program (`diffusers_simple_ddpm.training`) through `accelerate launch`."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "-m", "diffusers_simple_ddpm.training", *extra]
-    return subprocess.call(command)
+def accelerate_launch_options(mixed_precision: str) -> list[str]:
+    """
+    The options of `accelerate launch` for a training run: none where `accelerate config` has written a default
+    configuration, else the values accelerate would pick itself (and warn about on every launch), with the run's own
+    mixed precision.
+    """
+    from accelerate.commands.config import default_config_file
+
+    if os.path.isfile(default_config_file):
+        return []
+    num_gpus = torch.cuda.device_count()
+    options = ["--num_processes", str(max(num_gpus, 1)), "--num_machines", "1", "--dynamo_backend", "no"]
+    return options + ["--mixed_precision", mixed_precision] + (["--multi_gpu"] if num_gpus > 1 else [])
+
+
+def train_command(extra: list[str]) -> int:
+    """
+    Runs the package's training program (`diffusers_simple_ddpm.training`) through `accelerate launch`.
+
+    `--help` and misspelt flags are answered before anything is launched; a failed run ends with the program's own
+    error, not with accelerate's traceback of the launch (`--quiet`).
+    """
+    training_args = build_training_parser(prog="simple-ddpm train").parse_args(extra)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--quiet"]
+    launch += accelerate_launch_options(training_args.mixed_precision)
+    return subprocess.call([*launch, "-m", "diffusers_simple_ddpm.training", *extra])
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser, num_images: int) -> None:
-    parser.add_argument("--num_images", type=int, default=num_images, help="How many images to generate.")
+    parser.add_argument("--num_images", type=positive_int, default=num_images, help="How many images to generate.")
     parser.add_argument(
         "--scheduler",
         default="ddpm",
         help="ddpm (the pipeline's own, 1000 steps), ddim (50), dpm (DPM-Solver++, 20), euler (50), or any diffusers "
         "scheduler class name.",
     )
-    parser.add_argument("--steps", type=int, default=None, help="Denoising steps (default: the scheduler's, above).")
+    parser.add_argument(
+        "--steps", type=positive_int, default=None, help="Denoising steps (default: the scheduler's, above)."
+    )
     parser.add_argument("--seed", type=int, default=0, help="Image i uses a generator seeded with seed + i.")
-    parser.add_argument("--batch_size", type=int, default=64, help="Images generated per forward pass.")
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="Images generated per forward pass.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, ...")
     parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES), help="Model weights dtype.")
     parser.add_argument(
@@ -115,8 +245,18 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, num_images: int) -> 
         default=None,
         help="For a class-conditional model: one class (index or name) for all images, or one per image.",
     )
-    parser.add_argument("--guidance_scale", type=float, default=1.0, help="Classifier-free guidance (1 = none).")
-    parser.add_argument("--eta", type=float, default=0.0, help="DDIM η (only schedulers that take it use it).")
+    parser.add_argument(
+        "--guidance_scale",
+        type=finite_float_at_least(1.0, "1 means no guidance"),
+        default=1.0,
+        help="Classifier-free guidance for a class-conditional model with --class (1 = none).",
+    )
+    parser.add_argument(
+        "--eta",
+        type=finite_float_at_least(0.0, "0 is deterministic DDIM"),
+        default=0.0,
+        help="DDIM η (only schedulers that take it use it).",
+    )
     parser.add_argument(
         "--clip_sample",
         action="store_true",
@@ -150,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--num_reference",
         type=int,
         default=None,
-        help="Reference images to use (default: all; FID on a CPU computes about 6-10 images/s, then caches them).",
+        help="Reference images to use, a random subset of a folder drawn with --seed (default: all; FID on a CPU "
+        "computes about 6-10 images/s, then caches MNIST's).",
     )
     evaluate.add_argument("--json", default=None, help="Also write the results as JSON here.")
     add_sampling_arguments(evaluate, num_images=1000)
@@ -172,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command == "train":
-        return train_command(args, extra)
+        return train_command(extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     {"sample": sample_command, "evaluate": evaluate_command, "convert": convert_command}[args.command](args)

@@ -11,30 +11,40 @@ pipeline.push_to_hub("user/ddpm-mnist")  # the same files, nothing else from the
 ```
 """
 
+import json
 import math
 import os
 import re
 import shutil
-import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCard, ModelCardData, get_token, snapshot_download
+from huggingface_hub import CommitInfo, CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData, get_token, snapshot_download
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
-# The template of every model card; `model_card.md` at the top of the repository is the same file.
+# The template of every model card: a link to `model_card.md` at the top of the repository (wheels carry its text).
 MODEL_CARD_TEMPLATE_PATH = Path(__file__).parent / "assets" / "model_card.md"
 MODEL_CARD_NAME = "README.md"
 SAMPLE_GRID_NAME = "sample_grid.png"
 DEFAULT_LICENSE = "apache-2.0"
 PIPELINE_TAG = "unconditional-image-generation"
-MODEL_CARD_TAGS = ["diffusers_simple_ddpm", "ddpm", "unconditional-image-generation", "diffusers"]
+# The Hub has no pipeline tag (task) for class-conditional generation: such a card has no `pipeline_tag`, rather than
+# a wrong one, and carries this tag and task name instead.
+CLASS_CONDITIONAL_TASK = "class-conditional-image-generation"
+MODEL_CARD_TAGS = ["diffusers_simple_ddpm", "ddpm", "diffusers"]
 MIXED_PRECISION_MODES = ("no", "fp16", "bf16", "fp8")
 # What `download_pipeline` fetches besides the component folders: the pipeline index and the code of a repository
 # written with `include_code=True`.
 PIPELINE_FILE_PATTERNS = ["model_index.json", "*.py"]
+
+
+def metric_id(name: str) -> str:
+    """The ASCII id of a metric name in `model-index` metadata: `"Fréchet distance (x)"` gives `"frechet_distance_x"`."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
 
 
 @dataclass
@@ -66,15 +76,20 @@ class EvaluationResults:
         if not self.protocol.strip():
             raise ValueError("`protocol` is empty: say how the metrics were computed.")
 
-    def to_eval_results(self) -> list[EvalResult]:
-        """Returns one `EvalResult` per metric, the entries of the card's `model-index` metadata."""
+    def to_eval_results(self, task_type: str = PIPELINE_TAG) -> list[EvalResult]:
+        """
+        Returns one `EvalResult` per metric, the entries of the card's `model-index` metadata.
+
+        Args:
+            task_type (`str`, *optional*, defaults to `"unconditional-image-generation"`): The task of the model.
+        """
         return [
             EvalResult(
-                task_type=PIPELINE_TAG,
+                task_type=task_type,
                 dataset_type=self.dataset_id or self.dataset_name,
                 dataset_name=self.dataset_name,
                 dataset_split=self.dataset_split,
-                metric_type=re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_"),
+                metric_type=metric_id(name),
                 metric_name=name,
                 metric_value=float(value),
             )
@@ -145,8 +160,8 @@ class TrainingDetails:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}.")
         if self.mixed_precision not in MIXED_PRECISION_MODES:
             raise ValueError(f"`mixed_precision` must be one of {MIXED_PRECISION_MODES}, got {self.mixed_precision!r}.")
-        if self.use_ema and not 0 < self.ema_max_decay < 1:
-            raise ValueError(f"`ema_max_decay` must lie in (0, 1), got {self.ema_max_decay}.")
+        if self.use_ema and not 0 < self.ema_max_decay <= 1:
+            raise ValueError(f"`ema_max_decay` must lie in (0, 1], got {self.ema_max_decay}.")
         if not self.wall_time_seconds >= 0:
             raise ValueError(f"`wall_time_seconds` must be non-negative, got {self.wall_time_seconds}.")
         if self.sample_grid is not None and not os.path.isfile(self.sample_grid):
@@ -156,6 +171,71 @@ class TrainingDetails:
     def total_batch_size(self) -> int:
         """Images per optimizer update, over all processes and accumulated passes."""
         return self.train_batch_size * self.num_processes * self.gradient_accumulation_steps
+
+
+TRAINING_TIME_NAME = "training_time.json"
+
+
+def write_training_time(checkpoint_dir: str | os.PathLike, seconds: float) -> None:
+    """
+    Records in a checkpoint how long the run has trained so far, so that a resumed run's card counts every session.
+
+    Args:
+        checkpoint_dir (`str` or `os.PathLike`): The checkpoint folder being written.
+        seconds (`float`): The training time of all sessions up to this checkpoint.
+    """
+    Path(checkpoint_dir, TRAINING_TIME_NAME).write_text(json.dumps({"training_seconds": seconds}))
+
+
+def read_training_time(checkpoint_dir: str | os.PathLike) -> float:
+    """
+    The training time that `write_training_time` recorded in a checkpoint; 0 for a checkpoint without the record.
+
+    Args:
+        checkpoint_dir (`str` or `os.PathLike`): The checkpoint folder.
+    """
+    path = Path(checkpoint_dir, TRAINING_TIME_NAME)
+    if not path.is_file():
+        return 0.0
+    try:
+        seconds = json.loads(path.read_text())["training_seconds"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"The training time record {path} is malformed ({error}); delete it to count from 0.") from error
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        raise ValueError(f"The training time record {path} holds {seconds!r}, not a number of seconds.")
+    return float(seconds)
+
+
+BUILTIN_MNIST_CARD_NAME = "MNIST (built-in, 60,000 training digits)"
+BUILTIN_MNIST_DATASET_ID = "ylecun/mnist"
+
+
+def training_data_for_card(
+    dataset_name: str | None = None,
+    train_data_dir: str | os.PathLike | None = None,
+    card_name: str | None = None,
+) -> tuple[str, str | None]:
+    """
+    How a model card names the training data, and the Hub dataset it links to, without publishing local paths.
+
+    Args:
+        dataset_name (`str`, *optional*): The `--dataset_name` of the run: a Hub dataset id or a local folder.
+        train_data_dir (`str` or `os.PathLike`, *optional*): The `--train_data_dir` of the run, an image folder.
+        card_name (`str`, *optional*): The name the user chose for the card (`--dataset_card_name`).
+
+    Returns:
+        `tuple[str, str | None]`: The name the card shows (`card_name`, else a Hub id, else the name of the local
+        folder, never its path; the built-in MNIST when neither source is given) and the Hub dataset id, `None` for
+        local data.
+    """
+    local_folder = train_data_dir if train_data_dir is not None else dataset_name
+    if local_folder is not None and (train_data_dir is not None or os.path.isdir(local_folder)):
+        name, dataset_id = Path(local_folder).resolve().name, None
+    elif dataset_name is not None:
+        name, dataset_id = dataset_name, dataset_name
+    else:
+        name, dataset_id = BUILTIN_MNIST_CARD_NAME, BUILTIN_MNIST_DATASET_ID
+    return card_name or name, dataset_id
 
 
 def format_duration(seconds: float) -> str:
@@ -261,15 +341,16 @@ def create_model_card(
     model_name = repo_id.split("/")[-1]
     evaluation = training_details.evaluation if training_details is not None else None
     dataset_id = training_details.dataset_id if training_details is not None else None
+    task = CLASS_CONDITIONAL_TASK if pipeline.num_classes else PIPELINE_TAG
     card_data = ModelCardData(
         library_name="diffusers",
         license=training_details.license if training_details is not None else DEFAULT_LICENSE,
-        pipeline_tag=PIPELINE_TAG,
-        tags=list(MODEL_CARD_TAGS),
+        pipeline_tag=None if pipeline.num_classes else PIPELINE_TAG,
+        tags=[*MODEL_CARD_TAGS, task],
         datasets=[dataset_id] if dataset_id else None,
         # `model-index` names the model; without evaluation results there is no `model-index`.
         model_name=model_name if evaluation is not None else None,
-        eval_results=evaluation.to_eval_results() if evaluation is not None else None,
+        eval_results=evaluation.to_eval_results(task) if evaluation is not None else None,
     )
     unet_config, scheduler_config = pipeline.unet.config, pipeline.scheduler.config
     sample_size = unet_config.sample_size
@@ -329,35 +410,17 @@ def save_model_card(
             shutil.copyfile(training_details.sample_grid, grid_path)
 
 
-def push_pipeline_to_hub(
-    pipeline: Any,
-    repo_id: str,
-    commit_message: str | None = None,
-    private: bool | None = None,
-    token: str | None = None,
-    create_pr: bool = False,
-    safe_serialization: bool = True,
-    variant: str | None = None,
-    include_code: bool = False,
-) -> CommitInfo:
+def create_pipeline_repo(repo_id: str, private: bool | None = None, token: str | None = None) -> tuple[HfApi, str]:
     """
-    Uploads a pipeline with its model card, as [`SimpleDDPMPipeline.push_to_hub`] documents.
-
-    The pipeline is saved into an empty temporary folder, its card added, and that folder is the whole commit.
+    Creates the Hub repository a pipeline is pushed to, or finds it, before anything is rendered or uploaded.
 
     Args:
-        pipeline ([`SimpleDDPMPipeline`]): The pipeline to upload.
         repo_id (`str`): The repository, `"name"` or `"namespace/name"`; created if it does not exist.
-        commit_message (`str`, *optional*): The commit message.
         private (`bool`, *optional*): Whether a new repository is private.
         token (`str`, *optional*): A token with write access; defaults to the logged-in one.
-        create_pr (`bool`, *optional*, defaults to `False`): Whether to open a pull request.
-        safe_serialization (`bool`, *optional*, defaults to `True`): Whether to upload safetensors weights.
-        variant (`str`, *optional*): A variant name for the weight files.
-        include_code (`bool`, *optional*, defaults to `False`): Whether to upload the custom-code layout.
 
     Returns:
-        [`~huggingface_hub.CommitInfo`]: The commit that was made.
+        `tuple[HfApi, str]`: The client, holding the token, and the full `"namespace/name"` id of the repository.
     """
     check_repo_id(repo_id)
     token = token or get_token()
@@ -367,17 +430,27 @@ def push_pipeline_to_hub(
             "the HF_TOKEN environment variable, or log in with `hf auth login`."
         )
     api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    with tempfile.TemporaryDirectory() as folder:
-        pipeline.save_pretrained(
-            folder, safe_serialization=safe_serialization, variant=variant, include_code=include_code
-        )
-        save_model_card(
-            pipeline, folder, repo_id=repo_id, training_details=pipeline.training_details, include_code=include_code
-        )
-        return api.upload_folder(
-            repo_id=repo_id,
-            folder_path=folder,
-            commit_message=commit_message or f"Upload {type(pipeline).__name__}",
-            create_pr=create_pr,
-        )
+    return api, api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+
+
+def upload_pipeline_files(
+    api: HfApi, repo_id: str, folder: str | os.PathLike, files: list[str], commit_message: str, create_pr: bool = False
+) -> CommitInfo:
+    """
+    Uploads exactly `files` of a pipeline folder, in one commit: nothing else of the folder (checkpoints, logs).
+
+    Args:
+        api (`HfApi`): The client of `create_pipeline_repo`.
+        repo_id (`str`): The full repository id.
+        folder (`str` or `os.PathLike`): The pipeline folder.
+        files (`list[str]`): The files to upload, relative to `folder` with `/` separators.
+        commit_message (`str`): The commit message.
+        create_pr (`bool`, *optional*, defaults to `False`): Whether to open a pull request.
+
+    Returns:
+        [`~huggingface_hub.CommitInfo`]: The commit that was made.
+    """
+    operations = [
+        CommitOperationAdd(path_in_repo=relative, path_or_fileobj=os.path.join(folder, relative)) for relative in files
+    ]
+    return api.create_commit(repo_id, operations, commit_message=commit_message, create_pr=create_pr)

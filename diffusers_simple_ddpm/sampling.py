@@ -1,8 +1,10 @@
 """Seeded, batched image generation with any diffusers scheduler, for the command line, training and benchmarks."""
 
 import inspect
+from typing import Literal
 
 import diffusers
+import numpy as np
 import PIL.Image
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, SchedulerMixin
@@ -96,6 +98,18 @@ def with_scheduler(
     return swapped, default_steps
 
 
+def check_class_label_count(class_labels: list[int | str] | None, num_images: int) -> None:
+    """
+    Raises a `ValueError` unless `class_labels` is `None`, one label for every image, or one label per image.
+
+    Args:
+        class_labels (`list`, *optional*): The labels, as given to `--class`.
+        num_images (`int`): How many images are generated.
+    """
+    if class_labels is not None and len(class_labels) not in (1, num_images):
+        raise ValueError(f"`--class` takes one label or one per image ({num_images}), got {len(class_labels)}.")
+
+
 def generate_images(
     pipeline: SimpleDDPMPipeline,
     num_images: int,
@@ -105,10 +119,11 @@ def generate_images(
     class_labels: list[int | str] | None = None,
     guidance_scale: float = 1.0,
     eta: float = 0.0,
-) -> list[PIL.Image.Image]:
+    output_type: Literal["pil", "np", "pt"] = "pil",
+) -> list[PIL.Image.Image] | np.ndarray | torch.Tensor:
     """
     Generates `num_images` images in batches; image `i` uses a generator seeded with `seed + i`, so the batch size
-    never changes which image comes out.
+    never changes which image comes out. The command line, the training program and the benchmarks all sample here.
 
     Args:
         pipeline (`SimpleDDPMPipeline`): The pipeline, with the scheduler to use.
@@ -119,27 +134,34 @@ def generate_images(
         class_labels (`list`, *optional*): For a class-conditional model: one label for every image, or one per image.
         guidance_scale (`float`, *optional*, defaults to 1.0): Classifier-free guidance scale.
         eta (`float`, *optional*, defaults to 0.0): DDIM η, for schedulers that take it.
+        output_type (`str`, *optional*, defaults to `"pil"`): `"pil"`, `"np"` or `"pt"`, as for the pipeline.
 
     Returns:
-        `list[PIL.Image.Image]`: the images.
+        `list[PIL.Image.Image]`, `np.ndarray` or `torch.Tensor`: the images; arrays hold all of them, [N, H, W, C]
+        (`"np"`) or [N, C, H, W] (`"pt"`, on the CPU), with values in [0, 1].
     """
     if num_images < 1 or batch_size < 1:
         raise ValueError(f"`num_images` and `batch_size` must be at least 1, got {num_images} and {batch_size}.")
-    if class_labels is not None and len(class_labels) not in (1, num_images):
-        raise ValueError(f"`--class` takes one label or one per image ({num_images}), got {len(class_labels)}.")
-    images = []
+    check_class_label_count(class_labels, num_images)
+    batches = []
     for start in range(0, num_images, batch_size):
         count = min(batch_size, num_images - start)
         generators = [torch.Generator().manual_seed(seed + start + index) for index in range(count)]
         batch_labels = None
         if class_labels is not None:
             batch_labels = class_labels if len(class_labels) == 1 else class_labels[start : start + count]
-        images += pipeline(
+        output = pipeline(
             batch_size=count,
             generator=generators,
             num_inference_steps=num_inference_steps,
             class_labels=batch_labels,
             guidance_scale=guidance_scale,
             eta=eta,
-        ).images
-    return images
+            output_type=output_type,
+        )
+        batches.append(output.images)
+    if output_type == "pt":
+        return torch.cat(batches)
+    if output_type == "np":
+        return np.concatenate(batches)
+    return [image for batch in batches for image in batch]

@@ -2,50 +2,14 @@
 bare loop (`scripts/benchmarks/benchmark_utils.BareTrainer`), with the optimisation defaults both use."""
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from diffusers.training_utils import EMAModel
 
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
+from .training_args import DEFAULT_SETTINGS, OptimizationSettings
 from .training_utils import training_target
-
-
-@dataclass(frozen=True)
-class OptimizationSettings:
-    """
-    The optimizer, clipping and EMA settings of a training run. The defaults are those of the training program's
-    command line (`--learning_rate`, `--adam_beta1`, ...), which reads them from here.
-
-    Args:
-        learning_rate (`float`, defaults to 3e-4): Peak learning rate of AdamW.
-        adam_beta1 (`float`, defaults to 0.95): β1 of AdamW.
-        adam_beta2 (`float`, defaults to 0.999): β2 of AdamW.
-        adam_weight_decay (`float`, defaults to 1e-6): Weight decay of AdamW.
-        adam_epsilon (`float`, defaults to 1e-8): ε of AdamW.
-        max_grad_norm (`float`, defaults to 1.0): Gradient clipping norm.
-        lr_warmup_steps (`int`, defaults to 200): Learning-rate warm-up, in optimizer updates.
-        ema_max_decay (`float`, defaults to 0.9999): Largest decay of the EMA of the weights.
-        ema_inv_gamma (`float`, defaults to 1.0): Inverse gamma of the EMA warm-up.
-        ema_power (`float`, defaults to 3/4): Power of the EMA warm-up.
-        class_dropout_prob (`float`, defaults to 0.1): Share of class labels replaced by "no class".
-    """
-
-    learning_rate: float = 3e-4
-    adam_beta1: float = 0.95
-    adam_beta2: float = 0.999
-    adam_weight_decay: float = 1e-6
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float = 1.0
-    lr_warmup_steps: int = 200
-    ema_max_decay: float = 0.9999
-    ema_inv_gamma: float = 1.0
-    ema_power: float = 3 / 4
-    class_dropout_prob: float = 0.1
-
-
-DEFAULT_SETTINGS = OptimizationSettings()
 
 
 def make_optimizer(

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import huggingface_hub
@@ -34,10 +35,17 @@ from diffusers_simple_ddpm import (
     pipeline_simple_ddpm,
 )
 from diffusers_simple_ddpm.hub_utils import (
+    BUILTIN_MNIST_CARD_NAME,
+    CLASS_CONDITIONAL_TASK,
     MODEL_CARD_TEMPLATE_PATH,
+    TRAINING_TIME_NAME,
     EvaluationResults,
     TrainingDetails,
     create_model_card,
+    metric_id,
+    read_training_time,
+    training_data_for_card,
+    write_training_time,
 )
 
 REPO_ROOT = Path(__file__).parents[1]
@@ -139,6 +147,7 @@ def test_diffusers_download_rejects_the_package_layout_and_from_pretrained_loads
     assert {request.headers["authorization"] for request in fake_hub.repository_requests()} == {"Bearer hf_read"}
 
 
+@pytest.mark.slow
 def test_load_by_repo_id_offline_from_the_hub_cache(tiny_pipeline, saved_pipeline, tmp_path):
     cache = tmp_path / "hub-cache"
     repository = cache / "models--user--ddpm-tiny"
@@ -222,11 +231,24 @@ def test_save_pretrained_pushes_to_the_folder_name_in_the_token_namespace(tiny_p
     assert f'SimpleDDPMPipeline.from_pretrained("{REPO_ID}")' in commit["files"]["README.md"].decode()
 
 
-def test_model_card_template_is_shipped_with_the_package():
-    assert MODEL_CARD_TEMPLATE_PATH.read_bytes() == (REPO_ROOT / "model_card.md").read_bytes(), (
-        "model_card.md and its packaged copy differ: edit model_card.md, then copy it to "
-        "diffusers_simple_ddpm/assets/model_card.md"
+def test_model_card_template_is_the_top_level_model_card():
+    # One file: the packaged template is a link to model_card.md, so there is no copy to keep in step.
+    assert MODEL_CARD_TEMPLATE_PATH.is_symlink()
+    assert MODEL_CARD_TEMPLATE_PATH.resolve() == (REPO_ROOT / "model_card.md").resolve()
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_model_card_template(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
     )
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        template = archive.read("diffusers_simple_ddpm/assets/model_card.md")
+    assert template == (REPO_ROOT / "model_card.md").read_bytes()
 
 
 def test_save_pretrained_writes_the_model_card_of_a_run(tiny_pipeline, training_details, tmp_path):
@@ -269,6 +291,7 @@ def test_save_pretrained_writes_the_model_card_of_a_run(tiny_pipeline, training_
     assert "trust_remote_code" not in card.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_class_embeds", [None, 3])
 def test_model_card_usage_snippet_runs(num_class_embeds, training_details, tmp_path, monkeypatch):
     # 50 diffusion steps keep the snippet's full DDPM sampling fast.
@@ -314,6 +337,7 @@ def test_code_in_a_repository_imports_only_torch_and_diffusers():
         assert top_level - set(sys.stdlib_module_names) <= {"torch", "diffusers"}, (module.__name__, top_level)
 
 
+@pytest.mark.slow
 def test_repository_with_code_loads_without_the_package(training_details, tmp_path):
     pipeline = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler(num_train_timesteps=50))
     pipeline.set_progress_bar_config(disable=True)
@@ -435,3 +459,52 @@ def test_training_details_check_their_values(training_details, changes, match):
         if isinstance(values["evaluation"], dict):
             values["evaluation"] = EvaluationResults(**values["evaluation"])
         TrainingDetails(**values)
+
+
+def test_metric_ids_are_clean_ascii():
+    assert metric_id("Fréchet distance (MNIST classifier features)") == "frechet_distance_mnist_classifier_features"
+    evaluation = EvaluationResults(metrics={"Fréchet distance floor (real digits)": 6.6}, protocol="p", dataset_name="d")
+    (result,) = evaluation.to_eval_results()
+    assert result.metric_type == "frechet_distance_floor_real_digits"
+
+
+def test_a_class_conditional_card_is_not_tagged_unconditional(training_details, tmp_path):
+    pipeline = SimpleDDPMPipeline(
+        unet=make_tiny_unet(num_class_embeds=3), scheduler=SimpleDDPMScheduler(), class_names=["a", "b", "c"]
+    )
+    pipeline.training_details = training_details
+    pipeline.save_pretrained(tmp_path / "conditional")
+
+    metadata = ModelCard.load(tmp_path / "conditional" / "README.md").data.to_dict()
+    assert "pipeline_tag" not in metadata  # the Hub has no task for class-conditional generation
+    assert "unconditional-image-generation" not in metadata["tags"]
+    assert CLASS_CONDITIONAL_TASK in metadata["tags"]
+    assert {result["task"]["type"] for result in metadata["model-index"][0]["results"]} == {CLASS_CONDITIONAL_TASK}
+
+
+def test_the_card_says_how_to_install_the_package_for_real(tiny_pipeline, training_details):
+    card = create_model_card(tiny_pipeline, REPO_ID, training_details=training_details)
+    assert "pip install diffusers-simple-ddpm" not in card.text
+    assert "from its repository" in card.text and "pip install -e ." in card.text
+
+
+def test_the_card_names_local_data_by_its_folder_never_its_path(tmp_path):
+    (tmp_path / "my-digits").mkdir()
+    assert training_data_for_card(train_data_dir=str(tmp_path / "my-digits")) == ("my-digits", None)
+    assert training_data_for_card(train_data_dir=str(tmp_path / "my-digits" / ".." / "my-digits")) == (
+        "my-digits",
+        None,
+    )
+    assert training_data_for_card(dataset_name=str(tmp_path / "my-digits")) == ("my-digits", None)
+    assert training_data_for_card(dataset_name="user/faces") == ("user/faces", "user/faces")
+    assert training_data_for_card(train_data_dir="x", card_name="Handwritten digits") == ("Handwritten digits", None)
+    assert training_data_for_card() == (BUILTIN_MNIST_CARD_NAME, "ylecun/mnist")
+
+
+def test_training_time_record_of_a_checkpoint(tmp_path):
+    assert read_training_time(tmp_path) == 0.0  # a checkpoint written before the record existed
+    write_training_time(tmp_path, 754.5)
+    assert read_training_time(tmp_path) == 754.5
+    (tmp_path / TRAINING_TIME_NAME).write_text('{"training_seconds": -3}')
+    with pytest.raises(ValueError, match="training_time.json holds -3"):
+        read_training_time(tmp_path)

@@ -1,8 +1,12 @@
 """`scripts/train.py` run for real through `accelerate launch` subprocesses, on the built-in MNIST, at 8x8 pixels."""
 
+import importlib.util
 import json
 import os
+import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +23,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline
 from diffusers_simple_ddpm import training as train
+from diffusers_simple_ddpm.hub_utils import write_training_time
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -40,10 +45,17 @@ def train_args(output_dir, model_config, *extra) -> list[str]:
     ]  # fmt: skip
 
 
+def free_port() -> int:
+    """A TCP port that the OS has just found free, for the process group's rendezvous."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def launch_command(num_processes: int = 1) -> list[str]:
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
     if num_processes > 1:
-        command += ["--multi_gpu", "--num_cpu_threads_per_process", "1", "--main_process_port", "29531"]
+        command += ["--multi_gpu", "--num_cpu_threads_per_process", "1", "--main_process_port", str(free_port())]
     return command + ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT)]
 
 
@@ -54,9 +66,15 @@ def launch_env(num_processes: int = 1) -> dict[str, str]:
     return env
 
 
-def launch(args: list[str], num_processes: int = 1, check: bool = True) -> subprocess.CompletedProcess:
+def launch(
+    args: list[str], num_processes: int = 1, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        launch_command(num_processes) + args, capture_output=True, text=True, env=launch_env(num_processes), timeout=600
+        launch_command(num_processes) + args,
+        capture_output=True,
+        text=True,
+        env=launch_env(num_processes),
+        timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"training failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
@@ -74,6 +92,7 @@ def assert_same_weights(first: Path, second: Path) -> None:
         assert torch.equal(first_weights[name], second_weights[name]), name
 
 
+@pytest.mark.slow
 def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     output_dir = tmp_path / "run"
     result = launch(
@@ -116,6 +135,7 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     assert [event.step for event in events.Images("samples")] == [3, 6, 6]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data_on_device", ["never", "always"])
 def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_model_config, data_on_device):
     steps = ["--max_train_steps", "120", "--checkpointing_steps", "30", "--random_flip", "--mixed_precision", "no"]
@@ -144,13 +164,16 @@ def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_
     assert_same_weights(straight / "checkpoint-120" / "unet", interrupted / "checkpoint-120" / "unet")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data_on_device", ["never", "always"])
 def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, tiny_model_config, data_on_device):
     output_dir = tmp_path / "ddp"
+    # Both processes tear the process group down together, so the run exits promptly rather than hanging at exit.
     result = launch(
         train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "4",
                    "--data_on_device", data_on_device),
         num_processes=2,
+        timeout=300,
     )  # fmt: skip
     assert "MULTI_CPU" in result.stderr + result.stdout
     assert "All 2 processes hold identical weights." in result.stdout
@@ -158,11 +181,13 @@ def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, 
     checkpoint = output_dir / "checkpoint-4"
     assert {path.name for path in checkpoint.iterdir()} == {
         "optimizer.bin", "scheduler.bin", "random_states_0.pkl", "random_states_1.pkl", "unet", "unet_ema",
+        "training_time.json",
     }  # fmt: skip
     assert len(list((output_dir / "logs").rglob("events.out.tfevents.*"))) == 2  # one run (and its hparams)
     SimpleDDPMPipeline.from_pretrained(output_dir)
 
 
+@pytest.mark.slow
 def test_warmup_and_schedule_count_optimizer_updates_under_accumulation(tmp_path, tiny_model_config):
     output_dir = tmp_path / "accumulate"
     launch(
@@ -177,6 +202,7 @@ def test_warmup_and_schedule_count_optimizer_updates_under_accumulation(tmp_path
     assert learning_rates == [5e-4, 1e-3, 5e-4, 0.0]
 
 
+@pytest.mark.slow
 def test_class_conditional_v_prediction_run(tmp_path, tiny_model_config):
     output_dir = tmp_path / "conditional"
     launch(
@@ -191,6 +217,7 @@ def test_class_conditional_v_prediction_run(tmp_path, tiny_model_config):
     assert len(images) == 2
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
     output_dir = tmp_path / "diverged"
     result = launch(
@@ -215,11 +242,44 @@ def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
         (["--resume_from_checkpoint", "nowhere"], "--resume_from_checkpoint"),
         (["--eval_scheduler", "fastest"], "--eval_scheduler.*ddpm, ddim, dpm, euler"),
         (["--eval_num_images", "-1"], "--eval_num_images"),
+        (["--max_grad_norm", "-1"], "--max_grad_norm.*positive.*reverses them.*`inf` to turn gradient clipping off"),
+        (["--max_grad_norm", "0"], "--max_grad_norm.*positive"),
+        (["--max_grad_norm", "nan"], "--max_grad_norm.*positive"),
+        (["--learning_rate", "0"], "--learning_rate.*positive finite"),
+        (["--learning_rate=-1e-4"], "--learning_rate.*positive finite"),
+        (["--learning_rate", "inf"], "--learning_rate.*positive finite"),
+        (["--ema_max_decay", "1.5"], r"--ema_max_decay.*\(0, 1\]"),
+        (["--ema_max_decay", "0"], r"--ema_max_decay.*\(0, 1\]"),
+        (["--ema_inv_gamma", "0"], "--ema_inv_gamma.*positive"),
+        (["--ema_power", "-1"], "--ema_power.*positive"),
+        (["--adam_beta1", "1"], r"--adam_beta1.*\[0, 1\)"),
+        (["--adam_beta2", "-0.1"], r"--adam_beta2.*\[0, 1\)"),
+        (["--adam_epsilon", "0"], "--adam_epsilon.*positive"),
+        (["--adam_weight_decay", "-0.01"], "--adam_weight_decay.*0 or a positive"),
+        (["--hub_model_id", "user/my model"], "--hub_model_id.*'user/my model'.*not a valid Hub repo id"),
+        (["--hub_model_id", "a/b/c"], "--hub_model_id.*not a valid Hub repo id"),
+        (["--push_to_hub", "--hub_token", "hf_x", "--output_dir", "runs/my run"], "--push_to_hub.*--hub_model_id"),
     ],
 )
 def test_bad_arguments_fail_before_training(tmp_path, argv, match):
     with pytest.raises(ValueError, match=match):
         train.main(["--output_dir", str(tmp_path / "out"), *argv])
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed here")
+def test_wandb_logger_without_wandb_fails_before_training(tmp_path):
+    with pytest.raises(ValueError, match="--logger wandb.*pip install wandb"):
+        train.main(["--output_dir", str(tmp_path / "out"), "--logger", "wandb"])
+    assert not any(tmp_path.iterdir())
+
+
+def test_malformed_model_config_fails_before_training(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text('{"block_out_channels": [4, 8, 8],\n "norm_num_groups": 4\n')
+    with pytest.raises(ValueError, match=r"--model_config.*config.json is not valid JSON.*line 3"):
+        train.main(["--output_dir", str(tmp_path / "out"), "--model_config", str(config)])
+    assert not (tmp_path / "out").exists()
 
 
 def test_unknown_choices_are_refused_by_the_parser(capsys):
@@ -240,7 +300,7 @@ def test_non_empty_output_dir_needs_overwrite_or_resume(tmp_path):
     "data_args, match",
     [
         (["--train_data_dir", "/nonexistent/images"], "--train_data_dir"),
-        (["--resolution", "32"], "--resolution.*larger than image"),
+        (["--resolution", "32"], "--resolution.*larger than the training image"),
         (["--image_column", "picture"], "--image_column"),
         (["--class_conditional", "--label_column", "digit"], "--label_column"),
     ],
@@ -274,6 +334,169 @@ def test_push_to_hub_sends_the_pipeline_card_and_grid_with_token_and_privacy(tmp
         assert data == (output_dir / name).read_bytes(), name
     assert fake_hub.created_repos == [{"name": "ddpm-tiny", "organization": "user", "visibility": "private"}]
     assert {request.headers["authorization"] for request in fake_hub.repository_requests()} == {"Bearer hf_secret"}
+
+
+def imported_modules(command: list[str]) -> set[str]:
+    """The top-level modules a Python command imports, from `python -X importtime`."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *command], capture_output=True, text=True, env=dict(os.environ), timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    return {name.split(".")[0] for name in lines}
+
+
+def test_help_shows_every_default_before_the_heavy_imports():
+    help_text = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
+    ).stdout  # fmt: skip
+    assert "--num_epochs NUM_EPOCHS" in help_text and "(default: 4)" in help_text
+    assert "(default: 0.0003)" in help_text and "(default: ddpm-mnist)" in help_text
+    heavy = {"torch", "diffusers", "datasets", "accelerate", "transformers"}
+    assert not heavy & imported_modules([str(SCRIPT), "--help"])
+    assert not (heavy - {"torch"}) & imported_modules(["-m", "diffusers_simple_ddpm.cli", "train", "--help"])
+
+
+def test_choices_of_the_light_parser_are_those_of_diffusers_and_the_scheduler():
+    from diffusers.optimization import SchedulerType
+
+    from diffusers_simple_ddpm import scheduling_simple_ddpm
+    from diffusers_simple_ddpm.training_args import BETA_SCHEDULES, LR_SCHEDULERS, PREDICTION_TYPES
+
+    assert list(LR_SCHEDULERS) == [scheduler.value for scheduler in SchedulerType]
+    assert BETA_SCHEDULES == scheduling_simple_ddpm.BETA_SCHEDULES
+    assert PREDICTION_TYPES == scheduling_simple_ddpm.PREDICTION_TYPES
+
+
+def write_digit_folder(folder: Path, per_class: int = 12) -> Path:
+    """`per_class` 8x8 grayscale PNGs in each of the class subfolders `0` and `1`."""
+    pixels = np.random.default_rng(0).integers(0, 256, (2 * per_class, 8, 8), dtype=np.uint8)
+    for index, image in enumerate(pixels):
+        (folder / str(index % 2)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / str(index % 2) / f"{index:03d}.png")
+    return folder
+
+
+def test_num_epochs_decides_and_the_card_names_the_data_without_its_path(tmp_path, tiny_model_config):
+    assert train.parse_args(["--output_dir", str(tmp_path / "unused"), "--num_epochs", "1"]).max_train_steps is None
+    data = write_digit_folder(tmp_path / "my-digits")
+    output_dir = tmp_path / "epochs"
+    arguments = train_args(output_dir, tiny_model_config, "--train_data_dir", str(data), "--checkpointing_steps", "3")
+    train.main([*arguments, "--num_epochs", "1", "--include_code"])
+
+    card = (output_dir / "README.md").read_text()
+    assert "| Optimizer updates | 3 (1 epochs) |" in card  # 24 images at batch 8: one epoch, not 3000 updates
+    assert "| Data | my-digits |" in card and str(tmp_path) not in card
+    assert (output_dir / "pipeline_simple_ddpm.py").is_file() and "trust_remote_code=True" in card
+    assert (output_dir / "checkpoint-3" / "training_time.json").is_file()
+
+    # A resumed run's card counts the time of every session (here 1000 s recorded by "earlier sessions").
+    write_training_time(output_dir / "checkpoint-3", 1000.0)
+    train.main([*arguments, "--num_epochs", "2", "--resume_from_checkpoint", "latest", "--dataset_card_name", "Digits"])
+    card = (output_dir / "README.md").read_text()
+    assert "| Optimizer updates | 6 (2 epochs) |" in card and "| Data | Digits |" in card
+    minutes = int(re.search(r"\| Training time \| (\d+) min", card).group(1))
+    assert minutes >= 16
+
+
+def test_a_flat_folder_for_a_class_conditional_run_points_to_class_subfolders(tmp_path):
+    Image.new("L", (8, 8)).save(tmp_path / "a.png")
+    with pytest.raises(ValueError, match="--class_conditional.*class subfolders.*--label_column"):
+        train.main(["--output_dir", str(tmp_path / "out"), "--train_data_dir", str(tmp_path), "--resolution", "8",
+                    "--class_conditional"])  # fmt: skip
+
+
+def test_an_unreadable_image_is_named_and_the_failed_start_leaves_nothing_behind(tmp_path, tiny_model_config):
+    data = write_digit_folder(tmp_path / "images")
+    corrupt = data / "1" / "005.png"
+    corrupt.write_bytes(corrupt.read_bytes()[:60])  # its header reads, its pixels do not
+    output_dir = tmp_path / "run"
+    arguments = train_args(output_dir, tiny_model_config, "--train_data_dir", str(data), "--max_train_steps", "3",
+                           "--checkpointing_steps", "100")  # fmt: skip
+
+    with pytest.raises(ValueError, match=f"Cannot read the training image '{corrupt}'.*--skip_unreadable_images"):
+        train.main(arguments)
+    assert not output_dir.exists()  # no logs/ that would make the rerun refuse a "non-empty" folder
+
+    train.main([*arguments, "--skip_unreadable_images"])
+    assert (output_dir / "model_index.json").is_file()
+
+
+@pytest.mark.slow
+def test_simple_ddpm_train_ends_with_the_real_cause(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "diffusers_simple_ddpm.cli", "train", "--output_dir", str(tmp_path / "out"),
+         "--train_data_dir", str(tmp_path / "missing")],
+        capture_output=True, text=True, env=launch_env(), timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("ValueError: `--train_data_dir`") and "does not exist" in last_line
+    assert "CalledProcessError" not in result.stderr
+    assert "were not passed to `accelerate launch`" not in result.stderr
+    # The token reaches no file: not the tensorboard hyper-parameters (hparams.yml, event files), logs or card.
+    (hparams,) = (output_dir / "logs").rglob("hparams.yml")
+    assert "hub_token" not in hparams.read_text() and "hub_model_id: user/ddpm-tiny" in hparams.read_text()
+    event_files = list((output_dir / "logs").rglob("events.out.tfevents.*"))
+    assert len(event_files) == 2 and any(b"hub_model_id" in path.read_bytes() for path in event_files)
+    for path in output_dir.rglob("*"):
+        assert not path.is_file() or b"hf_secret" not in path.read_bytes(), path
+    for data in commit["files"].values():
+        assert b"hf_secret" not in data
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_model_config) -> Path:
+    """A finished 4-update run with checkpoints at updates 2 and 4, trained in this process."""
+    output_dir = tmp_path_factory.mktemp("finished") / "run"
+    train.main(train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "2"))
+    return output_dir
+
+
+def copy_run(finished_run: Path, tmp_path: Path) -> Path:
+    output_dir = tmp_path / "run"
+    shutil.copytree(finished_run, output_dir)
+    return output_dir
+
+
+def test_resuming_a_finished_run_trains_no_further_update(finished_run, tmp_path, tiny_model_config, capsys):
+    output_dir = copy_run(finished_run, tmp_path)
+    train.main(
+        train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "2",
+                   "--resume_from_checkpoint", "latest")
+    )  # fmt: skip
+    assert "Step 4 reaches --max_train_steps 4: nothing left to train." in capsys.readouterr().out
+    assert_same_weights(finished_run / "unet", output_dir / "unet")
+    assert_same_weights(finished_run / "checkpoint-4" / "unet", output_dir / "checkpoint-4" / "unet")
+    assert "| Optimizer updates | 4 (1 epochs) |" in ModelCard.load(output_dir / "README.md").text
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+
+
+@pytest.mark.parametrize(
+    "damage, extra, match",
+    [
+        ("unet_ema", [], "checkpoint-4 has no unet_ema/.*resume with `--no-use_ema`"),
+        ("optimizer.bin", [], "checkpoint-4/optimizer.bin is unreadable.*--resume_from_checkpoint .*checkpoint-2"),
+        ("random_states_0.pkl", [], "random_states_0.pkl is unreadable.*`--resume_without_random_states`"),
+        ("random_states_0.pkl", ["--resume_without_random_states"], None),
+    ],
+)
+def test_resuming_from_a_damaged_checkpoint(finished_run, tmp_path, tiny_model_config, damage, extra, match):
+    output_dir = copy_run(finished_run, tmp_path)
+    path = output_dir / "checkpoint-4" / damage
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.write_bytes(path.read_bytes()[:100])
+    (output_dir / "model_index.json").unlink()
+    argv = train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--resume_from_checkpoint", "latest")
+    if match is None:
+        train.main(argv + extra)
+        assert_same_weights(finished_run / "unet", output_dir / "unet")
+    else:
+        with pytest.raises(ValueError, match=match):
+            train.main(argv + extra)
+        assert not (output_dir / "model_index.json").exists()
 
 
 @pytest.mark.slow

@@ -20,10 +20,10 @@ from benchmark_utils import (
     bar_chart,
     chart_path,
     count_parameters,
-    generate,
     make_diffusers_unet,
     markdown_table,
     mnist_tensor,
+    sampling_pipeline,
     setup,
     train_script_for_budget,
     write_report,
@@ -31,6 +31,7 @@ from benchmark_utils import (
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleUNet2DModel
 from diffusers_simple_ddpm.evaluation import SampleEvaluator
+from diffusers_simple_ddpm.sampling import generate_images
 
 NAME = "quality"
 # (sampler, steps) of the comparison; DDPM 1000 is the notebook's ancestral sampler.
@@ -112,7 +113,14 @@ def main(args: argparse.Namespace) -> None:
         model = model.to(device).eval()
         for sampler, steps in settings:
             count = args.num_ddpm_samples if sampler == "DDPM" else args.num_samples
-            samples = generate(model, sampler, steps, count, args.sample_batch_size, args.seed)
+            samples = generate_images(
+                sampling_pipeline(model, sampler),
+                count,
+                steps,
+                seed=args.seed,
+                batch_size=args.sample_batch_size,
+                output_type="pt",
+            )
             metrics = fast.evaluate(samples, include_floor=True)
             row = [
                 model_name,

@@ -13,14 +13,12 @@ The presets of each format come from `MODEL_PRESETS` (see `presets_for_format`).
 """
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from benchmark_utils import (
     BareTrainer,
     add_common_arguments,
@@ -43,11 +41,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
+from diffusers_simple_ddpm.notebook import DiffusionModel, SimpleUNet
 from diffusers_simple_ddpm.sampling import with_scheduler
-from diffusers_simple_ddpm.training_utils import MODEL_PRESETS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from notebook_reference import SimpleUNet
+from diffusers_simple_ddpm.training_args import AUTO_PRESETS, MODEL_PRESETS
 
 NAME = "training"
 # The diffusers UNet2DModel widths matching each preset's parameter count (see `make_diffusers_unet`).
@@ -58,59 +54,6 @@ FORMATS = {"28x28x1": (28, 1, "mnist"), "32x32x3": (32, 3, "random RGB PNGs")}
 FORMAT_DATASETS = {"28x28x1": "mnist", "32x32x3": "cifar"}
 # Dense bf16 peak of an H100 or H200 SXM (989.4 TFLOP/s without sparsity), the default for model FLOPs utilisation.
 H100_BF16_PEAK_TFLOPS = 989.0
-
-
-class DiffusionModel(nn.Module):
-    """The notebook's `DiffusionModel`, verbatim but for `p_sample` and `sample`, which training does not use."""
-
-    def __init__(self, model, beta_start=1e-4, beta_end=0.02, timesteps=1000):
-        super().__init__()
-        self.model = model
-        self.timesteps = timesteps
-
-        # Define beta schedule
-        self.betas = torch.linspace(beta_start, beta_end, timesteps)
-        self.alphas = 1 - self.betas
-        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
-        self.alphas_cumprod_prev = F.pad(self.alphas_cumprod[:-1], (1, 0), value=1.0)
-
-        # Pre-compute values for sampling
-        self.sqrt_recip_alphas = torch.sqrt(1.0 / self.alphas)
-        self.sqrt_alphas_cumprod = torch.sqrt(self.alphas_cumprod)
-        self.sqrt_one_minus_alphas_cumprod = torch.sqrt(1.0 - self.alphas_cumprod)
-        self.posterior_variance = self.betas * (1.0 - self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
-
-    def q_sample(self, x_0, t, noise=None):
-        """Forward diffusion process: add noise to the data"""
-        if noise is None:
-            noise = torch.randn_like(x_0)
-
-        # Extract the corresponding alpha values
-        sqrt_alphas_cumprod_t = self.sqrt_alphas_cumprod[t]
-        sqrt_one_minus_alphas_cumprod_t = self.sqrt_one_minus_alphas_cumprod[t]
-
-        # Reshape for proper broadcasting
-        sqrt_alphas_cumprod_t = sqrt_alphas_cumprod_t.reshape(-1, 1, 1, 1)
-        sqrt_one_minus_alphas_cumprod_t = sqrt_one_minus_alphas_cumprod_t.reshape(-1, 1, 1, 1)
-
-        # Apply the diffusion formula
-        return sqrt_alphas_cumprod_t * x_0 + sqrt_one_minus_alphas_cumprod_t * noise
-
-    def p_losses(self, x_0, t, noise=None):
-        """Calculate the loss for training"""
-        if noise is None:
-            noise = torch.randn_like(x_0)
-
-        # Forward diffuse the data
-        x_noisy = self.q_sample(x_0, t, noise)
-
-        # Predict the noise
-        predicted_noise = self.model(x_noisy, t)
-
-        # Calculate the simple MSE loss
-        loss = F.mse_loss(noise, predicted_noise)
-
-        return loss
 
 
 def notebook_step(
@@ -215,15 +158,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def presets_for_format(image_format: str, models: list[str] | None) -> list[str]:
+def presets_for_format(image_format: str, models: list[str] | None, device_type: str) -> list[str]:
     """
     The `MODEL_PRESETS` measured on `image_format`: `models` when given, else the presets whose name names the format's
-    data set (`FORMAT_DATASETS`, e.g. "mnist" or "cifar"), else `"default"`.
+    data set (`FORMAT_DATASETS`, e.g. "cifar" for "cifar10"), else the `--model_config auto` preset of the device
+    (`AUTO_PRESETS`: the MNIST presets "default" on a CPU, "large" on a GPU).
     """
     if models:
         return models
     dataset = FORMAT_DATASETS[image_format]
-    return [name for name in MODEL_PRESETS if dataset in name.lower()] or ["default"]
+    return [name for name in MODEL_PRESETS if dataset in name.lower()] or [AUTO_PRESETS.get(device_type, "default")]
 
 
 def make_random_image_folder(folder: Path, num_images: int, resolution: int, seed: int) -> None:
@@ -363,7 +307,7 @@ def main(args: argparse.Namespace) -> None:
         workdir = Path(workdir)
         for image_format in args.formats:
             resolution, channels, data = FORMATS[image_format]
-            presets = presets_for_format(image_format, args.models)
+            presets = presets_for_format(image_format, args.models, device.type)
             data_dir = None
             if data != "mnist" and not args.skip_train_script:
                 data_dir = workdir / "random-rgb"

@@ -1,4 +1,4 @@
-"""Shared parts of the benchmark scripts: environment header, report writing, PNG charts, models, loops and sampling.
+"""Shared parts of the benchmark scripts: environment header, report writing, PNG charts, models, loops and samplers.
 
 Every benchmark writes `<output_dir>/benchmarks/<name>.md` (with `-cuda` appended on a GPU) and its PNG charts beside
 it, then regenerates `<output_dir>/benchmarks.md`, which concatenates all the section files present, so that each
@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import psutil
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers import UNet2DModel
 from diffusers.optimization import get_scheduler
 from PIL import Image, ImageDraw
 from torch import nn
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
 from diffusers_simple_ddpm.data import load_mnist_arrays
-from diffusers_simple_ddpm.sampling import clipping_overrides
+from diffusers_simple_ddpm.sampling import with_scheduler
 from diffusers_simple_ddpm.training_step import (
     DEFAULT_SETTINGS,
     DiffusionTrainingStep,
@@ -47,18 +47,14 @@ SECTIONS_FOLDER = "benchmarks"
 # Order of the sections in the index; a section not listed here comes after these, by name.
 SECTION_ORDER = ("training", "scheduler", "sampling", "ablation", "quality", "conditional")
 LIBRARIES = ("torch", "diffusers", "accelerate", "numpy", "diffusers-simple-ddpm")
-# Samplers by name, as (scheduler class, config overrides). "clip" clips the predicted clean image to [-1, 1] at every
-# step: `clip_sample` of DDPM, dynamic thresholding with `sample_max_value=1` (which then clips) of DPM-Solver++.
-DPM_SOLVER_PLUS_PLUS = {"algorithm_type": "dpmsolver++", "solver_order": 2}
+# The samplers of the reports, by label: the scheduler name of `diffusers_simple_ddpm.sampling.with_scheduler` (the
+# command line's `--scheduler`) and whether to clip the predicted clean image to [-1, 1] at every step (`--clip_sample`).
 SAMPLERS = {
-    "DDPM": (SimpleDDPMScheduler, {}),
-    "DDPM clip": (SimpleDDPMScheduler, clipping_overrides(SimpleDDPMScheduler)),
-    "DDIM": (DDIMScheduler, {}),
-    "DPM-Solver++": (DPMSolverMultistepScheduler, DPM_SOLVER_PLUS_PLUS),
-    "DPM-Solver++ clip": (
-        DPMSolverMultistepScheduler,
-        {**DPM_SOLVER_PLUS_PLUS, **clipping_overrides(DPMSolverMultistepScheduler)},
-    ),
+    "DDPM": ("ddpm", False),
+    "DDPM clip": ("ddpm", True),
+    "DDIM": ("ddim", False),
+    "DPM-Solver++": ("dpm", False),
+    "DPM-Solver++ clip": ("dpm", True),
 }
 MEBIBYTE = 2**20
 
@@ -633,58 +629,18 @@ def steps_for_budget(trainer: "BareTrainer", budget_s: float, num_steps: int = 1
     return max(trainer.num_steps, int(budget_s * num_steps / seconds))
 
 
-def make_sampler(name: str, config) -> object:
-    """A scheduler of `SAMPLERS` from a `SimpleDDPMScheduler` config (DPM-Solver++ in its second-order form)."""
-    if name not in SAMPLERS:
-        raise ValueError(f"The sampler must be one of {tuple(SAMPLERS)}, got {name!r}.")
-    scheduler_class, overrides = SAMPLERS[name]
-    return scheduler_class.from_config(config, **overrides)
-
-
-@torch.no_grad()
-def generate(
-    unet: nn.Module,
-    sampler: str,
-    num_inference_steps: int,
-    num_images: int,
-    batch_size: int,
-    seed: int,
-    class_labels: torch.Tensor | None = None,
-    guidance_scale: float = 1.0,
-    bf16: bool = False,
-) -> torch.Tensor:
+def sampling_pipeline(unet: nn.Module, sampler: str) -> SimpleDDPMPipeline:
     """
-    Generates images with `SimpleDDPMPipeline` and a sampler of `SAMPLERS`, in batches.
+    A `SimpleDDPMPipeline` of `unet` with a sampler of `SAMPLERS`, built as `simple-ddpm sample --scheduler` builds it,
+    for `diffusers_simple_ddpm.sampling.generate_images` (without a progress bar).
 
     Args:
-        unet (`nn.Module`): The trained model, on its device.
-        sampler (`str`): A name of `SAMPLERS`.
-        num_inference_steps (`int`): Denoising steps.
-        num_images (`int`): Images in total.
-        batch_size (`int`): Images per pipeline call.
-        seed (`int`): Seed of the first batch; batch `i` uses `seed + i`.
-        class_labels (`torch.Tensor`, *optional*): One label per image, for a class-conditional model.
-        guidance_scale (`float`): Classifier-free guidance scale.
-        bf16 (`bool`): Run the model under bf16 autocast.
-
-    Returns:
-        `torch.Tensor`: float images [N, C, H, W] in [0, 1], on the CPU.
+        unet (`nn.Module`): The model, on its device.
+        sampler (`str`): A label of `SAMPLERS`.
     """
-    pipeline = SimpleDDPMPipeline(unet=unet, scheduler=make_sampler(sampler, SimpleDDPMScheduler().config))
+    if sampler not in SAMPLERS:
+        raise ValueError(f"The sampler must be one of {tuple(SAMPLERS)}, got {sampler!r}.")
+    pipeline = SimpleDDPMPipeline(unet=unet, scheduler=SimpleDDPMScheduler())
     pipeline.set_progress_bar_config(disable=True)
-    images = []
-    for batch_index, start in enumerate(range(0, num_images, batch_size)):
-        count = min(batch_size, num_images - start)
-        extra = {}
-        if class_labels is not None:
-            extra = {"class_labels": class_labels[start : start + count], "guidance_scale": guidance_scale}
-        with torch.autocast(unet.device.type, dtype=torch.bfloat16, enabled=bf16):
-            output = pipeline(
-                batch_size=count,
-                num_inference_steps=num_inference_steps,
-                generator=torch.Generator(device=unet.device).manual_seed(seed + batch_index),
-                output_type="pt",
-                **extra,
-            )
-        images.append(output.images)
-    return torch.cat(images)
+    scheduler, clip_sample = SAMPLERS[sampler]
+    return with_scheduler(pipeline, scheduler, clip_sample=clip_sample)[0]
