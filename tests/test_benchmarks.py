@@ -116,7 +116,7 @@ def test_unknown_ablation_config_is_rejected(benchmark_module):
 
 def test_bare_trainer_rejects_fp16(benchmark_module):
     utils = benchmark_module("utils")
-    model = utils.make_simple_unet("default", 8, 1, block_out_channels=(8, 8, 8))
+    model = utils.make_simple_unet("notebook", 8, 1)
     with pytest.raises(ValueError, match="mixed_precision"):
         utils.BareTrainer(model, torch.zeros(4, 1, 8, 8), 2, torch.device("cpu"), mixed_precision="fp16")
 
