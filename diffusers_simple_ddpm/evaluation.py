@@ -13,6 +13,7 @@ the same sample count, shows how much of a figure is only due to the finite numb
 """
 
 import functools
+import hashlib
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -22,7 +23,14 @@ import numpy as np
 import torch
 
 from .data import MNIST_NPZ_SHA256, load_mnist_arrays
-from .evaluation_images import IMAGE_EXTENSIONS, ImageInput, load_image_folder, to_image_tensor
+from .evaluation_images import (
+    IMAGE_EXTENSIONS,
+    ImageInput,
+    image_file_paths,
+    load_image_files,
+    load_image_folder,
+    to_image_tensor,
+)
 from .evaluation_metrics import (
     class_coverage,
     classifier_inception_score,
@@ -59,6 +67,7 @@ __all__ = [
     "classifier_features",
     "classifier_inception_score",
     "evaluate_images",
+    "folder_content_digest",
     "feature_statistics",
     "format_results_table",
     "frechet_distance",
@@ -101,6 +110,28 @@ def _cached_arrays(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> 
     return arrays
 
 
+def folder_content_digest(folder: str | os.PathLike, paths: Sequence[Path] | None = None) -> str:
+    """
+    A sha256 of what a folder of images holds: of the sorted list of (path relative to the folder, sha1 of the file's
+    bytes). Renaming, moving, adding, removing or changing any image changes it; copying the folder elsewhere or
+    touching its files does not. The 50,000 small JPEGs of CIFAR-10's training split hash in a few seconds.
+
+    Args:
+        folder (`str` or `os.PathLike`): The folder.
+        paths (`Sequence[Path]`, *optional*): Its image files (from `image_file_paths`), if already listed.
+
+    Returns:
+        `str`: the hexadecimal digest.
+    """
+    folder = Path(folder)
+    paths = image_file_paths(folder, "`reference`") if paths is None else paths
+    digest = hashlib.sha256()
+    for path in paths:
+        relative = path.relative_to(folder).as_posix()
+        digest.update(f"{relative}\0{hashlib.sha1(path.read_bytes()).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
 def warn_unless_digit_sized(images: torch.Tensor, argument: str) -> None:
     """
     Warns that the fast metrics do not fit images other than 28x28 grayscale ones, such as MNIST digits.
@@ -126,7 +157,9 @@ class SampleEvaluator:
 
     The networks are loaded and the reference features computed once, at construction; features of the real MNIST
     digits (reference and floor) are cached on disk in `.npz` files named after the split, the number of digits, the
-    MNIST file's sha256 and the network file's hash.
+    MNIST file's sha256 and the network file's hash; those of a reference folder in files named after its content
+    (`folder_content_digest`: the files' names and bytes), the subset and the network file's hash, so that a large
+    reference (CIFAR-10's 50,000 training images) is run through the network once.
 
     Results are deterministic for the same inputs and do not depend on `batch_size` beyond float rounding.
 
@@ -175,14 +208,14 @@ class SampleEvaluator:
             raise ValueError(f"`metrics` must be a non-empty sequence of names among {METRICS}, got {metrics!r}.")
         if reference in REFERENCES:
             self.reference_split, self.floor_split = REFERENCES[reference]
-            reference_images = None
+            reference_paths = None
             reference_size = len(load_mnist_arrays(self.reference_split)[1])
         elif os.path.isdir(reference):
             self.reference_split = self.floor_split = None
-            reference_images = to_image_tensor(reference)
+            reference_paths = image_file_paths(reference, "`reference`")
             if "fast" in metrics:
-                warn_unless_digit_sized(reference_images, "`reference`")
-            reference_size = len(reference_images)
+                warn_unless_digit_sized(to_image_tensor(load_image_files(reference_paths[:1])), "`reference`")
+            reference_size = len(reference_paths)
         else:
             raise ValueError(
                 f"`reference` must be one of {tuple(REFERENCES)} or a folder of images, got {reference!r}."
@@ -207,12 +240,10 @@ class SampleEvaluator:
             self.classifier_sha256 = file_digest(classifier_path, "sha256")
         if "fid" in self.metrics:
             self.inception = load_inception(inception_path, self.device)
-        if reference_images is None:
+        if reference_paths is None:
             self.reference_outputs = self._mnist_outputs(self.reference_split, num_reference)
         else:
-            # A seeded random subset: a folder sorted by name often groups its images by class.
-            chosen = np.sort(np.random.default_rng(seed).choice(reference_size, num_reference, replace=False))
-            self.reference_outputs = self._outputs(reference_images[torch.from_numpy(chosen)])
+            self.reference_outputs = self._folder_outputs(Path(reference), reference_paths, num_reference)
 
     def evaluate(self, images: ImageInput, include_floor: bool = False) -> Results:
         """Compute the metrics of images against the reference.
@@ -282,11 +313,34 @@ class SampleEvaluator:
         images = torch.from_numpy(load_mnist_arrays(split)[0][:num_images].copy())
         outputs = {}
         for metric in self.metrics:
-            network_hash = self.classifier_sha256 if metric == "fast" else INCEPTION_SHA1
-            network = f"{NETWORK_NAMES[metric]}-{network_hash[:16]}"
-            path = self.cache_dir / f"mnist-{split}-{num_images}_data-{MNIST_NPZ_SHA256[:16]}_{network}.npz"
+            path = (
+                self.cache_dir
+                / f"mnist-{split}-{num_images}_data-{MNIST_NPZ_SHA256[:16]}_{self._network_name(metric)}.npz"
+            )
             outputs.update(_cached_arrays(path, functools.partial(self._network_outputs, images, metric)))
         return outputs
+
+    def _folder_outputs(self, folder: Path, paths: list[Path], num_images: int) -> dict[str, np.ndarray]:
+        """
+        Network outputs of a seeded random subset of `num_images` images of a folder, through the on-disk cache, whose
+        file names hold the folder's content digest (`folder_content_digest`), the subset and the network's hash.
+        """
+        # A seeded random subset: a folder sorted by name often groups its images by class.
+        chosen = np.sort(np.random.default_rng(self.seed).choice(len(paths), num_images, replace=False))
+        subset = f"{num_images}-of-{len(paths)}-seed-{self.seed}"
+        content = folder_content_digest(folder, paths)[:16]
+        # The images are read only if some metric's outputs are not cached yet, and then once.
+        load_subset = functools.cache(lambda: to_image_tensor(load_image_files([paths[index] for index in chosen])))
+        outputs = {}
+        for metric in self.metrics:
+            path = self.cache_dir / f"folder-{subset}_content-{content}_{self._network_name(metric)}.npz"
+            outputs.update(_cached_arrays(path, lambda metric=metric: self._network_outputs(load_subset(), metric)))
+        return outputs
+
+    def _network_name(self, metric: str) -> str:
+        """The network of a metric as the cache file names show it: its name and the start of its file's hash."""
+        network_hash = self.classifier_sha256 if metric == "fast" else INCEPTION_SHA1
+        return f"{NETWORK_NAMES[metric]}-{network_hash[:16]}"
 
     def _metrics(self, outputs: dict[str, np.ndarray], num_samples: int) -> Results:
         """Compare network outputs of samples with those of the reference."""

@@ -22,12 +22,37 @@ def load_image_folder(folder: str | os.PathLike) -> list[PIL.Image.Image]:
     Returns:
         `list[PIL.Image.Image]`: the images.
     """
+    return load_image_files(image_file_paths(folder))
+
+
+def image_file_paths(folder: str | os.PathLike, argument: str = "`images`") -> list[Path]:
+    """The image files of a folder and its subfolders, sorted by path.
+
+    Args:
+        folder (`str` or `os.PathLike`): The folder.
+        argument (`str`, *optional*, defaults to ``"`images`"``): The argument the folder came from, named in errors.
+
+    Returns:
+        `list[Path]`: the paths, at least one.
+    """
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"`images` {str(folder)!r} is not a directory.")
+        raise ValueError(f"{argument} {str(folder)!r} is not a directory.")
     paths = sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
     if not paths:
-        raise ValueError(f"`images` folder {str(folder)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}).")
+        raise ValueError(f"{argument} folder {str(folder)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}).")
+    return paths
+
+
+def load_image_files(paths: Sequence[str | os.PathLike]) -> list[PIL.Image.Image]:
+    """Read image files, fully, in the given order.
+
+    Args:
+        paths (`Sequence[str | os.PathLike]`): The files.
+
+    Returns:
+        `list[PIL.Image.Image]`: the images.
+    """
     images = []
     for path in paths:
         with PIL.Image.open(path) as image:

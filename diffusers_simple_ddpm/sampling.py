@@ -41,7 +41,7 @@ def resolve_scheduler(scheduler: str, argument: str = "--scheduler") -> tuple[ty
     return scheduler_class, DEFAULT_STEPS
 
 
-def clipping_overrides(scheduler_class: type[SchedulerMixin]) -> dict:
+def clipping_overrides(scheduler_class: type[SchedulerMixin], argument: str = "--clip_sample") -> dict:
     """
     The config overrides that make a scheduler clip its predicted clean image to [-1, 1] at every step: `clip_sample`
     where the scheduler has it (DDPM), else dynamic thresholding with `sample_max_value=1.0`, which then is plain
@@ -49,6 +49,7 @@ def clipping_overrides(scheduler_class: type[SchedulerMixin]) -> dict:
 
     Args:
         scheduler_class (`type[SchedulerMixin]`): The scheduler class.
+        argument (`str`, *optional*, defaults to `"--clip_sample"`): The flag that asked for clipping, named in errors.
 
     Raises:
         `ValueError`: for schedulers that cannot clip (Euler, ...), and for DDIM-like schedulers, whose `step` keeps
@@ -58,7 +59,7 @@ def clipping_overrides(scheduler_class: type[SchedulerMixin]) -> dict:
     parameters = inspect.signature(scheduler_class.__init__).parameters
     if "use_clipped_model_output" in inspect.signature(scheduler_class.step).parameters:
         raise ValueError(
-            f"`--clip_sample` does not work with {scheduler_class.__name__}: its step clips the predicted clean image "
+            f"`{argument}` does not work with {scheduler_class.__name__}: its step clips the predicted clean image "
             "but keeps the unclipped noise prediction. Use ddpm or dpm to clip."
         )
     if "clip_sample" in parameters:
@@ -66,7 +67,7 @@ def clipping_overrides(scheduler_class: type[SchedulerMixin]) -> dict:
     if "thresholding" in parameters and "sample_max_value" in parameters:
         return {"thresholding": True, "sample_max_value": 1.0}
     raise ValueError(
-        f"`--clip_sample` needs a scheduler that can clip (ddpm, dpm, ...); {scheduler_class.__name__} cannot."
+        f"`{argument}` needs a scheduler that can clip (ddpm, dpm, ...); {scheduler_class.__name__} cannot."
     )
 
 

@@ -45,7 +45,7 @@ from .hub_utils import (
 from .image_utils import make_sample_grid
 from .modeling_simple_unet import NOTEBOOK_NUM_LEVELS, SimpleUNet2DModel, check_spatial_size
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
-from .sampling import resolve_scheduler
+from .sampling import clipping_overrides, resolve_scheduler, with_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 from .training_args import build_parser
 from .training_utils import (
@@ -68,6 +68,8 @@ from .training_utils import (
 from .training_step import DiffusionTrainingStep, OptimizationSettings, make_ema, make_optimizer
 
 logger = get_logger(__name__, log_level="INFO")
+# Small images are drawn this many times larger in the sample grids, so that a person can judge them.
+GRID_SCALE = 2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -93,7 +95,6 @@ def check_args(args: argparse.Namespace) -> None:
         "eval_batch_size",
         "gradient_accumulation_steps",
         "ddpm_num_steps",
-        "ddpm_num_inference_steps",
         "checkpointing_steps",
         "save_images_epochs",
         "save_model_epochs",
@@ -109,10 +110,10 @@ def check_args(args: argparse.Namespace) -> None:
     for name in ("max_train_steps", "save_images_steps", "checkpoints_total_limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be at least 1 when given, got {getattr(args, name)}.")
-    if args.ddpm_num_inference_steps > args.ddpm_num_steps:
+    if args.ddpm_num_inference_steps is not None and not 1 <= args.ddpm_num_inference_steps <= args.ddpm_num_steps:
         raise ValueError(
-            f"`--ddpm_num_inference_steps` ({args.ddpm_num_inference_steps}) cannot exceed `--ddpm_num_steps` "
-            f"({args.ddpm_num_steps})."
+            f"`--ddpm_num_inference_steps` must be between 1 and `--ddpm_num_steps` ({args.ddpm_num_steps}), got "
+            f"{args.ddpm_num_inference_steps}."
         )
     if not 0.0 <= args.class_dropout_prob < 1.0:
         raise ValueError(f"`--class_dropout_prob` must be in [0, 1), got {args.class_dropout_prob}.")
@@ -122,7 +123,9 @@ def check_args(args: argparse.Namespace) -> None:
         check_spatial_size(args.resolution, args.resolution, argument="--resolution", num_levels=num_levels)
     check_training_arguments(args)
     resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
-    resolve_scheduler(args.eval_scheduler, argument="--eval_scheduler")
+    eval_scheduler_class, _ = resolve_scheduler(args.eval_scheduler, argument="--eval_scheduler")
+    if args.eval_clip_sample and eval_scheduler_class is not None:
+        clipping_overrides(eval_scheduler_class, argument="--eval_clip_sample")
     output_dir = Path(args.output_dir)
     if output_dir.is_dir() and any(output_dir.iterdir()):
         if not (args.overwrite_output_dir or args.resume_from_checkpoint):
@@ -397,14 +400,17 @@ def train(args: argparse.Namespace) -> None:
         accelerator.print(f"No checkpoint in {args.output_dir} yet: starting a new run.")
 
     def save_sample_grid(pipeline: SimpleDDPMPipeline, step: int) -> str:
+        sampling_pipeline, default_steps = with_scheduler(
+            pipeline, args.eval_scheduler, clip_sample=args.eval_clip_sample
+        )
         generator = torch.Generator(device="cpu").manual_seed(args.seed)
-        images = pipeline(
+        images = sampling_pipeline(
             batch_size=args.eval_batch_size,
             generator=generator,
-            num_inference_steps=args.ddpm_num_inference_steps,
+            num_inference_steps=args.ddpm_num_inference_steps or default_steps,
             class_labels=torch.arange(args.eval_batch_size) % len(class_names) if class_names else None,
         ).images
-        grid = make_sample_grid(images)
+        grid = make_sample_grid(images, scale=GRID_SCALE if args.resolution < 64 else 1)
         grid_path = os.path.join(args.output_dir, SAMPLE_GRID_NAME)
         grid.save(grid_path)
         tracker = accelerator.get_tracker(args.logger, unwrap=True)
@@ -515,6 +521,7 @@ def train(args: argparse.Namespace) -> None:
                 pipeline,
                 args.eval_num_images,
                 scheduler=args.eval_scheduler,
+                clip_sample=args.eval_clip_sample,
                 num_inference_steps=args.eval_num_inference_steps,
                 seed=args.seed,
             )

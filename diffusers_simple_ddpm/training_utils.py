@@ -246,10 +246,11 @@ def check_processes_in_sync(accelerator, model: torch.nn.Module) -> None:
 def evaluate_on_mnist(
     pipeline: SimpleDDPMPipeline,
     num_images: int,
-    scheduler: str = "ddim",
+    scheduler: str = "dpm",
     num_inference_steps: int | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    clip_sample: bool = False,
 ) -> EvaluationResults:
     """
     Scores a pipeline trained on MNIST digits with the fast metrics of `evaluation` (the MNIST classifier's
@@ -258,15 +259,16 @@ def evaluate_on_mnist(
     Args:
         pipeline (`SimpleDDPMPipeline`): The trained pipeline (a class-conditional one samples the classes in turn).
         num_images (`int`): How many images to generate and score.
-        scheduler (`str`, *optional*, defaults to `"ddim"`): The sampler (see `sampling.with_scheduler`).
+        scheduler (`str`, *optional*, defaults to `"dpm"`): The sampler (see `sampling.with_scheduler`).
         num_inference_steps (`int`, *optional*): Denoising steps; the scheduler's default when not given.
         seed (`int`, *optional*, defaults to 0): Seed of the first image.
         batch_size (`int`, *optional*, defaults to 64): Images per pipeline call.
+        clip_sample (`bool`, *optional*, defaults to `False`): Clip the predicted clean image to [-1, 1] at every step.
 
     Returns:
         `EvaluationResults`: the figures and how they were computed, for the model card.
     """
-    sampling_pipeline, default_steps = with_scheduler(pipeline, scheduler)
+    sampling_pipeline, default_steps = with_scheduler(pipeline, scheduler, clip_sample=clip_sample)
     steps = num_inference_steps or default_steps
     num_classes = pipeline.num_classes
     class_labels = [index % num_classes for index in range(num_images)] if num_classes else None
@@ -281,7 +283,8 @@ def evaluate_on_mnist(
         "Classifier Inception Score": results["classifier_is"],
     }
     protocol = (
-        f"{num_images} images sampled with {type(sampling_pipeline.scheduler).__name__}, {steps} steps, seeds {seed} "
+        f"{num_images} images sampled with {type(sampling_pipeline.scheduler).__name__}, {steps} steps"
+        f"{' (predicted clean image clipped to [-1, 1] at every step)' if clip_sample else ''}, seeds {seed} "
         f"to {seed + num_images - 1}, compared with the 10,000 digits of the MNIST test split through the penultimate "
         "features of the package's MNIST classifier (`diffusers_simple_ddpm.evaluation`); the floor is the same "
         f"distance for {num_images} real training digits."

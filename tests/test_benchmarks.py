@@ -42,8 +42,13 @@ EXPECTED = {
         ["| configuration | parameters | updates | images/s | final loss | fast FD | KID | classifier IS | load |"],
     ),
     "quality": (
-        ["quality.png"],
-        ["| model | sampler | digits | fast FD | floor | KID | floor | classifier IS | floor | rarest digit share |"],
+        ["quality.png", "quality-samples-ours.png", "quality-samples-notebook.png", "quality-samples-diffusers.png"],
+        [
+            "| network | parameters | updates | seconds | last loss |",
+            "| network | sampler | samples | fast FD | floor | x floor |",
+            "| SimpleUNet2DModel `default` | DPM-Solver++ clip 2 | 16 |",
+            "| diffusers UNet2DModel | DDPM 4 | 16 |",
+        ],
     ),
     "conditional": (
         ["conditional.png"],

@@ -3,6 +3,7 @@
 import importlib.util
 import itertools
 import json
+import os
 import warnings
 
 import numpy as np
@@ -377,3 +378,41 @@ def test_fast_metrics_name_their_feature_space_and_warn_on_images_that_are_not_d
     main(["evaluate", "--images", str(tmp_path / "digits"), "--reference", str(tmp_path / "digits"), "--json",
           str(report)])  # fmt: skip
     assert json.loads(report.read_text())["feature_spaces"] == {"fast": evaluation.FEATURE_SPACES["fast"]}
+
+
+def test_folder_reference_features_are_cached_by_content_not_by_names_sizes_or_times(test_digits, tmp_path):
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    for index, image in enumerate(test_digits[0][:6]):
+        PIL.Image.fromarray(image).save(folder / f"{index:05d}.bmp")  # uncompressed: a pixel change keeps the size
+    cache_dir = tmp_path / "cache"
+    digits = test_digits[0][100:106]
+
+    def evaluate(reference) -> float:
+        evaluator = SampleEvaluator(str(reference), metrics=("fast",), kid_subset_size=5, cache_dir=cache_dir)
+        return evaluator.evaluate(digits)["fast_fd"]
+
+    original = evaluate(folder)
+    (cache_file,) = cache_dir.iterdir()
+    assert evaluation.folder_content_digest(folder)[:16] in cache_file.name
+    # The same content elsewhere, with other modification times, uses the cached features.
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in folder.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    assert evaluate(copy) == original
+    assert list(cache_dir.iterdir()) == [cache_file]
+    # One changed pixel, with the file's name, size and modification time kept, is a new reference.
+    changed = folder / "00003.bmp"
+    stat = changed.stat()
+    with PIL.Image.open(changed) as image:
+        pixels = np.array(image)
+    pixels[14, 14] = 255 - pixels[14, 14]
+    PIL.Image.fromarray(pixels).save(changed)
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert changed.stat().st_size == stat.st_size and changed.stat().st_mtime_ns == stat.st_mtime_ns
+    assert evaluate(folder) != original
+    assert len(list(cache_dir.iterdir())) == 2
+    # A renamed image changes the digest too (labels come from names).
+    changed.rename(folder / "00003-renamed.bmp")
+    assert evaluation.folder_content_digest(folder)[:16] not in cache_file.name

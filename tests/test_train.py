@@ -120,7 +120,7 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     assert [image.mode for image in images] == ["L", "L"]
 
     grid = Image.open(output_dir / "sample_grid.png")
-    assert grid.size == (16, 16)  # 4 images of 8x8 in a 2x2 grid
+    assert grid.size == (32, 32)  # 4 images of 8x8 in a 2x2 grid, drawn twice as large
 
     # The exported pipeline holds the EMA weights, not the raw training weights.
     assert_same_weights(output_dir / "unet", output_dir / "checkpoint-6" / "unet_ema")
@@ -241,6 +241,8 @@ def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
         (["--class_dropout_prob", "1.5"], "--class_dropout_prob"),
         (["--resume_from_checkpoint", "nowhere"], "--resume_from_checkpoint"),
         (["--eval_scheduler", "fastest"], "--eval_scheduler.*ddpm, ddim, dpm, euler"),
+        (["--eval_scheduler", "ddim"], "--eval_clip_sample.*does not work with DDIMScheduler"),
+        (["--ddpm_num_inference_steps", "0"], "--ddpm_num_inference_steps.*between 1 and"),
         (["--eval_num_images", "-1"], "--eval_num_images"),
         (["--max_grad_norm", "-1"], "--max_grad_norm.*positive.*reverses them.*`inf` to turn gradient clipping off"),
         (["--max_grad_norm", "0"], "--max_grad_norm.*positive"),
@@ -351,7 +353,7 @@ def test_help_shows_every_default_before_the_heavy_imports():
         [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
     ).stdout  # fmt: skip
     assert "--num_epochs NUM_EPOCHS" in help_text and "(default: 4)" in help_text
-    assert "(default: 0.0003)" in help_text and "(default: ddpm-mnist)" in help_text
+    assert "(default: 0.001)" in help_text and "(default: ddpm-mnist)" in help_text
     heavy = {"torch", "diffusers", "datasets", "accelerate", "transformers"}
     assert not heavy & imported_modules([str(SCRIPT), "--help"])
     assert not (heavy - {"torch"}) & imported_modules(["-m", "diffusers_simple_ddpm.cli", "train", "--help"])

@@ -216,6 +216,12 @@ def write_index(output_dir: str | os.PathLike) -> Path:
         "script to refresh its section. Timings on a shared machine are noisy: each section states the hardware, "
         "library versions and load average it ran with.",
         "",
+        "GPU figures come from a device machine: `scripts/benchmarks/run_device_quality.sh` (the MNIST main job and "
+        "CIFAR-10 quality, about 9 minutes on one H200) says in its header how to prepare it "
+        "(`bash scripts/benchmarks/run_device_quality.sh prepare`) and gives the two `run` calls: "
+        '`run(command="ls -l .devq1", carry=[".devq1"], timeout_s=60)`, then '
+        '`run(command="bash scripts/benchmarks/run_device_quality.sh", carry=[".devq2", ".whl"], timeout_s=600)`.',
+        "",
     ]
     for path in sorted(sections.glob("*.md"), key=order):
         text = path.read_text()
@@ -367,23 +373,70 @@ def make_simple_unet(preset: str | dict, resolution: int, channels: int, **overr
     return SimpleUNet2DModel(sample_size=resolution, in_channels=channels, out_channels=channels, **config)
 
 
-def make_diffusers_unet(block_out_channels: tuple[int, int, int], resolution: int, channels: int) -> UNet2DModel:
+def make_diffusers_unet(
+    block_out_channels: tuple[int, ...],
+    resolution: int,
+    channels: int,
+    layers_per_block: int = 1,
+    attention_levels: tuple[int, ...] = (),
+    attention_head_dim: int = 8,
+    norm_num_groups: int = 8,
+) -> UNet2DModel:
     """
-    Diffusers' `UNet2DModel` with three resolutions like `SimpleUNet2DModel` (one ResNet layer per block, no attention).
+    Diffusers' `UNet2DModel` in the DDPM paper's layout: one resolution level per entry of `block_out_channels`,
+    `DownBlock2D`/`UpBlock2D` blocks, `AttnDownBlock2D`/`AttnUpBlock2D` at the levels in `attention_levels` (0 is the
+    finest), and its attention in the middle block only with attention at some level (without any, the ResNet-only
+    network of the training benchmark).
 
-    `(32, 64, 128)` has 2.5M parameters at one channel (the notebook network: 2.4M); `(16, 32, 64)` has 0.64M (the
-    `"default"` preset: 0.66M).
+    With the defaults, `(32, 64, 128)` has 2.5M parameters at one channel (the notebook network: 2.4M); `(16, 32, 64)`
+    has 0.64M.
     """
+    num_levels = len(block_out_channels)
+    down_block_types = tuple("AttnDownBlock2D" if level in attention_levels else "DownBlock2D" for level in range(num_levels))
+    up_block_types = tuple(
+        "AttnUpBlock2D" if level in attention_levels else "UpBlock2D" for level in reversed(range(num_levels))
+    )
     return UNet2DModel(
         sample_size=resolution,
         in_channels=channels,
         out_channels=channels,
         block_out_channels=block_out_channels,
-        layers_per_block=1,
-        down_block_types=("DownBlock2D",) * 3,
-        up_block_types=("UpBlock2D",) * 3,
-        norm_num_groups=8,
+        layers_per_block=layers_per_block,
+        down_block_types=down_block_types,
+        up_block_types=up_block_types,
+        add_attention=bool(attention_levels),
+        attention_head_dim=attention_head_dim,
+        norm_num_groups=norm_num_groups,
     )
+
+
+def diffusers_unet_like(preset: str, resolution: int, channels: int) -> UNet2DModel:
+    """
+    Diffusers' `UNet2DModel` (see `make_diffusers_unet`) with the levels, residual blocks per level, attention levels,
+    head size and GroupNorm groups of a residual `MODEL_PRESETS` preset, and its widths scaled by one factor (rounded
+    to multiples of the GroupNorm groups) so that its parameter count is close to the preset's: diffusers' blocks hold
+    more parameters at equal widths (an up block has one more ResNet layer than a down block).
+    """
+    config = MODEL_PRESETS[preset]
+    if config.get("layers_per_block") is None:
+        raise ValueError(f"`preset` must be a residual preset (one with `layers_per_block`), got {preset!r}.")
+    groups = config["norm_num_groups"]
+
+    def build(scale: float) -> UNet2DModel:
+        widths = tuple(max(groups, round(width * scale / groups) * groups) for width in config["block_out_channels"])
+        return make_diffusers_unet(
+            widths,
+            resolution,
+            channels,
+            layers_per_block=config["layers_per_block"],
+            attention_levels=tuple(config.get("attention_levels", ())),
+            attention_head_dim=config.get("attention_head_dim", 32),
+            norm_num_groups=groups,
+        )
+
+    # Parameters grow with the square of the widths.
+    ratio = count_parameters(make_simple_unet(preset, resolution, channels)) / count_parameters(build(1.0))
+    return build(math.sqrt(ratio))
 
 
 def count_parameters(model: nn.Module) -> int:
