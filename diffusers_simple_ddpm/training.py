@@ -18,7 +18,6 @@ import datasets
 import diffusers
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
@@ -27,8 +26,10 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from .data import (
+    DeviceImageBatches,
     ImageTransform,
     drop_unreadable_images,
+    load_images_to_memory,
     load_training_dataset,
     make_train_dataloader,
     resolve_image_column,
@@ -64,8 +65,8 @@ from .training_utils import (
     resolve_resume_checkpoint,
     save_checkpoint,
     tracker_config,
-    training_target,
 )
+from .training_step import DiffusionTrainingStep, OptimizationSettings, make_ema, make_optimizer
 
 logger = get_logger(__name__, log_level="INFO")
 # Small images are drawn this many times larger in the sample grids, so that a person can judge them.
@@ -104,7 +105,7 @@ def check_args(args: argparse.Namespace) -> None:
     for name in positive:
         if getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be at least 1, got {getattr(args, name)}.")
-    for name in ("lr_warmup_steps", "dataloader_num_workers", "eval_num_images"):
+    for name in ("lr_warmup_steps", "dataloader_num_workers", "data_on_device_max_mib", "eval_num_images"):
         if getattr(args, name) < 0:
             raise ValueError(f"`--{name}` must be 0 or more, got {getattr(args, name)}.")
     for name in ("max_train_steps", "save_images_steps", "checkpoints_total_limit"):
@@ -160,6 +161,59 @@ def class_names_of(dataset: datasets.Dataset, label_column: str) -> list[str]:
     return [str(label) for label in range(max(labels) + 1)]
 
 
+def optimization_settings(args: argparse.Namespace) -> OptimizationSettings:
+    """The optimizer, clipping and EMA settings of the command line."""
+    names = OptimizationSettings.__dataclass_fields__
+    return OptimizationSettings(**{name: getattr(args, name) for name in names})
+
+
+def make_device_batches(
+    args: argparse.Namespace,
+    accelerator: Accelerator,
+    dataset: datasets.Dataset,
+    image_column: str,
+    transform: ImageTransform,
+    label_column: str | None,
+) -> DeviceImageBatches | None:
+    """
+    The batches of `--data_on_device`: the dataset held on the device, or `None` to keep the DataLoader.
+
+    Args:
+        args (`argparse.Namespace`): The checked arguments.
+        accelerator (`Accelerator`): The run's accelerator (device, processes).
+        dataset (`datasets.Dataset`): The training dataset.
+        image_column (`str`): Its image column.
+        transform (`ImageTransform`): The training transform.
+        label_column (`str`, *optional*): Its label column, for class-conditional training.
+    """
+    if args.data_on_device == "never" or (args.data_on_device == "auto" and accelerator.device.type == "cpu"):
+        return None
+    loaded = load_images_to_memory(
+        dataset, image_column, transform, max_bytes=args.data_on_device_max_mib * 2**20, label_column=label_column
+    )
+    if loaded is None:
+        reason = (
+            f"its images do not share one size after resizing to {args.resolution} or take more than "
+            f"`--data_on_device_max_mib` {args.data_on_device_max_mib} MiB"
+        )
+        if args.data_on_device == "always":
+            raise ValueError(f"`--data_on_device always` cannot hold the dataset on the device: {reason}.")
+        logger.info(f"Keeping the DataLoader: {reason}.")
+        return None
+    images, labels = loaded
+    logger.info(f"Holding {len(images)} images ({images.numel() / 2**20:.0f} MiB of uint8) on {accelerator.device}.")
+    return DeviceImageBatches(
+        images,
+        transform,
+        args.train_batch_size,
+        accelerator.device,
+        labels=labels,
+        seed=args.seed,
+        num_processes=accelerator.num_processes,
+        process_index=accelerator.process_index,
+    )
+
+
 def train(args: argparse.Namespace) -> None:
     """
     Trains a pipeline as `args` (from `parse_args`) say and saves it, with its model card, to `args.output_dir`.
@@ -173,7 +227,9 @@ def train(args: argparse.Namespace) -> None:
         mixed_precision=args.mixed_precision,
         log_with=args.logger,
         project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=logging_dir),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+        dataloader_config=DataLoaderConfiguration(
+            use_seedable_sampler=True, data_seed=args.seed, non_blocking=True
+        ),
     )
     if args.mixed_precision == "fp16" and accelerator.device.type != "cuda":
         raise ValueError("`--mixed_precision fp16` needs a CUDA GPU; use `bf16` (or `no`) on this device.")
@@ -208,17 +264,22 @@ def train(args: argparse.Namespace) -> None:
     num_channels = args.num_channels or image_sizes.num_channels
     class_names = class_names_of(dataset, args.label_column) if args.class_conditional else None
     transform = ImageTransform(args.resolution, num_channels, center_crop=args.center_crop, random_flip=args.random_flip)
-    train_dataloader = make_train_dataloader(
-        dataset,
-        image_column,
-        transform,
-        batch_size=args.train_batch_size,
-        num_workers=args.dataloader_num_workers,
-        # Its own generator keeps the loader's draws off the global RNG, so a resumed run draws the same noise.
-        generator=torch.Generator().manual_seed(args.seed),
-        label_column=args.label_column if args.class_conditional else None,
-        seed=args.seed,
-    )
+    label_column = args.label_column if args.class_conditional else None
+    device_batches = make_device_batches(args, accelerator, dataset, image_column, transform, label_column)
+    train_dataloader = None
+    if device_batches is None:
+        train_dataloader = make_train_dataloader(
+            dataset,
+            image_column,
+            transform,
+            batch_size=args.train_batch_size,
+            num_workers=args.dataloader_num_workers,
+            # Its own generator keeps the loader's draws off the global RNG, so a resumed run draws the same noise.
+            generator=torch.Generator().manual_seed(args.seed),
+            label_column=label_column,
+            seed=args.seed,
+            pin_memory=accelerator.device.type == "cuda",
+        )
 
     # Model, noise scheduler, optimizer.
     unet = SimpleUNet2DModel(
@@ -237,16 +298,16 @@ def train(args: argparse.Namespace) -> None:
         beta_schedule=args.ddpm_beta_schedule,
         prediction_type=args.prediction_type,
     )
-    optimizer = torch.optim.AdamW(
-        unet.parameters(),
-        lr=args.learning_rate,
-        betas=(args.adam_beta1, args.adam_beta2),
-        weight_decay=args.adam_weight_decay,
-        eps=args.adam_epsilon,
-    )
+    if args.compile:
+        unet.compile()
+    settings = optimization_settings(args)
+    optimizer = make_optimizer(unet.parameters(), settings, accelerator.device)
 
     # The schedule counts optimizer updates; accelerate steps a prepared scheduler once per process and update.
-    batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
+    if device_batches is not None:
+        batches_per_process = len(device_batches)
+    else:
+        batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
     updates_per_epoch = math.ceil(batches_per_process / args.gradient_accumulation_steps)
     max_train_steps = args.max_train_steps or args.num_epochs * updates_per_epoch
     num_epochs = math.ceil(max_train_steps / updates_per_epoch)
@@ -256,22 +317,28 @@ def train(args: argparse.Namespace) -> None:
         num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
         num_training_steps=max_train_steps * accelerator.num_processes,
     )
-    unet, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
-        unet, optimizer, train_dataloader, lr_scheduler
-    )
+    unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
+    if train_dataloader is not None:
+        train_dataloader = accelerator.prepare(train_dataloader)
 
     ema_model = None
     if args.use_ema:
-        ema_model = EMAModel(
-            unet.parameters(),
-            decay=args.ema_max_decay,
-            use_ema_warmup=True,
-            inv_gamma=args.ema_inv_gamma,
-            power=args.ema_power,
-            model_cls=SimpleUNet2DModel,
-            model_config=accelerator.unwrap_model(unet).config,
+        ema_model = make_ema(
+            unet, settings, model_cls=SimpleUNet2DModel, model_config=accelerator.unwrap_model(unet).config
         )
         ema_model.to(accelerator.device)
+    training_step = DiffusionTrainingStep(
+        noise_scheduler,
+        optimizer,
+        lr_scheduler,
+        ema_model=ema_model,
+        max_grad_norm=settings.max_grad_norm,
+        num_class_embeds=len(class_names) if class_names else None,
+        class_dropout_prob=settings.class_dropout_prob,
+        memory_format=memory_format,
+        backward=accelerator.backward,
+        clip_grad_norm=accelerator.clip_grad_norm_,
+    )
 
     # Checkpoints hold the model (and its EMA) in diffusers format; accelerate adds optimizer, schedule and RNG states.
     # The training time of the sessions before a resume travels in each checkpoint, so that the card counts them all.
@@ -391,41 +458,26 @@ def train(args: argparse.Namespace) -> None:
     training_clock["session_start"] = time.perf_counter()
     for epoch in range(first_epoch, num_epochs):
         unet.train()
-        train_dataloader.set_epoch(epoch)
-        train_dataloader.dataset.set_epoch(epoch)
         skipped = (global_step - epoch * updates_per_epoch) * args.gradient_accumulation_steps
-        epoch_batches = (
-            accelerator.skip_first_batches(train_dataloader, skipped) if skipped > 0 else train_dataloader
-        )
-        for batch in epoch_batches:
-            clean_images = batch["input"].to(memory_format=memory_format)
-            noise = torch.randn(clean_images.shape, device=clean_images.device).to(memory_format=memory_format)
-            timesteps = torch.randint(
-                0, noise_scheduler.config.num_train_timesteps, (clean_images.shape[0],), device=clean_images.device
+        if device_batches is not None:
+            epoch_batches = device_batches.epoch_batches(epoch, skip=max(skipped, 0))
+        else:
+            train_dataloader.set_epoch(epoch)
+            train_dataloader.dataset.set_epoch(epoch)
+            epoch_batches = (
+                accelerator.skip_first_batches(train_dataloader, skipped) if skipped > 0 else train_dataloader
             )
-            noisy_images = noise_scheduler.add_noise(clean_images, noise, timesteps)
-            class_labels = None
-            if class_names:
-                dropped = torch.rand(clean_images.shape[0], device=clean_images.device) < args.class_dropout_prob
-                class_labels = torch.where(dropped, len(class_names), batch["class_labels"])
-
+        for batch in epoch_batches:
+            clean_images = batch["input"]
             with accelerator.accumulate(unet):
-                model_output = unet(noisy_images, timesteps, class_labels=class_labels).sample
-                target = training_target(noise_scheduler, clean_images, noise, timesteps)
-                loss = F.mse_loss(model_output.float(), target.float())
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.detach() / args.gradient_accumulation_steps
+                loss = training_step(
+                    unet, clean_images, batch.get("class_labels"), sync_gradients=accelerator.sync_gradients
+                )
+            loss_sum += loss / args.gradient_accumulation_steps
             interval_images += clean_images.shape[0] * accelerator.num_processes
 
             if not accelerator.sync_gradients:
                 continue
-            if ema_model is not None:
-                ema_model.step(unet.parameters())
             global_step += 1
             logged_updates += 1
             progress_bar.update(1)

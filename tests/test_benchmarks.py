@@ -31,9 +31,10 @@ EXPECTED = {
     "training": (
         ["training-32x32x3.png"],
         [
-            "| format | batch | model | parameters | loop | precision | images/s | peak memory (MiB) |",
-            "| format | batch | model | scripts/train.py (img/s) | bare loop (img/s) | bare loop faster by | "
-            "script peak RSS (MiB) |",
+            "| format | batch | model | parameters | loop | precision | images/s | peak memory (MiB) | GFLOP/image | MFU |",
+            "| format | batch | model | scripts/train.py (img/s) | bare loop | bare loop (img/s) | bare loop faster by | "
+            "script MFU | script peak RSS (MiB) |",
+            "| format | model | unet | images | seconds | images/s |",
         ],
     ),
     "ablation": (
@@ -120,7 +121,7 @@ def test_unknown_ablation_config_is_rejected(benchmark_module):
 
 def test_bare_trainer_rejects_fp16(benchmark_module):
     utils = benchmark_module("utils")
-    model = utils.make_simple_unet("default", 8, 1, block_out_channels=(8, 8, 8))
+    model = utils.make_simple_unet("notebook", 8, 1)
     with pytest.raises(ValueError, match="mixed_precision"):
         utils.BareTrainer(model, torch.zeros(4, 1, 8, 8), 2, torch.device("cpu"), mixed_precision="fp16")
 

@@ -137,8 +137,10 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_model_config):
+@pytest.mark.parametrize("data_on_device", ["never", "always"])
+def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_model_config, data_on_device):
     steps = ["--max_train_steps", "120", "--checkpointing_steps", "30", "--random_flip", "--mixed_precision", "no"]
+    steps += ["--data_on_device", data_on_device]
     straight = tmp_path / "straight"
     launch(train_args(straight, tiny_model_config, *steps))
 
@@ -164,14 +166,16 @@ def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_
 
 
 @pytest.mark.slow
-def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, tiny_model_config):
+@pytest.mark.parametrize("data_on_device", ["never", "always"])
+def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, tiny_model_config, data_on_device):
     output_dir = tmp_path / "ddp"
     # Both processes tear the process group down together, so the run exits promptly rather than hanging at exit.
     result = launch(
-        train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "4"),
+        train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "4",
+                   "--data_on_device", data_on_device),
         num_processes=2,
         timeout=300,
-    )
+    )  # fmt: skip
     assert "MULTI_CPU" in result.stderr + result.stdout
     assert "All 2 processes hold identical weights." in result.stdout
     assert result.stdout.count("Pipeline saved to") == 1
@@ -350,7 +354,7 @@ def test_help_shows_every_default_before_the_heavy_imports():
         [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
     ).stdout  # fmt: skip
     assert "--num_epochs NUM_EPOCHS" in help_text and "(default: 4)" in help_text
-    assert "(default: 0.0003)" in help_text and "(default: ddpm-mnist)" in help_text
+    assert "(default: 0.001)" in help_text and "(default: ddpm-mnist)" in help_text
     heavy = {"torch", "diffusers", "datasets", "accelerate", "transformers"}
     assert not heavy & imported_modules([str(SCRIPT), "--help"])
     assert not (heavy - {"torch"}) & imported_modules(["-m", "diffusers_simple_ddpm.cli", "train", "--help"])
@@ -496,3 +500,11 @@ def test_resuming_from_a_damaged_checkpoint(finished_run, tmp_path, tiny_model_c
         with pytest.raises(ValueError, match=match):
             train.main(argv + extra)
         assert not (output_dir / "model_index.json").exists()
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_and_exports(tmp_path, tiny_model_config):
+    output_dir = tmp_path / "compiled"
+    launch(train_args(output_dir, tiny_model_config, "--max_train_steps", "2", "--checkpointing_steps", "2", "--compile"))
+    assert_same_weights(output_dir / "unet", output_dir / "checkpoint-2" / "unet_ema")
+    SimpleDDPMPipeline.from_pretrained(output_dir)

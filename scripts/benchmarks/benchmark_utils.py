@@ -23,16 +23,21 @@ from pathlib import Path
 import numpy as np
 import psutil
 import torch
-import torch.nn.functional as F
 from diffusers import UNet2DModel
 from diffusers.optimization import get_scheduler
-from diffusers.training_utils import EMAModel
 from PIL import Image, ImageDraw
 from torch import nn
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
 from diffusers_simple_ddpm.data import load_mnist_arrays
 from diffusers_simple_ddpm.sampling import with_scheduler
+from diffusers_simple_ddpm.training_step import (
+    DEFAULT_SETTINGS,
+    DiffusionTrainingStep,
+    OptimizationSettings,
+    make_ema,
+    make_optimizer,
+)
 from diffusers_simple_ddpm.training_utils import MODEL_PRESETS, cpu_model_name
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -42,18 +47,6 @@ SECTIONS_FOLDER = "benchmarks"
 # Order of the sections in the index; a section not listed here comes after these, by name.
 SECTION_ORDER = ("training", "scheduler", "sampling", "ablation", "quality", "conditional")
 LIBRARIES = ("torch", "diffusers", "accelerate", "numpy", "diffusers-simple-ddpm")
-# The defaults of scripts/train.py's optimizer and EMA, so that the bare loops train as it does.
-TRAIN_SCRIPT_SETTINGS = {
-    "learning_rate": 3e-4,
-    "adam_betas": (0.95, 0.999),
-    "adam_weight_decay": 1e-6,
-    "adam_epsilon": 1e-8,
-    "max_grad_norm": 1.0,
-    "lr_warmup_steps": 200,
-    "ema_max_decay": 0.9999,
-    "ema_inv_gamma": 1.0,
-    "ema_power": 3 / 4,
-}
 # The samplers of the reports, by label: the scheduler name of `diffusers_simple_ddpm.sampling.with_scheduler` (the
 # command line's `--scheduler`) and whether to clip the predicted clean image to [-1, 1] at every step (`--clip_sample`).
 SAMPLERS = {
@@ -462,11 +455,11 @@ def mnist_labels(split: str = "train", num_images: int | None = None) -> torch.T
 
 class BareTrainer:
     """
-    The training step of `scripts/train.py` without accelerate, the DataLoader, logging or checkpoints.
+    The training update of `scripts/train.py` (`diffusers_simple_ddpm.training_step.DiffusionTrainingStep`, with the
+    same optimizer, EMA and defaults) without accelerate, the DataLoader, logging or checkpoints.
 
-    It samples batches from a tensor held in memory and runs the script's update: `add_noise` of
-    `SimpleDDPMScheduler`, MSE on the ε prediction, AdamW with the script's defaults, warm-up then a constant learning
-    rate, gradient clipping and (optionally) the EMA of the weights.
+    It samples batches from a tensor held in memory, on the device, and runs the shared update with warm-up then a
+    constant learning rate.
 
     Args:
         model (`nn.Module`): A `SimpleUNet2DModel` or a diffusers `UNet2DModel`.
@@ -477,8 +470,9 @@ class BareTrainer:
         channels_last (`bool`): Whether to use the channels_last memory format.
         use_ema (`bool`): Whether to keep the EMA of the weights, as the script does by default.
         labels (`torch.Tensor`, *optional*): Class labels for a class-conditional `SimpleUNet2DModel`.
-        class_dropout_prob (`float`): Share of labels replaced by "no class".
         seed (`int`): Seed of the batch draws and noise.
+        compile (`bool`): Whether to compile the model with `torch.compile` (the first update compiles it).
+        settings (`OptimizationSettings`): The optimisation settings; the training program's defaults when not given.
     """
 
     def __init__(
@@ -491,76 +485,43 @@ class BareTrainer:
         channels_last: bool = True,
         use_ema: bool = True,
         labels: torch.Tensor | None = None,
-        class_dropout_prob: float = 0.1,
         seed: int = 0,
+        compile: bool = False,
+        settings: OptimizationSettings = DEFAULT_SETTINGS,
     ):
         if mixed_precision not in ("no", "bf16"):
             raise ValueError(f"`mixed_precision` must be 'no' or 'bf16', got {mixed_precision!r}.")
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.to(device=device, memory_format=self.memory_format).train()
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(device=device, memory_format=memory_format).train()
+        if compile:
+            self.model.compile()
         self.images = images.to(device)
         self.labels = labels.to(device) if labels is not None else None
-        self.class_dropout_prob = class_dropout_prob
         self.batch_size = batch_size
         self.device = device
-        self.mixed_precision = mixed_precision
-        self.noise_scheduler = SimpleDDPMScheduler()
-        settings = TRAIN_SCRIPT_SETTINGS
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(),
-            lr=settings["learning_rate"],
-            betas=settings["adam_betas"],
-            weight_decay=settings["adam_weight_decay"],
-            eps=settings["adam_epsilon"],
+        optimizer = make_optimizer(self.model.parameters(), settings, device)
+        self.training_step = DiffusionTrainingStep(
+            SimpleDDPMScheduler(),
+            optimizer,
+            get_scheduler("constant_with_warmup", optimizer=optimizer, num_warmup_steps=settings.lr_warmup_steps),
+            ema_model=make_ema(self.model, settings) if use_ema else None,
+            max_grad_norm=settings.max_grad_norm,
+            num_class_embeds=self.model.config.num_class_embeds if labels is not None else None,
+            class_dropout_prob=settings.class_dropout_prob,
+            memory_format=memory_format,
+            autocast_dtype=torch.bfloat16 if mixed_precision == "bf16" else None,
         )
-        self.lr_scheduler = get_scheduler(
-            "constant_with_warmup", optimizer=self.optimizer, num_warmup_steps=settings["lr_warmup_steps"]
-        )
-        self.ema_model = None
-        if use_ema:
-            self.ema_model = EMAModel(
-                self.model.parameters(),
-                decay=settings["ema_max_decay"],
-                use_ema_warmup=True,
-                inv_gamma=settings["ema_inv_gamma"],
-                power=settings["ema_power"],
-            )
+        self.ema_model = self.training_step.ema_model
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.num_steps = 0
 
-    def step(self) -> float:
+    def step(self) -> torch.Tensor:
         """One update on a random batch; returns the loss (without waiting for the device)."""
         indices = torch.randint(0, len(self.images), (self.batch_size,), device=self.device, generator=self.generator)
-        clean_images = self.images[indices].to(memory_format=self.memory_format)
-        noise = torch.randn(clean_images.shape, device=self.device, generator=self.generator)
-        noise = noise.to(memory_format=self.memory_format)
-        timesteps = torch.randint(
-            0,
-            self.noise_scheduler.config.num_train_timesteps,
-            (self.batch_size,),
-            device=self.device,
-            generator=self.generator,
-        )
-        noisy_images = self.noise_scheduler.add_noise(clean_images, noise, timesteps)
-        extra = {}
-        if self.labels is not None:
-            labels = self.labels[indices]
-            dropped = (
-                torch.rand(self.batch_size, device=self.device, generator=self.generator) < self.class_dropout_prob
-            )
-            extra["class_labels"] = torch.where(dropped, self.model.config.num_class_embeds, labels)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision == "bf16"):
-            prediction = self.model(noisy_images, timesteps, **extra).sample
-        loss = F.mse_loss(prediction.float(), noise.float())
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), TRAIN_SCRIPT_SETTINGS["max_grad_norm"])
-        self.optimizer.step()
-        self.lr_scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.ema_model is not None:
-            self.ema_model.step(self.model.parameters())
+        labels = self.labels[indices] if self.labels is not None else None
+        loss = self.training_step(self.model, self.images[indices], labels, generator=self.generator)
         self.num_steps += 1
-        return loss.detach()
+        return loss
 
     def train_for(self, budget_s: float) -> dict[str, float]:
         """
