@@ -51,6 +51,7 @@ from .training_args import build_parser
 from .training_utils import (
     AUTO_PRESETS,
     check_processes_in_sync,
+    cpu_threads_per_process,
     check_resume_checkpoint,
     check_training_arguments,
     checkpoint_step,
@@ -233,6 +234,8 @@ def train(args: argparse.Namespace) -> None:
     )
     if args.mixed_precision == "fp16" and accelerator.device.type != "cuda":
         raise ValueError("`--mixed_precision fp16` needs a CUDA GPU; use `bf16` (or `no`) on this device.")
+    if accelerator.device.type == "cpu":
+        torch.set_num_threads(args.num_cpu_threads or cpu_threads_per_process(accelerator.num_processes))
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     logger.info(accelerator.state, main_process_only=False)
     if not accelerator.is_local_main_process:

@@ -294,6 +294,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--ema_max_decay", type=float, default=DEFAULT_SETTINGS.ema_max_decay, help="Largest EMA decay."
     )
     training.add_argument(
+        "--num_cpu_threads",
+        type=int,
+        default=None,
+        help="Threads of each process when training on a CPU. Default: the process's CPU cores divided among the "
+        "processes (accelerate launch sets OMP_NUM_THREADS=1 unless told otherwise, which halves the speed of a "
+        "one-process run on 2 cores).",
+    )
+    training.add_argument(
         "--mixed_precision",
         type=str,
         default="bf16",

@@ -479,6 +479,18 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_threads_per_process(num_processes: int) -> int:
+    """
+    The CPU cores this process may run on (its affinity, else `os.cpu_count()`) shared among `num_processes`
+    processes, at least 1.
+
+    Args:
+        num_processes (`int`): The training processes on this machine.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // num_processes)
+
+
 def hardware_description(device: torch.device, num_processes: int) -> str:
     """A one-line description of the training hardware, for logs and the model card."""
     if device.type == "cuda":

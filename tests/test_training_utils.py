@@ -233,3 +233,14 @@ def test_resolution_is_checked_against_the_presets_levels(tmp_path):
     with pytest.raises(ValueError, match="--resolution.*28x28.*multiples of 8"):
         training.parse_args(["--output_dir", str(tmp_path / "out"), "--model_config", "cifar10", "--resolution", "28"])
     assert training.parse_args(["--output_dir", str(tmp_path / "out"), "--resolution", "28"]).model_config == "auto"
+
+
+def test_cpu_threads_are_the_cores_shared_among_processes():
+    import os
+
+    from diffusers_simple_ddpm.training_utils import cpu_threads_per_process
+
+    cores = len(os.sched_getaffinity(0))
+    assert cpu_threads_per_process(1) == cores
+    assert cpu_threads_per_process(cores) == 1
+    assert cpu_threads_per_process(4 * cores) == 1
