@@ -2,6 +2,13 @@
 
 from .modeling_simple_unet import SimpleUNet2DModel
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
+from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
 from .scheduling_simple_ddpm import SimpleDDPMScheduler, SimpleDDPMSchedulerOutput
 
-__all__ = ["SimpleDDPMPipeline", "SimpleDDPMScheduler", "SimpleDDPMSchedulerOutput", "SimpleUNet2DModel"]
+__all__ = [
+    "SimpleDDPMPipeline",
+    "SimpleDDPMScheduler",
+    "SimpleDDPMSchedulerOutput",
+    "SimpleDDPMTextPipeline",
+    "SimpleUNet2DModel",
+]

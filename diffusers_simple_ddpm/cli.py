@@ -12,14 +12,17 @@ from .convert_notebook import convert_notebook_checkpoint
 from .evaluation import REFERENCES, evaluate_images, format_results_table
 from .image_utils import make_sample_grid
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
+from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
 from .sampling import generate_images, with_scheduler
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PIPELINE_CLASSES = {cls.__name__: cls for cls in (SimpleDDPMPipeline, SimpleDDPMTextPipeline)}
 
 
 def load_pipeline(model: str, device: str, dtype: str) -> SimpleDDPMPipeline:
-    """Loads a pipeline folder or Hub repo id on `device` in `dtype`."""
-    pipeline = SimpleDDPMPipeline.from_pretrained(model, dtype=DTYPES[dtype])
+    """Loads a pipeline folder or Hub repo id, of the class its `model_index.json` names, on `device` in `dtype`."""
+    pipeline_class = PIPELINE_CLASSES.get(SimpleDDPMPipeline.load_config(model)["_class_name"], SimpleDDPMPipeline)
+    pipeline = pipeline_class.from_pretrained(model, dtype=DTYPES[dtype])
     return pipeline.to(device)
 
 
@@ -32,6 +35,17 @@ def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
 
 def generate_from_args(args: argparse.Namespace, pipeline: SimpleDDPMPipeline) -> list:
     """Generates the images that the `sample` and `evaluate` arguments ask for."""
+    is_text_pipeline = isinstance(pipeline, SimpleDDPMTextPipeline)
+    if args.prompts is not None and not is_text_pipeline:
+        raise ValueError(f"`--prompt` needs a text pipeline; {args.model} is a {type(pipeline).__name__}: use --class.")
+    if args.class_labels is not None and is_text_pipeline:
+        raise ValueError(f"{args.model} is a text pipeline: give `--prompt`, not `--class`.")
+    prompts = args.prompts
+    if is_text_pipeline and prompts is None:
+        prompts = pipeline.config.sample_prompts
+        if not prompts:
+            raise ValueError(f"{args.model} is a text pipeline without sample prompts: give `--prompt`.")
+        prompts = [prompts[index % len(prompts)] for index in range(args.num_images)]
     sampling_pipeline, default_steps = with_scheduler(pipeline, args.scheduler, clip_sample=args.clip_sample)
     return generate_images(
         sampling_pipeline,
@@ -42,6 +56,7 @@ def generate_from_args(args: argparse.Namespace, pipeline: SimpleDDPMPipeline) -
         class_labels=parse_class_labels(args.class_labels),
         guidance_scale=args.guidance_scale,
         eta=args.eta,
+        prompts=prompts,
     )
 
 
@@ -114,6 +129,13 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, num_images: int) -> 
         nargs="+",
         default=None,
         help="For a class-conditional model: one class (index or name) for all images, or one per image.",
+    )
+    parser.add_argument(
+        "--prompt",
+        dest="prompts",
+        nargs="+",
+        default=None,
+        help="For a text pipeline: one prompt for all images, or one per image. Default: its sample prompts in turn.",
     )
     parser.add_argument("--guidance_scale", type=float, default=1.0, help="Classifier-free guidance (1 = none).")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM η (only schedulers that take it use it).")

@@ -91,7 +91,7 @@ def with_scheduler(
         new_scheduler = pipeline.scheduler
     else:
         new_scheduler = scheduler_class.from_config(pipeline.scheduler.config)
-    swapped = SimpleDDPMPipeline(unet=pipeline.unet, scheduler=new_scheduler, class_names=pipeline.config.class_names)
+    swapped = type(pipeline).from_pipe(pipeline, scheduler=new_scheduler)
     swapped.set_progress_bar_config(**getattr(pipeline, "_progress_bar_config", {}))
     return swapped, default_steps
 
@@ -105,6 +105,7 @@ def generate_images(
     class_labels: list[int | str] | None = None,
     guidance_scale: float = 1.0,
     eta: float = 0.0,
+    prompts: list[str] | None = None,
 ) -> list[PIL.Image.Image]:
     """
     Generates `num_images` images in batches; image `i` uses a generator seeded with `seed + i`, so the batch size
@@ -119,6 +120,8 @@ def generate_images(
         class_labels (`list`, *optional*): For a class-conditional model: one label for every image, or one per image.
         guidance_scale (`float`, *optional*, defaults to 1.0): Classifier-free guidance scale.
         eta (`float`, *optional*, defaults to 0.0): DDIM η, for schedulers that take it.
+        prompts (`list[str]`, *optional*): For a text pipeline (`SimpleDDPMTextPipeline`): one prompt for every image,
+            or one per image.
 
     Returns:
         `list[PIL.Image.Image]`: the images.
@@ -127,19 +130,24 @@ def generate_images(
         raise ValueError(f"`num_images` and `batch_size` must be at least 1, got {num_images} and {batch_size}.")
     if class_labels is not None and len(class_labels) not in (1, num_images):
         raise ValueError(f"`--class` takes one label or one per image ({num_images}), got {len(class_labels)}.")
+    if prompts is not None and len(prompts) not in (1, num_images):
+        raise ValueError(f"`--prompt` takes one prompt or one per image ({num_images}), got {len(prompts)}.")
     images = []
     for start in range(0, num_images, batch_size):
         count = min(batch_size, num_images - start)
         generators = [torch.Generator().manual_seed(seed + start + index) for index in range(count)]
-        batch_labels = None
-        if class_labels is not None:
-            batch_labels = class_labels if len(class_labels) == 1 else class_labels[start : start + count]
+        if prompts is not None:
+            condition = {"prompt": prompts * count if len(prompts) == 1 else prompts[start : start + count]}
+        else:
+            batch_labels = None
+            if class_labels is not None:
+                batch_labels = class_labels if len(class_labels) == 1 else class_labels[start : start + count]
+            condition = {"batch_size": count, "class_labels": batch_labels}
         images += pipeline(
-            batch_size=count,
             generator=generators,
             num_inference_steps=num_inference_steps,
-            class_labels=batch_labels,
             guidance_scale=guidance_scale,
             eta=eta,
+            **condition,
         ).images
     return images

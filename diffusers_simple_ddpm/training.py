@@ -37,8 +37,18 @@ from .hub_utils import SAMPLE_GRID_NAME, TrainingDetails
 from .image_utils import make_sample_grid
 from .modeling_simple_unet import SimpleUNet2DModel, check_spatial_size
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
+from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
 from .sampling import resolve_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
+from .text_utils import (
+    CAPTION_INDEX_COLUMN,
+    CaptionEmbeddings,
+    add_caption_index_column,
+    add_text_arguments,
+    check_text_args,
+    load_text_encoder,
+    sample_prompts_of,
+)
 from .training_utils import (
     MODEL_PRESETS,
     PREDICTION_TYPES,
@@ -122,6 +132,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.1,
         help="Share of labels replaced by 'no class' so that the model also learns unconditional generation.",
     )
+
+    add_text_arguments(parser)
 
     training = parser.add_argument_group("training")
     training.add_argument(
@@ -262,6 +274,7 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if not 0.0 <= args.class_dropout_prob < 1.0:
         raise ValueError(f"`--class_dropout_prob` must be in [0, 1), got {args.class_dropout_prob}.")
+    check_text_args(args)
     check_spatial_size(args.resolution, args.resolution, argument="--resolution")
     load_model_config(args.model_config)
     resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
@@ -339,6 +352,17 @@ def train(args: argparse.Namespace) -> None:
     check_image_sizes(dataset, image_column, args.resolution)
     num_channels = args.num_channels or image_channels(dataset, image_column)
     class_names = class_names_of(dataset, args.label_column) if args.class_conditional else None
+    text_encoder = caption_embeddings = None
+    if args.text_conditional:
+        caption_column = None if builtin_mnist else args.caption_column
+        dataset, captions = add_caption_index_column(dataset, caption_column, seed=args.seed)
+        sample_prompts = sample_prompts_of(dataset, caption_column)
+        tokenizer, text_encoder, text_encoder_source, text_encoder_license = load_text_encoder(
+            args.text_encoder_name_or_path, args.text_encoder_license
+        )
+        text_encoder.to(accelerator.device)
+        caption_embeddings = CaptionEmbeddings(captions, tokenizer, text_encoder, accelerator.device)
+        logger.info(f"  Encoded {len(captions)} distinct captions once, with {type(text_encoder).__name__}")
     transform = ImageTransform(args.resolution, num_channels, center_crop=args.center_crop, random_flip=args.random_flip)
     train_dataloader = make_train_dataloader(
         dataset,
@@ -348,7 +372,8 @@ def train(args: argparse.Namespace) -> None:
         num_workers=args.dataloader_num_workers,
         # Its own generator keeps the loader's draws off the global RNG, so a resumed run draws the same noise.
         generator=torch.Generator().manual_seed(args.seed),
-        label_column=args.label_column if args.class_conditional else None,
+        # A text run's batches carry each image's caption index under "class_labels".
+        label_column=args.label_column if args.class_conditional else CAPTION_INDEX_COLUMN if args.text_conditional else None,
         seed=args.seed,
     )
 
@@ -359,6 +384,7 @@ def train(args: argparse.Namespace) -> None:
         out_channels=num_channels,
         num_class_embeds=len(class_names) if class_names else None,
         **load_model_config(args.model_config),
+        **({"cross_attention_dim": text_encoder.config.hidden_size} if text_encoder is not None else {}),
     )
     if args.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
@@ -456,12 +482,13 @@ def train(args: argparse.Namespace) -> None:
 
     def save_sample_grid(pipeline: SimpleDDPMPipeline, step: int) -> str:
         generator = torch.Generator(device="cpu").manual_seed(args.seed)
-        images = pipeline(
-            batch_size=args.eval_batch_size,
-            generator=generator,
-            num_inference_steps=args.ddpm_num_inference_steps,
-            class_labels=torch.arange(args.eval_batch_size) % len(class_names) if class_names else None,
-        ).images
+        if isinstance(pipeline, SimpleDDPMTextPipeline):
+            prompts = pipeline.config.sample_prompts
+            condition = {"prompt": [prompts[index % len(prompts)] for index in range(args.eval_batch_size)]}
+        else:
+            labels = torch.arange(args.eval_batch_size) % len(class_names) if class_names else None
+            condition = {"batch_size": args.eval_batch_size, "class_labels": labels}
+        images = pipeline(generator=generator, num_inference_steps=args.ddpm_num_inference_steps, **condition).images
         grid = make_sample_grid(images)
         grid_path = os.path.join(args.output_dir, SAMPLE_GRID_NAME)
         grid.save(grid_path)
@@ -482,7 +509,18 @@ def train(args: argparse.Namespace) -> None:
             model = SimpleUNet2DModel.from_config(trained.config)
             model.load_state_dict(trained.state_dict())
             model.eval()
-        pipeline = SimpleDDPMPipeline(unet=model, scheduler=noise_scheduler, class_names=class_names)
+        if text_encoder is not None:
+            pipeline = SimpleDDPMTextPipeline(
+                unet=model,
+                scheduler=noise_scheduler,
+                text_encoder=text_encoder,
+                tokenizer=tokenizer,
+                text_encoder_source=text_encoder_source,
+                text_encoder_license=text_encoder_license,
+                sample_prompts=sample_prompts,
+            )
+        else:
+            pipeline = SimpleDDPMPipeline(unet=model, scheduler=noise_scheduler, class_names=class_names)
         pipeline.set_progress_bar_config(desc="Sampling", leave=False)
         return pipeline
 
@@ -522,9 +560,13 @@ def train(args: argparse.Namespace) -> None:
             if class_names:
                 dropped = torch.rand(clean_images.shape[0], device=clean_images.device) < args.class_dropout_prob
                 class_labels = torch.where(dropped, len(class_names), batch["class_labels"])
+            text_inputs = {}
+            if caption_embeddings is not None:
+                dropped = torch.rand(clean_images.shape[0], device=clean_images.device) < args.caption_dropout
+                text_inputs = caption_embeddings.lookup(batch["class_labels"], dropped)
 
             with accelerator.accumulate(unet):
-                model_output = unet(noisy_images, timesteps, class_labels=class_labels).sample
+                model_output = unet(noisy_images, timesteps, class_labels=class_labels, **text_inputs).sample
                 target = training_target(noise_scheduler, clean_images, noise, timesteps)
                 loss = F.mse_loss(model_output.float(), target.float())
                 accelerator.backward(loss)
