@@ -378,13 +378,15 @@ def train(args: argparse.Namespace) -> None:
     )
 
     # Model, noise scheduler, optimizer.
+    model_config = load_model_config(args.model_config)
+    if text_encoder is not None:
+        model_config["cross_attention_dim"] = text_encoder.config.hidden_size
     unet = SimpleUNet2DModel(
         sample_size=args.resolution,
         in_channels=num_channels,
         out_channels=num_channels,
         num_class_embeds=len(class_names) if class_names else None,
-        **load_model_config(args.model_config),
-        **({"cross_attention_dim": text_encoder.config.hidden_size} if text_encoder is not None else {}),
+        **model_config,
     )
     if args.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
