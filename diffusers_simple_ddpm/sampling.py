@@ -91,7 +91,10 @@ def with_scheduler(
         new_scheduler = pipeline.scheduler
     else:
         new_scheduler = scheduler_class.from_config(pipeline.scheduler.config)
-    swapped = type(pipeline).from_pipe(pipeline, scheduler=new_scheduler)
+    # The same pipeline class, components and settings (`class_names`, `sample_prompts`, ...), with the new scheduler.
+    _, settings = pipeline._get_signature_keys(pipeline)
+    settings = {name: pipeline.config[name] for name in settings if name in pipeline.config}
+    swapped = type(pipeline)(**{**pipeline.components, "scheduler": new_scheduler}, **settings)
     swapped.set_progress_bar_config(**getattr(pipeline, "_progress_bar_config", {}))
     return swapped, default_steps
 

@@ -457,5 +457,7 @@ def test_benchmark_quick_run(text_encoder_dir, tmp_path, monkeypatch):
         torch.set_num_threads(threads)
     section = (tmp_path / "benchmarks" / "text.md").read_text()
     assert section.startswith("## ") and "- Hardware: " in section
-    assert "| phrasings | guidance scale | all | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 |" in section
-    assert "](text-samples.png)" in section and (tmp_path / "benchmarks" / "text-samples.png").is_file()
+    assert "| sampler | phrasings | guidance scale | all | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 |" in section
+    assert section.count("| DPM-Solver++ | held out |") == 2 and section.count("| DPM-Solver++ | training |") == 2
+    for image in ("text-samples.png", "text.png"):
+        assert f"]({image})" in section and (tmp_path / "benchmarks" / image).is_file()
