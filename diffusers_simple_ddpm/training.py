@@ -352,8 +352,11 @@ def train(args: argparse.Namespace) -> None:
     check_image_sizes(dataset, image_column, args.resolution)
     num_channels = args.num_channels or image_channels(dataset, image_column)
     class_names = class_names_of(dataset, args.label_column) if args.class_conditional else None
+    label_column = args.label_column if args.class_conditional else None
     text_encoder = caption_embeddings = None
     if args.text_conditional:
+        # The batches then carry each image's index in the caption table under "class_labels".
+        label_column = CAPTION_INDEX_COLUMN
         caption_column = None if builtin_mnist else args.caption_column
         dataset, captions = add_caption_index_column(dataset, caption_column, seed=args.seed)
         sample_prompts = sample_prompts_of(dataset, caption_column)
@@ -372,8 +375,7 @@ def train(args: argparse.Namespace) -> None:
         num_workers=args.dataloader_num_workers,
         # Its own generator keeps the loader's draws off the global RNG, so a resumed run draws the same noise.
         generator=torch.Generator().manual_seed(args.seed),
-        # A text run's batches carry each image's caption index under "class_labels".
-        label_column=args.label_column if args.class_conditional else CAPTION_INDEX_COLUMN if args.text_conditional else None,
+        label_column=label_column,
         seed=args.seed,
     )
 

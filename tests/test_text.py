@@ -24,7 +24,7 @@ from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepSchedu
 from fake_hub import COMMIT, REPO_ID
 from huggingface_hub import ModelCard
 from PIL import Image
-from transformers import BertConfig, BertModel, BertTokenizer
+from transformers import BertConfig, BertModel, BertTokenizer, T5Config, T5EncoderModel, T5Model
 
 from diffusers_simple_ddpm import SimpleDDPMScheduler, SimpleDDPMTextPipeline, cli, pipeline_simple_ddpm_text
 from diffusers_simple_ddpm import training as train
@@ -37,6 +37,7 @@ from diffusers_simple_ddpm.text_utils import (
     NUMBER_WORDS,
     CaptionEmbeddings,
     add_caption_index_column,
+    load_text_encoder,
     mnist_captions,
 )
 
@@ -372,6 +373,19 @@ def test_caption_index_column_and_embedding_cache(text_encoder_dir):
         length = expected.shape[1]
         assert inputs["encoder_attention_mask"][row].sum() == length
         torch.testing.assert_close(inputs["encoder_hidden_states"][row, :length], expected[0], rtol=0, atol=1e-5)
+
+
+def test_load_text_encoder_takes_the_encoder_of_an_encoder_decoder(text_encoder_dir, tmp_path):
+    tokenizer, encoder, source, license = load_text_encoder(str(text_encoder_dir), "mit")
+    assert type(encoder) is BertModel and not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+    assert (source, license) == (str(text_encoder_dir), "mit")
+    t5_config = T5Config(vocab_size=len(VOCABULARY), d_model=8, d_kv=4, d_ff=16, num_layers=1, num_heads=2)
+    T5Model(t5_config).save_pretrained(tmp_path / "t5")
+    BertTokenizer.from_pretrained(text_encoder_dir).save_pretrained(tmp_path / "t5")
+    _, encoder, _, license = load_text_encoder(str(tmp_path / "t5"))
+    assert type(encoder) is T5EncoderModel and license is None
+    embeddings, mask = encode_text(["the digit seven", ""], BertTokenizer.from_pretrained(text_encoder_dir), encoder)
+    assert embeddings.shape == (2, mask.shape[1], 8) and mask.sum(1).tolist() == [5, 2]
 
 
 @pytest.mark.parametrize(

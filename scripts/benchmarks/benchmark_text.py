@@ -111,7 +111,9 @@ def train_pipeline(args: argparse.Namespace, output_dir: Path) -> str:
     if args.quick:
         num_steps = 2
     else:
-        short, long = (run_train_script(output_dir, [*script_args, "--max_train_steps", str(steps)]) for steps in CALIBRATION_STEPS)
+        short, long = (
+            run_train_script(output_dir, [*script_args, "--max_train_steps", str(steps)]) for steps in CALIBRATION_STEPS
+        )
         seconds_per_update = (long["seconds"] - short["seconds"]) / (CALIBRATION_STEPS[1] - CALIBRATION_STEPS[0])
         num_steps = max(CALIBRATION_STEPS[1], int(args.budget_minutes * 60 / seconds_per_update))
     run = run_train_script(output_dir, [*script_args, "--max_train_steps", str(num_steps)])
@@ -163,7 +165,10 @@ def main(args: argparse.Namespace) -> None:
 
     classifier = load_classifier(device=device)
     settings = [
-        (sampler, phrasing, scale) for sampler in args.samplers for phrasing in PHRASINGS for scale in args.guidance_scales
+        (sampler, phrasing, scale)
+        for sampler in args.samplers
+        for phrasing in PHRASINGS
+        for scale in args.guidance_scales
     ]
     rows, accuracies, sample_sets = [], [], []
     for sampler, phrasing, scale in settings:
@@ -175,9 +180,8 @@ def main(args: argparse.Namespace) -> None:
         correct = probabilities.argmax(axis=1) == digits.numpy()
         per_class = [float(np.mean(correct[digits.numpy() == digit])) for digit in range(NUM_CLASSES)]
         accuracies.append(float(np.mean(correct)))
-        rows.append(
-            [sampler, phrasing, f"{scale:g}", f"{100 * accuracies[-1]:.1f}%", *(f"{100 * value:.0f}" for value in per_class)]
-        )
+        percentages = [f"{100 * value:.0f}" for value in per_class]
+        rows.append([sampler, phrasing, f"{scale:g}", f"{100 * accuracies[-1]:.1f}%", *percentages])
         print(rows[-1], flush=True)
 
     held_out = [index for index, (_, phrasing, _) in enumerate(settings) if phrasing == "held out"]
