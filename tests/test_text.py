@@ -6,12 +6,10 @@ The text encoder is a tiny `BertModel` built from a `BertConfig` with a `BertTok
 in the test: nothing is downloaded and the 83 MB encoder wheel is not needed.
 """
 
-import argparse
 import importlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_unet
-from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from fake_hub import COMMIT, REPO_ID
 from huggingface_hub import ModelCard
 from PIL import Image
