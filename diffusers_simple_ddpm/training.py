@@ -42,6 +42,7 @@ from .sampling import resolve_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 from .text_utils import (
     CAPTION_INDEX_COLUMN,
+    TEXT_MODEL_PRESET,
     CaptionEmbeddings,
     add_caption_index_column,
     add_text_arguments,
@@ -106,9 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument(
         "--model_config",
         type=str,
-        default="default",
+        default=None,
         help=f"A preset ({', '.join(MODEL_PRESETS)}; 'notebook' is the notebook's exact network) or the path of a "
-        "SimpleUNet2DModel config.json.",
+        "SimpleUNet2DModel config.json. Default: 'default', or 'text' with --text_conditional.",
     )
     model.add_argument(
         "--prediction_type", type=str, default="epsilon", choices=PREDICTION_TYPES, help="What the model predicts."
@@ -240,6 +241,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     hub.add_argument("--hub_private_repo", action="store_true", help="Create the repository as private.")
 
     args = parser.parse_args(argv)
+    if args.model_config is None:
+        args.model_config = TEXT_MODEL_PRESET if args.text_conditional else "default"
     check_args(args)
     return args
 
@@ -274,9 +277,9 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if not 0.0 <= args.class_dropout_prob < 1.0:
         raise ValueError(f"`--class_dropout_prob` must be in [0, 1), got {args.class_dropout_prob}.")
-    check_text_args(args)
     check_spatial_size(args.resolution, args.resolution, argument="--resolution")
     load_model_config(args.model_config)
+    check_text_args(args)
     resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
     resolve_scheduler(args.eval_scheduler, argument="--eval_scheduler")
     output_dir = Path(args.output_dir)

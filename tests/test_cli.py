@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from conftest import make_tiny_unet
 from notebook_reference import SimpleUNet
 from PIL import Image
 
-from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
+from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, cli
 from diffusers_simple_ddpm.cli import main
 from diffusers_simple_ddpm.sampling import with_scheduler
 
@@ -69,9 +70,70 @@ def test_sample_with_other_schedulers(model_dir, tmp_path, scheduler):
     assert grid.is_file()
 
 
-def test_unknown_scheduler_is_refused(model_dir, tmp_path):
-    with pytest.raises(ValueError, match="--scheduler.*ddpm, ddim, dpm, euler"):
-        main(["sample", str(model_dir), "--scheduler", "fastest", "--grid", str(tmp_path / "grid.png")])
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    """Fails the test if the command loads a model: bad arguments must be refused before any work."""
+
+    def refuse_to_load(*args, **kwargs):
+        raise AssertionError("the command loaded a model before checking its arguments")
+
+    monkeypatch.setattr(cli, "load_pipeline", refuse_to_load)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--steps", "0"], "argument --steps: must be a positive integer, got 0"),  # it used to run 50 steps
+        (["--steps", "-3"], "argument --steps: must be a positive integer, got -3"),
+        (["--steps", "2.5"], "argument --steps: must be a positive integer, got '2.5'"),
+        (["--num_images", "0"], "argument --num_images: must be a positive integer, got 0"),
+        (["--batch_size", "0"], "argument --batch_size: must be a positive integer, got 0"),
+        (["--guidance_scale", "nan"], "argument --guidance_scale: must be a finite number of at least 1.0 .*'nan'"),
+        (["--guidance_scale", "0.5"], "argument --guidance_scale: must be a finite number of at least 1.0 .*'0.5'"),
+        (["--eta", "-1"], r"argument --eta: must be a finite number of at least 0.0 \(0 is deterministic DDIM\)"),
+    ],
+)
+@pytest.mark.parametrize("command", ["sample", "evaluate"])
+def test_bad_numbers_are_refused_by_the_parser(model_dir, command, arguments, message, capsys, no_model_loading):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, str(model_dir), *arguments])
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--grid", "{tmp}/missing/grid.png"], r"`--grid` '.*/missing/grid.png' cannot be written: the folder .* not"),
+        (["--grid", "{tmp}"], r"`--grid` '.*' is a folder; give the path of a file"),
+        (["--grid", "{tmp}/grid"], r"`--grid` '.*/grid' needs the suffix of an image format, such as .png"),
+        (["--output_dir", "{tmp}/file.txt"], r"`--output_dir` '.*/file.txt' exists and is not a folder"),
+        (["--output_dir", "{tmp}/file.txt/images"], r"`--output_dir` '.*' cannot be created: '.*/file.txt' is a file"),
+        (["--guidance_scale", "3"], r"`--guidance_scale 3.0` needs `--class`"),
+        (["--scheduler", "fastest"], r"`--scheduler` must be one of ddpm, ddim, dpm, euler"),
+        (["--num_images", "3", "--class", "1", "2"], r"`--class` takes one label or one per image \(3\), got 2"),
+    ],
+)
+def test_sample_refuses_unwritable_outputs_before_loading(model_dir, tmp_path, arguments, message, no_model_loading):
+    (tmp_path / "file.txt").write_text("not a folder")
+    arguments = [argument.replace("{tmp}", str(tmp_path)) for argument in arguments]
+    with pytest.raises(ValueError, match=message):
+        main(["sample", str(model_dir), *arguments])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file.txt"]
+
+
+@pytest.mark.parametrize(
+    "json_path, message",
+    [
+        ("{tmp}/missing/results.json", r"`--json` '.*/missing/results.json' cannot be written: the folder .* does not"),
+        ("{tmp}", r"`--json` '.*' is a folder; give the path of a file"),
+    ],
+)
+def test_evaluate_refuses_an_unwritable_json_before_sampling(model_dir, tmp_path, json_path, message, no_model_loading):
+    with pytest.raises(ValueError, match=message):
+        main(["evaluate", str(model_dir), "--json", json_path.replace("{tmp}", str(tmp_path))])
+    with pytest.raises(ValueError, match=message):
+        main(["evaluate", "--images", str(tmp_path), "--json", json_path.replace("{tmp}", str(tmp_path))])
 
 
 def test_sample_a_class(conditional_model_dir, tmp_path):

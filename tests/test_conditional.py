@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import make_tiny_unet
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback, SDCFGCutoffCallback
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
 
@@ -23,7 +24,8 @@ def conditional_pipeline() -> SimpleDDPMPipeline:
 
 def generate(pipeline, **kwargs):
     kwargs.setdefault("num_inference_steps", 4)
-    return pipeline(generator=torch.Generator().manual_seed(0), output_type="pt", **kwargs).images
+    kwargs.setdefault("output_type", "pt")
+    return pipeline(generator=torch.Generator().manual_seed(0), **kwargs).images
 
 
 def test_guidance_mixes_conditional_and_unconditional_predictions(conditional_pipeline):
@@ -38,17 +40,83 @@ def test_guidance_mixes_conditional_and_unconditional_predictions(conditional_pi
     torch.testing.assert_close(plain, conditional, rtol=0, atol=0)
 
 
+def guided_loop(unet, labels, guidance_scales):
+    """The sampling loop written out by hand: step `i` mixes the predictions with `guidance_scales[i]` (1.0: none)."""
+    scheduler, generator = SimpleDDPMScheduler(), torch.Generator().manual_seed(0)
+    scheduler.set_timesteps(len(guidance_scales))
+    latents = torch.randn((len(labels), 1, 8, 8), generator=generator)
+    null_labels = torch.full_like(labels, unet.config.num_class_embeds)
+    with torch.no_grad():
+        for timestep, scale in zip(scheduler.timesteps, guidance_scales):
+            output = unet(latents, timestep, class_labels=labels).sample
+            if scale != 1.0:
+                unconditional = unet(latents, timestep, class_labels=null_labels).sample
+                output = unconditional + scale * (output - unconditional)
+            latents = scheduler.step(output, timestep, latents, generator=generator).prev_sample
+    return latents
+
+
 def test_guidance_one_is_a_plain_conditional_pass(conditional_pipeline):
     images = generate(conditional_pipeline, batch_size=2, class_labels=[1, 2], guidance_scale=1.0)
-    scheduler, unet = SimpleDDPMScheduler(), conditional_pipeline.unet
-    generator = torch.Generator().manual_seed(0)
-    latents = torch.randn((2, 1, 8, 8), generator=generator)
-    scheduler.set_timesteps(4)
-    with torch.no_grad():
-        for timestep in scheduler.timesteps:
-            output = unet(latents, timestep, class_labels=torch.tensor([1, 2])).sample
-            latents = scheduler.step(output, timestep, latents, generator=generator).prev_sample
+    latents = guided_loop(conditional_pipeline.unet, torch.tensor([1, 2]), [1.0] * 4)
     torch.testing.assert_close(images, (latents / 2 + 0.5).clamp(0, 1), rtol=0, atol=0)
+
+
+class GuidanceCutoffCallback(PipelineCallback):
+    """Turns classifier-free guidance off after step `cutoff_step_index`, as diffusers' CFG cut-off callbacks do."""
+
+    tensor_inputs = ["latents"]
+
+    def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+        if step_index == self.config.cutoff_step_index:
+            pipeline._guidance_scale = 1.0
+        return callback_kwargs
+
+
+class GuidanceRecorder(PipelineCallback):
+    """Records `guidance_scale` and `do_classifier_free_guidance` after every step."""
+
+    tensor_inputs = ["latents"]
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+        self.seen.append((pipeline.guidance_scale, pipeline.do_classifier_free_guidance))
+        return callback_kwargs
+
+
+def test_a_callback_cuts_guidance_off_mid_run(conditional_pipeline):
+    labels = torch.tensor([0, 2])
+    recorder = GuidanceRecorder()
+    callbacks = MultiPipelineCallbacks([GuidanceCutoffCallback(cutoff_step_ratio=None, cutoff_step_index=1), recorder])
+    latents = generate(conditional_pipeline, class_labels=labels, batch_size=2, guidance_scale=3.0,
+                       output_type="latent", callback_on_step_end=callbacks)  # fmt: skip
+    assert recorder.seen == [(3.0, True), (1.0, False), (1.0, False), (1.0, False)]
+    torch.testing.assert_close(latents, guided_loop(conditional_pipeline.unet, labels, [3.0, 3.0, 1.0, 1.0]))
+    assert not torch.allclose(latents, guided_loop(conditional_pipeline.unet, labels, [3.0] * 4))
+
+
+def test_callback_cfg_of_diffusers_pipeline_tests(conditional_pipeline):
+    """What diffusers' `PipelineTesterMixin.test_callback_cfg` checks: a callback raising `_guidance_scale` by one at
+    every step leaves `guidance_scale` at its start value plus `num_timesteps`, and the loop uses every new value."""
+
+    def increase_guidance(pipeline, step_index, timestep, callback_kwargs):
+        pipeline._guidance_scale += 1.0
+        return callback_kwargs
+
+    labels = torch.tensor([1])
+    latents = generate(conditional_pipeline, class_labels=labels, guidance_scale=2.0, output_type="latent",
+                       callback_on_step_end=increase_guidance)  # fmt: skip
+    assert conditional_pipeline.num_timesteps == 4
+    assert conditional_pipeline.guidance_scale == 2.0 + conditional_pipeline.num_timesteps
+    torch.testing.assert_close(latents, guided_loop(conditional_pipeline.unet, labels, [2.0, 3.0, 4.0, 5.0]))
+
+
+def test_diffusers_prompt_callbacks_are_refused_by_name(conditional_pipeline):
+    with pytest.raises(ValueError, match=r"callback_on_step_end_tensor_inputs.*prompt_embeds.*allowed: \['latents'\]"):
+        generate(conditional_pipeline, class_labels=1, guidance_scale=2.0, callback_on_step_end=SDCFGCutoffCallback())
 
 
 def test_labels_by_index_name_and_tensor_agree(conditional_pipeline):
@@ -69,7 +137,12 @@ def test_labels_by_index_name_and_tensor_agree(conditional_pipeline):
         (dict(class_labels=[-1]), "class_labels.*\\[0, 2\\]"),
         (dict(class_labels=[0, 1], batch_size=3), "class_labels.*2 labels.*batch_size.*3"),
         (dict(class_labels="seven"), "unknown class name 'seven'"),
-        (dict(class_labels=[0], guidance_scale=0.5), "guidance_scale"),
+        (dict(class_labels=[0], guidance_scale=0.5), "`guidance_scale` must be a finite number of at least 1.0"),
+        (dict(guidance_scale=3.0), "`guidance_scale` is 3.0, but no `class_labels` were given"),
+        (dict(class_labels=[1.5]), r"`class_labels` must hold class indices \(int\) or class names \(str\), got 1.5"),
+        (dict(class_labels=2.0), r"`class_labels` must hold class indices .*, got 2.0 \(float\)"),
+        (dict(class_labels=True), r"`class_labels` must hold class indices .*, got True \(bool\)"),
+        (dict(class_labels=torch.tensor([1.7])), "`class_labels` must be class indices: .*dtype, got torch.float32"),
     ],
 )
 def test_label_validation(conditional_pipeline, kwargs, match):

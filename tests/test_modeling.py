@@ -160,3 +160,191 @@ def test_save_and_load_in_safetensors(tmp_path):
     assert reloaded.config.norm_num_groups == 4 and reloaded.config.num_class_embeds == 2
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(reloaded.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+def residual_unet(**kwargs) -> SimpleUNet2DModel:
+    """A tiny model of the residual layout: 3 levels at 8x8, attention at the lowest level."""
+    config = dict(
+        sample_size=8, in_channels=1, out_channels=1, block_out_channels=(4, 8, 8), time_embedding_dim=8,
+        time_embedding_type="sinusoidal", layers_per_block=1, norm_num_groups=2, attention_levels=(2,),
+        attention_head_dim=4, resnet_time_scale_shift="scale_shift",
+    )  # fmt: skip
+    config.update(kwargs)
+    torch.manual_seed(0)
+    model = SimpleUNet2DModel(**config)
+    # Zero-initialised output layers make a fresh model ignore time, class and text; give every weight a value.
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    return model
+
+
+@pytest.mark.parametrize(
+    "kwargs, size",
+    [
+        (dict(), (8, 8)),
+        (dict(layers_per_block=2, resnet_time_scale_shift="default"), (8, 12)),
+        (dict(block_out_channels=(4, 8), attention_levels=(0, 1)), (6, 6)),
+        (dict(block_out_channels=(4, 8, 8, 8), attention_levels=(1, 3), sample_size=16), (16, 16)),
+        (dict(block_out_channels=(8,), attention_levels=(0,), in_channels=3, out_channels=3, sample_size=5), (5, 7)),
+    ],
+    ids=["3-levels", "2-layers-additive", "2-levels", "4-levels", "1-level-rgb"],
+)
+def test_residual_layout_output_shapes(kwargs, size):
+    model = residual_unet(**kwargs)
+    channels = model.config.in_channels
+    output = model(torch.randn(2, channels, *size), torch.tensor([1, 999])).sample
+    assert output.shape == (2, model.config.out_channels, *size)
+    assert torch.isfinite(output).all()
+
+
+def test_residual_layout_keeps_the_notebook_layout_intact():
+    model = residual_unet()
+    names = {name.split(".")[0] for name in model.state_dict()}
+    assert names == {"time_mlp", "conv_in", "down_levels", "downsamplers", "mid_level", "upsamplers", "up_levels",
+                     "norm_out", "conv_out"}  # fmt: skip
+    assert not any(name.startswith(("conv1", "mid_conv", "up1", "final")) for name in model.state_dict())
+    assert list(tiny_unet().state_dict()) == list(SimpleUNet2DModel(
+        sample_size=8, in_channels=1, out_channels=1, block_out_channels=(4, 8, 8), time_embedding_dim=8,
+        layers_per_block=None).state_dict())  # fmt: skip
+
+
+def test_residual_layout_spatial_rule_follows_the_number_of_levels():
+    with pytest.raises(ValueError, match="sample_size.*12x12.*3 times by 2.*multiples of 8"):
+        residual_unet(block_out_channels=(4, 8, 8, 8), sample_size=12)
+    with pytest.raises(ValueError, match="6x8.*multiples of 4"):
+        residual_unet()(torch.randn(1, 1, 6, 8), 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(layers_per_block=0), "layers_per_block"),
+        (dict(norm_num_groups=None), "norm_num_groups"),
+        (dict(time_injection="all"), "time_injection"),
+        (dict(resnet_time_scale_shift="film"), "resnet_time_scale_shift"),
+        (dict(attention_levels=(3,)), "attention_levels.*0..2"),
+        (dict(attention_head_dim=3), "attention_head_dim"),
+        (dict(cross_attention_dim=6, attention_levels=()), "cross_attention_dim.*attention_levels"),
+        (dict(block_out_channels=(4, 0, 8)), "block_out_channels"),
+    ],
+)
+def test_bad_residual_config_is_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        residual_unet(**kwargs)
+
+
+@pytest.mark.parametrize("option", [dict(attention_levels=(1,)), dict(resnet_time_scale_shift="scale_shift"),
+                                    dict(cross_attention_dim=8)])  # fmt: skip
+def test_residual_options_are_refused_in_the_notebook_layout(option):
+    with pytest.raises(ValueError, match="residual layout.*layers_per_block"):
+        tiny_unet(**option)
+
+
+@pytest.mark.parametrize("scale_shift", ["default", "scale_shift"])
+def test_residual_layout_depends_on_time_and_class(scale_shift):
+    model = residual_unet(num_class_embeds=3, resnet_time_scale_shift=scale_shift).eval()
+    sample = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        reference = model(sample, 10, class_labels=torch.tensor([0, 1])).sample
+        assert not torch.allclose(reference, model(sample, 900, class_labels=torch.tensor([0, 1])).sample)
+        assert not torch.allclose(reference, model(sample, 10, class_labels=torch.tensor([2, 1])).sample)
+
+
+def test_out_of_range_and_float_class_labels_are_refused_with_a_message():
+    model = residual_unet(num_class_embeds=3).eval()
+    sample = torch.randn(2, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"class_labels.*0\.\.2, or 3 for no class.*\[0, 7\]"):
+        model(sample, 5, class_labels=torch.tensor([0, 7]))
+    with pytest.raises(ValueError, match="class_labels.*integer"):
+        model(sample, 5, class_labels=torch.tensor([0.0, 1.5]))
+
+
+def test_cross_attention_reads_the_encoder_tokens_and_honours_the_mask():
+    model = residual_unet(cross_attention_dim=6, attention_levels=(1, 2)).eval()
+    sample = torch.randn(2, 1, 8, 8)
+    tokens = torch.randn(2, 5, 6)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        reference = model(sample, 10, encoder_hidden_states=tokens, encoder_attention_mask=mask).sample
+        other_text = model(sample, 10, encoder_hidden_states=torch.randn(2, 5, 6), encoder_attention_mask=mask).sample
+        assert not torch.allclose(reference[0], other_text[0]) and not torch.allclose(reference[1], other_text[1])
+        # Changing the masked-out tokens of the first sample changes nothing.
+        padded = tokens.clone()
+        padded[0, 3:] = torch.randn(2, 6)
+        masked = model(sample, 10, encoder_hidden_states=padded, encoder_attention_mask=mask).sample
+        torch.testing.assert_close(masked, reference)
+        unmasked = model(sample, 10, encoder_hidden_states=padded).sample
+        assert not torch.allclose(unmasked[0], reference[0])
+
+
+def test_encoder_hidden_states_are_checked():
+    text_model = residual_unet(cross_attention_dim=6)
+    sample = torch.randn(2, 1, 8, 8)
+    with pytest.raises(ValueError, match="encoder_hidden_states.*exactly when.*cross_attention_dim"):
+        text_model(sample, 1)
+    with pytest.raises(ValueError, match="encoder_hidden_states.*exactly when"):
+        residual_unet()(sample, 1, encoder_hidden_states=torch.randn(2, 3, 6))
+    with pytest.raises(ValueError, match=r"encoder_hidden_states.*\(batch=2, tokens, 6\).*\(2, 3, 4\)"):
+        text_model(sample, 1, encoder_hidden_states=torch.randn(2, 3, 4))
+
+
+def test_residual_layout_gradient_checkpointing_gives_the_same_gradients():
+    model = residual_unet(cross_attention_dim=6, num_class_embeds=2, dropout=0.0)
+    inputs = dict(sample=torch.randn(2, 1, 8, 8), timestep=torch.tensor([3, 500]), class_labels=torch.tensor([0, 1]),
+                  encoder_hidden_states=torch.randn(2, 4, 6))  # fmt: skip
+
+    def gradients():
+        model.zero_grad()
+        model(**inputs).sample.square().mean().backward()
+        return [parameter.grad.clone() for parameter in model.parameters()]
+
+    plain = gradients()
+    model.enable_gradient_checkpointing()
+    for checkpointed, reference in zip(gradients(), plain):
+        torch.testing.assert_close(checkpointed, reference)
+
+
+def test_residual_layout_save_and_reload_give_the_same_outputs(tmp_path):
+    model = residual_unet(block_out_channels=(4, 8, 8, 8), attention_levels=(2, 3), num_class_embeds=2).eval()
+    model.save_pretrained(tmp_path)
+    reloaded = SimpleUNet2DModel.from_pretrained(tmp_path).eval()
+    assert reloaded.config.layers_per_block == 1 and tuple(reloaded.config.attention_levels) == (2, 3)
+    sample = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(sample, 7, class_labels=torch.tensor([1, 0])).sample,
+                                   model(sample, 7, class_labels=torch.tensor([1, 0])).sample, rtol=0, atol=1e-6)  # fmt: skip
+
+
+def test_residual_layout_in_bf16_and_channels_last_matches_float32():
+    model = residual_unet().eval()
+    sample = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        reference = model(sample, 250).sample
+        fast = model.to(torch.bfloat16, memory_format=torch.channels_last)
+        output = fast(sample.to(torch.bfloat16, memory_format=torch.channels_last), 250).sample
+    assert output.dtype == torch.bfloat16
+    torch.testing.assert_close(output.float(), reference, rtol=0.05, atol=0.05)
+
+
+def test_a_few_training_steps_lower_the_loss():
+    torch.manual_seed(0)
+    model = SimpleUNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16),
+                              time_embedding_type="sinusoidal", time_embedding_dim=16, layers_per_block=1,
+                              norm_num_groups=4, attention_levels=(1,), attention_head_dim=8,
+                              resnet_time_scale_shift="scale_shift")  # fmt: skip
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    clean = torch.zeros(16, 1, 8, 8)
+    clean[:, :, 2:6, 3:5] = 1.0  # one bar, the same in every image
+    noise = torch.randn(16, 1, 8, 8)
+    alpha = torch.linspace(0.2, 0.9, 16)[:, None, None, None]
+    noisy = alpha.sqrt() * clean + (1 - alpha).sqrt() * noise
+    timesteps = torch.linspace(900, 100, 16)
+    losses = []
+    for _ in range(30):
+        loss = torch.nn.functional.mse_loss(model(noisy, timesteps).sample, noise)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]

@@ -1,3 +1,4 @@
+import inspect
 import json
 
 import numpy as np
@@ -8,10 +9,10 @@ from diffusers import (
     DDIMScheduler,
     DDPMPipeline,
     DDPMScheduler,
-    DPMSolverMultistepScheduler,
-    EulerDiscreteScheduler,
+    DPMSolverSDEScheduler,
     UNet2DModel,
 )
+from diffusers.utils import is_torchsde_available
 from PIL import Image
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
@@ -59,28 +60,47 @@ def test_same_generator_is_deterministic(tiny_pipeline):
     assert not np.array_equal(run(tiny_pipeline, seed=0), run(tiny_pipeline, seed=1))
 
 
-def reference_loop(unet, scheduler, seed, steps, batch_size=1):
-    """The textbook diffusers denoising loop, written out by hand."""
+def diffusers_loop(unet, scheduler, seed, steps, batch_size=1):
+    """
+    The denoising loop of diffusers' pipelines, written out by hand: the timesteps first, then the initial noise scaled
+    by the `init_noise_sigma` they give, `scale_model_input`, and `step` with the generator where it takes one.
+    """
     generator = torch.Generator().manual_seed(seed)
-    latents = torch.randn((batch_size, 1, 8, 8), generator=generator) * scheduler.init_noise_sigma
     scheduler.set_timesteps(steps)
+    latents = torch.randn((batch_size, 1, 8, 8), generator=generator) * scheduler.init_noise_sigma
+    step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
     for timestep in scheduler.timesteps:
         model_output = unet(scheduler.scale_model_input(latents, timestep), timestep).sample
-        latents = scheduler.step(model_output, timestep, latents, generator=generator).prev_sample
-    return (latents / 2 + 0.5).clamp(0, 1)
+        latents = scheduler.step(model_output, timestep, latents, **step_kwargs).prev_sample
+    return latents
+
+
+COMPATIBLE_SCHEDULERS = sorted([SimpleDDPMScheduler, *SimpleDDPMScheduler().compatibles], key=lambda cls: cls.__name__)
 
 
 @pytest.mark.parametrize(
     "scheduler_class",
-    [SimpleDDPMScheduler, DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler],
+    [
+        pytest.param(
+            scheduler_class,
+            marks=pytest.mark.skipif(
+                scheduler_class is DPMSolverSDEScheduler and not is_torchsde_available(), reason="needs torchsde"
+            ),
+        )
+        for scheduler_class in COMPATIBLE_SCHEDULERS
+    ],
+    ids=lambda scheduler_class: scheduler_class.__name__,
 )
-def test_any_diffusers_scheduler(tiny_pipeline, scheduler_class):
+def test_every_compatible_scheduler_runs_as_in_diffusers_pipelines(tiny_pipeline, scheduler_class):
+    # Euler-like schedulers' init_noise_sigma depends on the timesteps set: the noise must be scaled after setting them.
     tiny_pipeline.scheduler = scheduler_class.from_config(tiny_pipeline.scheduler.config)
-    images = run(tiny_pipeline, seed=3, output_type="pt")
-    assert torch.isfinite(images).all()
+    latents = run(tiny_pipeline, seed=3, output_type="latent")
     with torch.no_grad():
-        expected = reference_loop(tiny_pipeline.unet, scheduler_class.from_config(tiny_pipeline.scheduler.config), 3, STEPS)
-    torch.testing.assert_close(images, expected, rtol=0, atol=1e-6)
+        expected = diffusers_loop(
+            tiny_pipeline.unet, scheduler_class.from_config(tiny_pipeline.scheduler.config), 3, STEPS
+        )
+    assert torch.isfinite(latents).all()
+    torch.testing.assert_close(latents, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_eta_reaches_ddim_only(tiny_pipeline):
@@ -135,19 +155,69 @@ def test_callback_can_replace_latents(tiny_pipeline):
     torch.testing.assert_close(images, torch.full_like(images, 0.5))
 
 
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        (dict(batch_size=0), "batch_size"),
-        (dict(num_inference_steps=0), "num_inference_steps"),
-        (dict(output_type="jpeg"), "output_type.*pil"),
-        (dict(latents=torch.zeros(1, 1, 4, 4)), "latents.*\\(1, 1, 8, 8\\)"),
-        (dict(generator=[torch.Generator(), torch.Generator()]), "generator.*one generator per image"),
-        (dict(callback_on_step_end_tensor_inputs=["noise"]), "callback_on_step_end_tensor_inputs"),
-        (dict(num_inference_steps=1001), "num_inference_steps"),
-    ],
-)
-def test_bad_arguments(tiny_pipeline, kwargs, match):
+def test_callback_inputs_of_diffusers_pipeline_tests(tiny_pipeline):
+    """What diffusers' `PipelineTesterMixin.test_callback_inputs` checks: the callback gets exactly the tensors asked
+    for, all from `_callback_tensor_inputs`, and `num_timesteps` tells it which step is the last."""
+    seen = []
+
+    def zero_last_latents(pipeline, step_index, timestep, callback_kwargs):
+        seen.append(set(callback_kwargs))
+        if step_index == pipeline.num_timesteps - 1:
+            callback_kwargs["latents"] = torch.zeros_like(callback_kwargs["latents"])
+        return callback_kwargs
+
+    latents = run(tiny_pipeline, output_type="latent", callback_on_step_end=zero_last_latents,
+                  callback_on_step_end_tensor_inputs=tiny_pipeline._callback_tensor_inputs)  # fmt: skip
+    assert tiny_pipeline.num_timesteps == STEPS and len(seen) == STEPS
+    assert all(names == set(tiny_pipeline._callback_tensor_inputs) for names in seen)
+    assert latents.abs().sum() == 0
+    run(tiny_pipeline, callback_on_step_end=lambda *args: seen.append(set(args[-1])) or {},
+        callback_on_step_end_tensor_inputs=[])  # fmt: skip
+    assert seen[-1] == set()
+
+
+def test_latent_output_is_the_final_latents_unconverted(tiny_pipeline):
+    captured = {}
+
+    def keep_latents(pipeline, step_index, timestep, callback_kwargs):
+        captured["latents"] = callback_kwargs["latents"]
+        return callback_kwargs
+
+    latents = run(tiny_pipeline, batch_size=2, output_type="latent", callback_on_step_end=keep_latents)
+    torch.testing.assert_close(latents, captured["latents"], rtol=0, atol=0)
+    assert latents.shape == (2, 1, 8, 8) and latents.abs().max() > 1  # untrained: outside the image range
+    images = run(tiny_pipeline, batch_size=2, output_type="pt")
+    torch.testing.assert_close(images, (latents / 2 + 0.5).clamp(0, 1), rtol=0, atol=0)
+
+
+BAD_ARGUMENTS = [
+    (dict(batch_size=0), r"`batch_size` must be a positive int, got 0"),
+    (dict(batch_size=True), r"`batch_size` must be a positive int, got True \(bool\)"),
+    (dict(batch_size=2.0), r"`batch_size` must be a positive int, got 2.0 \(float\)"),
+    (dict(num_inference_steps=0), "`num_inference_steps` must be a positive int"),
+    (dict(num_inference_steps=1001), "`num_inference_steps` must be at most the scheduler's 1000 training steps"),
+    (dict(output_type="jpeg"), "`output_type` must be one of .*'pil'"),
+    (dict(latents=torch.zeros(1, 1, 4, 4)), "`latents` must have shape \\(1, 1, 8, 8\\)"),
+    (dict(latents=np.zeros((1, 1, 8, 8))), "`latents` must be a torch.Tensor, got ndarray.*torch.from_numpy"),
+    (dict(latents=torch.full((1, 1, 8, 8), float("nan"))), "`latents` holds NaN or infinite values"),
+    (dict(latents=torch.full((1, 1, 8, 8), float("inf"))), "`latents` holds NaN or infinite values"),
+    (dict(generator=0), r"`generator` must be a torch.Generator.*got 0.*torch.Generator\(\).manual_seed"),
+    (dict(generator=[torch.Generator(), torch.Generator()]), "`generator`.*one generator per image"),
+    (dict(eta=-0.5), "`eta` must be a finite number of at least 0"),
+    (dict(eta=float("nan")), "`eta` must be a finite number"),
+    (dict(guidance_scale=float("nan")), r"`guidance_scale` must be a finite number of at least 1.0 .*, got nan"),
+    (dict(guidance_scale=float("inf")), r"`guidance_scale` must be a finite number of at least 1.0 .*, got inf"),
+    (dict(guidance_scale="3"), r"`guidance_scale` must be a finite number of at least 1.0 .*, got '3'"),
+    (dict(guidance_scale=3.0), "`guidance_scale` is 3.0, but this pipeline's unet is unconditional"),
+    (dict(callback_on_step_end_tensor_inputs=["noise"]), "`callback_on_step_end_tensor_inputs` has \\['noise'\\]"),
+]
+
+
+@pytest.mark.parametrize("kwargs, match", BAD_ARGUMENTS)
+def test_bad_arguments(tiny_pipeline, kwargs, match, monkeypatch):
+    # Refused before any work: the scheduler is never set up and the model never runs.
+    monkeypatch.setattr(tiny_pipeline.unet, "forward", None)
+    monkeypatch.setattr(tiny_pipeline.scheduler, "set_timesteps", None)
     with pytest.raises(ValueError, match=match):
         tiny_pipeline(**kwargs)
 

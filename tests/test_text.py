@@ -47,6 +47,16 @@ VOCABULARY = [
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "an", "the", "of", "handwritten", "digit", "number", "written",
     "by", "hand", "picture", "image", ",", *(str(digit) for digit in range(10)), *NUMBER_WORDS,
 ]  # fmt: skip
+# A residual unet of a few thousand parameters with self- and cross-attention at its lowest level (2x2 at 8x8).
+TINY_TEXT_UNET = {
+    "block_out_channels": [4, 8, 8],
+    "time_embedding_dim": 8,
+    "time_embedding_type": "sinusoidal",
+    "layers_per_block": 1,
+    "norm_num_groups": 4,
+    "attention_levels": [2],
+    "attention_head_dim": 4,
+}
 TEXT_FILES = {
     "text_encoder/config.json",
     "text_encoder/model.safetensors",
@@ -78,9 +88,21 @@ def text_encoder_dir(tmp_path_factory) -> Path:
     return save_tiny_text_encoder(tmp_path_factory.mktemp("tiny-bert"))
 
 
+def make_tiny_text_unet():
+    """A tiny text unet whose zero-initialised parameters (attention outputs among them) are drawn at random, so that,
+    like a trained model and unlike a new one, its output depends on the text."""
+    unet = make_tiny_unet(**TINY_TEXT_UNET, cross_attention_dim=HIDDEN_SIZE)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in unet.parameters():
+            if not parameter.any():
+                parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator))
+    return unet
+
+
 def make_text_pipeline(text_encoder_dir: Path) -> SimpleDDPMTextPipeline:
     pipeline = SimpleDDPMTextPipeline(
-        unet=make_tiny_unet(cross_attention_dim=HIDDEN_SIZE),
+        unet=make_tiny_text_unet(),
         scheduler=SimpleDDPMScheduler(num_train_timesteps=50),
         text_encoder=BertModel.from_pretrained(text_encoder_dir).eval(),
         tokenizer=BertTokenizer.from_pretrained(text_encoder_dir),
@@ -191,6 +213,20 @@ def test_classifier_free_guidance_arithmetic(text_pipeline):
     torch.testing.assert_close(images, (replayed / 2 + 0.5).clamp(0, 1), rtol=0, atol=1e-6)
 
 
+def test_a_step_end_callback_can_turn_guidance_off(text_pipeline):
+    batch_sizes = []
+    handle = text_pipeline.unet.register_forward_hook(lambda module, args, output: batch_sizes.append(len(args[0])))
+
+    def stop_guidance(pipeline, step_index, timestep, callback_kwargs):
+        if step_index == 1:
+            pipeline._guidance_scale = 1.0
+        return callback_kwargs
+
+    images = sample(text_pipeline, callback_on_step_end=stop_guidance)
+    handle.remove()
+    assert batch_sizes == [4, 4, 2, 2] and np.isfinite(images).all()
+
+
 def test_any_diffusers_scheduler(text_pipeline):
     for scheduler_class in (DDIMScheduler, DPMSolverMultistepScheduler):
         text_pipeline.scheduler = scheduler_class.from_config(text_pipeline.scheduler.config)
@@ -207,7 +243,8 @@ def test_any_diffusers_scheduler(text_pipeline):
         ({"prompt": None, "prompt_embeds": torch.zeros(2, 3, 5)}, r"`prompt_embeds` must have shape \(batch, tokens, 16\)"),
         ({"negative_prompt": ["", "", ""]}, "`negative_prompt` holds 3 prompts, but there are 2"),
         ({"num_images_per_prompt": 0}, "`num_images_per_prompt` must be a positive integer"),
-        ({"guidance_scale": 0.5}, "`guidance_scale` must be at least 1.0"),
+        ({"guidance_scale": 0.5}, "`guidance_scale` must be a finite number of at least 1.0"),
+        ({"guidance_scale": float("nan")}, "`guidance_scale` must be a finite number of at least 1.0"),
         ({"generator": [torch.Generator()]}, "one generator per image"),
     ],
 )
@@ -391,6 +428,7 @@ def test_load_text_encoder_takes_the_encoder_of_an_encoder_decoder(text_encoder_
     [
         (["--text_conditional", "--class_conditional"], "exclude each other"),
         (["--text_conditional", "--caption_dropout", "1.0"], r"`--caption_dropout` must be in \[0, 1\)"),
+        (["--text_conditional", "--model_config", "default"], "`--text_conditional` needs a model with cross-attention"),
     ],
 )
 def test_text_arguments_are_checked(extra, match, text_encoder_dir, tmp_path):
@@ -400,7 +438,7 @@ def test_text_arguments_are_checked(extra, match, text_encoder_dir, tmp_path):
 
 def tiny_model_config(folder: Path) -> str:
     path = folder / "config.json"
-    path.write_text(json.dumps({"block_out_channels": [4, 8, 8], "time_embedding_dim": 8, "time_embedding_type": "sinusoidal"}))
+    path.write_text(json.dumps(TINY_TEXT_UNET))
     return str(path)
 
 

@@ -35,6 +35,7 @@ from diffusers_simple_ddpm.text_utils import (
     DEFAULT_TEXT_ENCODER_SOURCE,
     MNIST_HELD_OUT_TEMPLATES,
     MNIST_TRAINING_TEMPLATES,
+    TEXT_MODEL_PRESET,
     mnist_caption,
 )
 
@@ -55,7 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"The text encoder of scripts/train.py. Default: {DEFAULT_TEXT_ENCODER_SOURCE} from its offline wheel.",
     )
     # The target is stated for guidance 3 or less; digits are spread over the phrasings of a set (8 held out).
-    parser.set_defaults(budget_minutes=30.0, guidance_scales=[1, 2, 3], num_per_class=48, sample_batch_size=96)
+    parser.set_defaults(
+        budget_minutes=30.0,
+        model_config=TEXT_MODEL_PRESET,
+        guidance_scales=[1, 2, 3],
+        num_per_class=48,
+        sample_batch_size=96,
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.budget_minutes, args.batch_size, args.guidance_scales = 0.0, 8, [1.0, 3.0]
