@@ -10,6 +10,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from fake_hub import COMMIT, REPO_ID
 from huggingface_hub import ModelCard
 from PIL import Image
+from safetensors.torch import load_file
 from transformers import BertConfig, BertModel, BertTokenizer, T5Config, T5EncoderModel, T5Model
 
 from diffusers_simple_ddpm import SimpleDDPMScheduler, SimpleDDPMTextPipeline, cli, pipeline_simple_ddpm_text
@@ -476,6 +478,20 @@ def test_train_text_conditional_on_mnist_and_sample_with_a_prompt(text_encoder_d
     assert sorted(os.listdir(tmp_path / "images")) == ["00000.png", "00001.png", "00002.png"]
     with pytest.raises(ValueError, match="give `--prompt`, not `--class`"):
         cli.main(["sample", str(tmp_path / "run"), "--class", "7", "--num_images", "1", "--steps", "1"])
+
+
+@pytest.mark.slow
+def test_resumed_text_run_ends_with_the_same_weights(text_encoder_dir, tmp_path):
+    """The captions (a seeded draw per image), their embeddings and the caption dropout come back the same on resume."""
+    steps = ["--max_train_steps", "6", "--checkpointing_steps", "3", "--mixed_precision", "no"]
+    launch_training(tmp_path / "straight", text_encoder_dir, *steps)
+    shutil.copytree(tmp_path / "straight" / "checkpoint-3", tmp_path / "resumed" / "checkpoint-3")
+    launch_training(tmp_path / "resumed", text_encoder_dir, *steps, "--resume_from_checkpoint", "latest")
+    straight = load_file(tmp_path / "straight" / "unet" / "diffusion_pytorch_model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "unet" / "diffusion_pytorch_model.safetensors")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
 
 
 @pytest.mark.slow
