@@ -15,7 +15,7 @@ from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.utils import logging
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .pipeline_simple_ddpm import SimpleDDPMPipeline, _copy_module_source, _is_finite_number
+from .pipeline_simple_ddpm import SimpleDDPMPipeline, _copy_module_source, _is_finite_number, _is_integer
 
 logger = logging.get_logger(__name__)
 
@@ -78,6 +78,15 @@ def encode_text(
     input_ids, attention_mask = inputs.input_ids.to(device), inputs.attention_mask.to(device)
     embeddings = text_encoder(input_ids, attention_mask=attention_mask)[0]
     return embeddings, attention_mask
+
+
+def check_negative_prompt_count(negative_prompt: str | list[str] | None, num_prompts: int) -> None:
+    """Raises a `ValueError` unless `negative_prompt` is `None`, one string, or one string per prompt."""
+    if isinstance(negative_prompt, (list, tuple)) and len(negative_prompt) != num_prompts:
+        raise ValueError(
+            f"`negative_prompt` holds {len(negative_prompt)} prompts, but there are {num_prompts} prompts: give one "
+            "negative prompt, or one per prompt."
+        )
 
 
 class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
@@ -172,12 +181,8 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
 
         if do_classifier_free_guidance and negative_prompt_embeds is None:
             negative_prompt = "" if negative_prompt is None else negative_prompt
+            check_negative_prompt_count(negative_prompt, batch_size)
             negative_prompts = [negative_prompt] * batch_size if isinstance(negative_prompt, str) else negative_prompt
-            if len(negative_prompts) != batch_size:
-                raise ValueError(
-                    f"`negative_prompt` holds {len(negative_prompts)} prompts, but there are {batch_size} prompts: "
-                    "give one negative prompt, or one per prompt."
-                )
             negative_prompt_embeds, negative_prompt_attention_mask = encode_text(
                 negative_prompts, self.tokenizer, self.text_encoder, device
             )
@@ -224,7 +229,7 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
             raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}.")
         if negative_prompt is not None and negative_prompt_embeds is not None:
             raise ValueError("Give at most one of `negative_prompt` and `negative_prompt_embeds`.")
-        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+        if not _is_integer(num_images_per_prompt) or num_images_per_prompt < 1:
             raise ValueError(f"`num_images_per_prompt` must be a positive integer, got {num_images_per_prompt!r}.")
         width = self.unet.config.get("cross_attention_dim")
         for name, embeds, mask in (
@@ -233,10 +238,11 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
         ):
             if embeds is None:
                 continue
-            if embeds.ndim != 3 or (width is not None and embeds.shape[2] != width):
+            wrong_width = isinstance(embeds, torch.Tensor) and width is not None and embeds.shape[-1] != width
+            if not isinstance(embeds, torch.Tensor) or embeds.ndim != 3 or wrong_width:
                 raise ValueError(
                     f"`{name}` must have shape (batch, tokens, {width}) (the unet's `cross_attention_dim`), got "
-                    f"{tuple(embeds.shape)}."
+                    f"{tuple(embeds.shape) if isinstance(embeds, torch.Tensor) else type(embeds).__name__}."
                 )
             if mask is not None and tuple(mask.shape) != tuple(embeds.shape[:2]):
                 raise ValueError(
@@ -249,6 +255,8 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
                 f"`prompt_embeds` has {prompt_embeds.shape[0]} rows but `negative_prompt_embeds` has "
                 f"{negative_prompt_embeds.shape[0]}: give one negative embedding per prompt."
             )
+        num_prompts = prompt_embeds.shape[0] if prompt is None else 1 if isinstance(prompt, str) else len(prompt)
+        check_negative_prompt_count(negative_prompt, num_prompts)
 
     def check_inputs(
         self,
