@@ -7,19 +7,19 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import PIL.Image
 import torch
 
-from .convert_notebook import convert_notebook_checkpoint
-from .evaluation import REFERENCES, evaluate_images, format_results_table
-from .image_utils import make_sample_grid
-from .pipeline_simple_ddpm import SimpleDDPMPipeline
-from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
-from .sampling import check_class_label_count, clipping_overrides, generate_images, resolve_scheduler, with_scheduler
+from .training_args import build_parser as build_training_parser
 
+if TYPE_CHECKING:
+    from .pipeline_simple_ddpm import SimpleDDPMPipeline
+
+# The commands import the package's heavy modules (🤗 Diffusers, the evaluation networks) when they run, so that
+# `simple-ddpm train --help` answers at once.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-PIPELINE_CLASSES = {cls.__name__: cls for cls in (SimpleDDPMPipeline, SimpleDDPMTextPipeline)}
 
 
 def positive_int(value: str) -> int:
@@ -89,9 +89,13 @@ def check_image_path(path: str, argument: str) -> None:
         raise ValueError(f"`{argument}` {path!r} needs the suffix of an image format, such as .png.")
 
 
-def load_pipeline(model: str, device: str, dtype: str) -> SimpleDDPMPipeline:
+def load_pipeline(model: str, device: str, dtype: str) -> "SimpleDDPMPipeline":
     """Loads a pipeline folder or Hub repo id, of the class its `model_index.json` names, on `device` in `dtype`."""
-    pipeline_class = PIPELINE_CLASSES.get(SimpleDDPMPipeline.load_config(model)["_class_name"], SimpleDDPMPipeline)
+    from .pipeline_simple_ddpm import SimpleDDPMPipeline
+    from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
+
+    pipeline_classes = {cls.__name__: cls for cls in (SimpleDDPMPipeline, SimpleDDPMTextPipeline)}
+    pipeline_class = pipeline_classes.get(SimpleDDPMPipeline.load_config(model)["_class_name"], SimpleDDPMPipeline)
     pipeline = pipeline_class.from_pretrained(model, dtype=DTYPES[dtype])
     return pipeline.to(device)
 
@@ -105,6 +109,8 @@ def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
 
 def check_sampling_arguments(args: argparse.Namespace) -> None:
     """Raises a `ValueError` for `sample`/`evaluate` arguments that cannot work, before a model is loaded."""
+    from .sampling import check_class_label_count, clipping_overrides, resolve_scheduler
+
     scheduler_class, _ = resolve_scheduler(args.scheduler)
     if args.clip_sample and scheduler_class is not None:
         clipping_overrides(scheduler_class)
@@ -119,8 +125,11 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
         )
 
 
-def generate_from_args(args: argparse.Namespace, pipeline: SimpleDDPMPipeline) -> list:
+def generate_from_args(args: argparse.Namespace, pipeline: "SimpleDDPMPipeline") -> list:
     """Generates the images that the `sample` and `evaluate` arguments ask for."""
+    from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
+    from .sampling import generate_images, with_scheduler
+
     is_text_pipeline = isinstance(pipeline, SimpleDDPMTextPipeline)
     if args.prompts is not None and not is_text_pipeline:
         raise ValueError(f"`--prompt` needs a text pipeline; {args.model} is a {type(pipeline).__name__}: use --class.")
@@ -147,6 +156,8 @@ def generate_from_args(args: argparse.Namespace, pipeline: SimpleDDPMPipeline) -
 
 
 def sample_command(args: argparse.Namespace) -> None:
+    from .image_utils import make_sample_grid
+
     if args.grid is None and args.output_dir is None:
         args.grid = "samples.png"
     if args.grid:
@@ -168,6 +179,8 @@ def sample_command(args: argparse.Namespace) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
+    from .evaluation import REFERENCES, evaluate_images, format_results_table
+
     if (args.model is None) == (args.images is None):
         raise ValueError("`simple-ddpm evaluate` takes either a model (folder or repo id) or `--images DIR`.")
     if args.json:
@@ -194,14 +207,38 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
 
 def convert_command(args: argparse.Namespace) -> None:
+    from .convert_notebook import convert_notebook_checkpoint
+
     convert_notebook_checkpoint(args.checkpoint, args.output_dir, sample_size=args.sample_size)
     print(f"Saved the pipeline to {args.output_dir}; load it with SimpleDDPMPipeline.from_pretrained({args.output_dir!r}).")
 
 
-def train_command(args: argparse.Namespace, extra: list[str]) -> int:
-    """Runs the package's training program (`diffusers_simple_ddpm.training`) through `accelerate launch`."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "-m", "diffusers_simple_ddpm.training", *extra]
-    return subprocess.call(command)
+def accelerate_launch_options(mixed_precision: str) -> list[str]:
+    """
+    The options of `accelerate launch` for a training run: none where `accelerate config` has written a default
+    configuration, else the values accelerate would pick itself (and warn about on every launch), with the run's own
+    mixed precision.
+    """
+    from accelerate.commands.config import default_config_file
+
+    if os.path.isfile(default_config_file):
+        return []
+    num_gpus = torch.cuda.device_count()
+    options = ["--num_processes", str(max(num_gpus, 1)), "--num_machines", "1", "--dynamo_backend", "no"]
+    return options + ["--mixed_precision", mixed_precision] + (["--multi_gpu"] if num_gpus > 1 else [])
+
+
+def train_command(extra: list[str]) -> int:
+    """
+    Runs the package's training program (`diffusers_simple_ddpm.training`) through `accelerate launch`.
+
+    `--help` and misspelt flags are answered before anything is launched; a failed run ends with the program's own
+    error, not with accelerate's traceback of the launch (`--quiet`).
+    """
+    training_args = build_training_parser(prog="simple-ddpm train").parse_args(extra)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--quiet"]
+    launch += accelerate_launch_options(training_args.mixed_precision)
+    return subprocess.call([*launch, "-m", "diffusers_simple_ddpm.training", *extra])
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser, num_images: int) -> None:
@@ -300,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command == "train":
-        return train_command(args, extra)
+        return train_command(extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     {"sample": sample_command, "evaluate": evaluate_command, "convert": convert_command}[args.command](args)

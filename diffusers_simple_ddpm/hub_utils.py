@@ -11,11 +11,13 @@ pipeline.push_to_hub("user/ddpm-mnist")  # the same files, nothing else from the
 ```
 """
 
+import json
 import math
 import os
 import re
 import shutil
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +32,21 @@ MODEL_CARD_NAME = "README.md"
 SAMPLE_GRID_NAME = "sample_grid.png"
 DEFAULT_LICENSE = "apache-2.0"
 PIPELINE_TAG = "unconditional-image-generation"
+# The Hub has no pipeline tag (task) for class-conditional generation: such a card has no `pipeline_tag`, rather than
+# a wrong one, and carries this tag and task name instead.
+CLASS_CONDITIONAL_TASK = "class-conditional-image-generation"
 TEXT_PIPELINE_TAG = "text-to-image"
-MODEL_CARD_TAGS = ["diffusers_simple_ddpm", "ddpm", "unconditional-image-generation", "diffusers"]
+MODEL_CARD_TAGS = ["diffusers_simple_ddpm", "ddpm", "diffusers"]
 MIXED_PRECISION_MODES = ("no", "fp16", "bf16", "fp8")
 # What `download_pipeline` fetches besides the component folders: the pipeline index and the code of a repository
 # written with `include_code=True`.
 PIPELINE_FILE_PATTERNS = ["model_index.json", "*.py"]
+
+
+def metric_id(name: str) -> str:
+    """The ASCII id of a metric name in `model-index` metadata: `"Fréchet distance (x)"` gives `"frechet_distance_x"`."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
 
 
 @dataclass
@@ -67,15 +78,20 @@ class EvaluationResults:
         if not self.protocol.strip():
             raise ValueError("`protocol` is empty: say how the metrics were computed.")
 
-    def to_eval_results(self) -> list[EvalResult]:
-        """Returns one `EvalResult` per metric, the entries of the card's `model-index` metadata."""
+    def to_eval_results(self, task_type: str = PIPELINE_TAG) -> list[EvalResult]:
+        """
+        Returns one `EvalResult` per metric, the entries of the card's `model-index` metadata.
+
+        Args:
+            task_type (`str`, *optional*, defaults to `"unconditional-image-generation"`): The task of the model.
+        """
         return [
             EvalResult(
-                task_type=PIPELINE_TAG,
+                task_type=task_type,
                 dataset_type=self.dataset_id or self.dataset_name,
                 dataset_name=self.dataset_name,
                 dataset_split=self.dataset_split,
-                metric_type=re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_"),
+                metric_type=metric_id(name),
                 metric_name=name,
                 metric_value=float(value),
             )
@@ -157,6 +173,71 @@ class TrainingDetails:
     def total_batch_size(self) -> int:
         """Images per optimizer update, over all processes and accumulated passes."""
         return self.train_batch_size * self.num_processes * self.gradient_accumulation_steps
+
+
+TRAINING_TIME_NAME = "training_time.json"
+
+
+def write_training_time(checkpoint_dir: str | os.PathLike, seconds: float) -> None:
+    """
+    Records in a checkpoint how long the run has trained so far, so that a resumed run's card counts every session.
+
+    Args:
+        checkpoint_dir (`str` or `os.PathLike`): The checkpoint folder being written.
+        seconds (`float`): The training time of all sessions up to this checkpoint.
+    """
+    Path(checkpoint_dir, TRAINING_TIME_NAME).write_text(json.dumps({"training_seconds": seconds}))
+
+
+def read_training_time(checkpoint_dir: str | os.PathLike) -> float:
+    """
+    The training time that `write_training_time` recorded in a checkpoint; 0 for a checkpoint without the record.
+
+    Args:
+        checkpoint_dir (`str` or `os.PathLike`): The checkpoint folder.
+    """
+    path = Path(checkpoint_dir, TRAINING_TIME_NAME)
+    if not path.is_file():
+        return 0.0
+    try:
+        seconds = json.loads(path.read_text())["training_seconds"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"The training time record {path} is malformed ({error}); delete it to count from 0.") from error
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        raise ValueError(f"The training time record {path} holds {seconds!r}, not a number of seconds.")
+    return float(seconds)
+
+
+BUILTIN_MNIST_CARD_NAME = "MNIST (built-in, 60,000 training digits)"
+BUILTIN_MNIST_DATASET_ID = "ylecun/mnist"
+
+
+def training_data_for_card(
+    dataset_name: str | None = None,
+    train_data_dir: str | os.PathLike | None = None,
+    card_name: str | None = None,
+) -> tuple[str, str | None]:
+    """
+    How a model card names the training data, and the Hub dataset it links to, without publishing local paths.
+
+    Args:
+        dataset_name (`str`, *optional*): The `--dataset_name` of the run: a Hub dataset id or a local folder.
+        train_data_dir (`str` or `os.PathLike`, *optional*): The `--train_data_dir` of the run, an image folder.
+        card_name (`str`, *optional*): The name the user chose for the card (`--dataset_card_name`).
+
+    Returns:
+        `tuple[str, str | None]`: The name the card shows (`card_name`, else a Hub id, else the name of the local
+        folder, never its path; the built-in MNIST when neither source is given) and the Hub dataset id, `None` for
+        local data.
+    """
+    local_folder = train_data_dir if train_data_dir is not None else dataset_name
+    if local_folder is not None and (train_data_dir is not None or os.path.isdir(local_folder)):
+        name, dataset_id = Path(local_folder).resolve().name, None
+    elif dataset_name is not None:
+        name, dataset_id = dataset_name, dataset_name
+    else:
+        name, dataset_id = BUILTIN_MNIST_CARD_NAME, BUILTIN_MNIST_DATASET_ID
+    return card_name or name, dataset_id
 
 
 def format_duration(seconds: float) -> str:
@@ -263,15 +344,16 @@ def create_model_card(
     evaluation = training_details.evaluation if training_details is not None else None
     dataset_id = training_details.dataset_id if training_details is not None else None
     is_text_pipeline = getattr(pipeline, "text_encoder", None) is not None
+    task = TEXT_PIPELINE_TAG if is_text_pipeline else CLASS_CONDITIONAL_TASK if pipeline.num_classes else PIPELINE_TAG
     card_data = ModelCardData(
         library_name="diffusers",
         license=training_details.license if training_details is not None else DEFAULT_LICENSE,
-        pipeline_tag=TEXT_PIPELINE_TAG if is_text_pipeline else PIPELINE_TAG,
-        tags=[TEXT_PIPELINE_TAG if tag == PIPELINE_TAG and is_text_pipeline else tag for tag in MODEL_CARD_TAGS],
+        pipeline_tag=None if task == CLASS_CONDITIONAL_TASK else task,
+        tags=[*MODEL_CARD_TAGS, task],
         datasets=[dataset_id] if dataset_id else None,
         # `model-index` names the model; without evaluation results there is no `model-index`.
         model_name=model_name if evaluation is not None else None,
-        eval_results=evaluation.to_eval_results() if evaluation is not None else None,
+        eval_results=evaluation.to_eval_results(task) if evaluation is not None else None,
     )
     unet_config, scheduler_config = pipeline.unet.config, pipeline.scheduler.config
     sample_size = unet_config.sample_size

@@ -44,8 +44,9 @@ def _import_hub_utils() -> ModuleType:
     except ImportError as error:
         raise ImportError(
             "Loading by repo id, writing a model card and `push_to_hub` of SimpleDDPMPipeline need the "
-            "`diffusers-simple-ddpm` package: `pip install diffusers-simple-ddpm`. Without it, load a repository that "
-            "carries its code with `DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)`."
+            "`diffusers-simple-ddpm` package, installed from its repository (`pip install -e .` in a clone; it is not "
+            "on PyPI). Without it, load a repository that carries its code with "
+            "`DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)`."
         ) from error
 
 
@@ -490,12 +491,14 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         **kwargs,
     ) -> dict[str, Any] | tuple:
         r"""
-        Reads `model_index.json` as [`~ConfigMixin.load_config`] does, with two additions:
+        Reads `model_index.json` as [`~ConfigMixin.load_config`] does, with three additions:
 
         - a folder without it raises a `ValueError` that says which folder to pass;
         - the custom-code layout of `save_pretrained(..., include_code=True)` is read as the package layout: the
           pipeline, and every component whose module the folder carries, are the classes of the package that defines
-          this pipeline class, so `from_pretrained` loads them without running the folder's code.
+          this pipeline class, so `from_pretrained` loads them without running the folder's code;
+        - the modules of this package that components come from are imported (the package imports them only on first
+          use, and diffusers loads a component only from a module already imported).
 
         Args:
             pretrained_model_name_or_path (`str` or `os.PathLike`): A pipeline folder or repository id.
@@ -522,6 +525,12 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 library, class_name = config[name]
                 if library is not None and library not in LOADABLE_LIBRARIES:
                     config[name] = [f"{package}.{library}", class_name]
+        # diffusers loads a component only from a module already imported; the package imports its modules lazily.
+        package_prefix = cls.__module__.rpartition(".")[0] + "."
+        for name in cls._get_signature_keys(cls)[0] & config.keys():
+            library = config[name][0]
+            if isinstance(library, str) and library.startswith(package_prefix):
+                importlib.import_module(library)
         return outputs
 
     def _resolve_include_code(self, include_code: bool | None) -> bool:

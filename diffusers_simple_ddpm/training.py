@@ -22,37 +22,42 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
-from diffusers.optimization import SchedulerType, get_scheduler
+from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from .data import (
     ImageTransform,
-    check_image_sizes,
+    drop_unreadable_images,
     load_training_dataset,
     make_train_dataloader,
     resolve_image_column,
+    scan_images,
 )
-from .hub_utils import SAMPLE_GRID_NAME, TrainingDetails
+from .hub_utils import (
+    SAMPLE_GRID_NAME,
+    TrainingDetails,
+    read_training_time,
+    training_data_for_card,
+    write_training_time,
+)
 from .image_utils import make_sample_grid
-from .modeling_simple_unet import SimpleUNet2DModel, check_spatial_size
+from .modeling_simple_unet import NOTEBOOK_NUM_LEVELS, SimpleUNet2DModel, check_spatial_size
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
 from .sampling import resolve_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 from .text_utils import (
     CAPTION_INDEX_COLUMN,
-    TEXT_MODEL_PRESET,
     CaptionEmbeddings,
     add_caption_index_column,
-    add_text_arguments,
     check_text_args,
     load_text_encoder,
     sample_prompts_of,
 )
+from .training_args import build_parser
 from .training_utils import (
-    MODEL_PRESETS,
-    PREDICTION_TYPES,
+    AUTO_PRESETS,
     check_processes_in_sync,
     checkpoint_step,
     ema_unet,
@@ -67,182 +72,19 @@ from .training_utils import (
 
 logger = get_logger(__name__, log_level="INFO")
 
-BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Train a SimpleDDPM pipeline (defaults: the built-in MNIST digits).")
-    data = parser.add_argument_group("data")
-    data.add_argument(
-        "--dataset_name",
-        type=str,
-        default=None,
-        help="A dataset on the Hub, or a local dataset folder, read with datasets.load_dataset. Default (with no "
-        "--train_data_dir either): the built-in MNIST training digits, offline.",
-    )
-    data.add_argument("--dataset_config_name", type=str, default=None, help="The config of --dataset_name, if any.")
-    data.add_argument(
-        "--train_data_dir",
-        type=str,
-        default=None,
-        help="A folder of images (class subfolders become labels), read with the imagefolder loader.",
-    )
-    data.add_argument("--cache_dir", type=str, default=None, help="Where downloaded datasets are stored.")
-    data.add_argument("--image_column", type=str, default=None, help="The dataset column holding the images.")
-    data.add_argument(
-        "--resolution", type=int, default=28, help="Side of the square training images, a multiple of 4."
-    )
-    data.add_argument(
-        "--num_channels",
-        type=int,
-        default=None,
-        choices=(1, 3),
-        help="Image channels of the model: 1 (grayscale) or 3 (RGB). Default: read off the first image.",
-    )
-    data.add_argument("--center_crop", action="store_true", help="Crop the center instead of a random square.")
-    data.add_argument("--random_flip", action="store_true", help="Mirror images horizontally at random.")
-    data.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
+    """
+    Parses and checks the command line of the training program (see `training_args.build_parser`).
 
-    model = parser.add_argument_group("model and diffusion")
-    model.add_argument(
-        "--model_config",
-        type=str,
-        default=None,
-        help=f"A preset ({', '.join(MODEL_PRESETS)}; 'notebook' is the notebook's exact network) or the path of a "
-        "SimpleUNet2DModel config.json. Default: 'default', or 'text' with --text_conditional.",
-    )
-    model.add_argument(
-        "--prediction_type", type=str, default="epsilon", choices=PREDICTION_TYPES, help="What the model predicts."
-    )
-    model.add_argument("--ddpm_num_steps", type=int, default=1000, help="Diffusion steps of training.")
-    model.add_argument(
-        "--ddpm_num_inference_steps", type=int, default=1000, help="Denoising steps for the sample grids."
-    )
-    model.add_argument(
-        "--ddpm_beta_schedule", type=str, default="linear", choices=BETA_SCHEDULES, help="The β schedule."
-    )
-    model.add_argument(
-        "--class_conditional",
-        action="store_true",
-        help="Train a class-conditional model on --label_column, for classifier-free guidance.",
-    )
-    model.add_argument("--label_column", type=str, default="label", help="The dataset column holding class labels.")
-    model.add_argument(
-        "--class_dropout_prob",
-        type=float,
-        default=0.1,
-        help="Share of labels replaced by 'no class' so that the model also learns unconditional generation.",
-    )
+    Args:
+        argv (`list[str]`, *optional*): The arguments; defaults to `sys.argv[1:]`.
 
-    add_text_arguments(parser)
-
-    training = parser.add_argument_group("training")
-    training.add_argument(
-        "--output_dir", type=str, default="ddpm-mnist", help="Where the pipeline, checkpoints and logs are written."
-    )
-    training.add_argument(
-        "--overwrite_output_dir",
-        action="store_true",
-        help="Train into a non-empty --output_dir (its old checkpoints are removed).",
-    )
-    training.add_argument("--seed", type=int, default=0, help="Seed of the whole run (data order, noise, weights).")
-    training.add_argument("--train_batch_size", type=int, default=64, help="Batch size per device.")
-    training.add_argument("--eval_batch_size", type=int, default=16, help="Images in each sample grid.")
-    training.add_argument("--num_epochs", type=int, default=100, help="Epochs, unless --max_train_steps is set.")
-    training.add_argument(
-        "--max_train_steps",
-        type=int,
-        default=3000,
-        help="Optimizer updates in total; overrides --num_epochs. Pass 0 to train for --num_epochs instead.",
-    )
-    training.add_argument(
-        "--gradient_accumulation_steps", type=int, default=1, help="Micro-batches accumulated per optimizer update."
-    )
-    training.add_argument("--learning_rate", type=float, default=3e-4, help="Peak learning rate.")
-    training.add_argument(
-        "--lr_scheduler",
-        type=str,
-        default="cosine",
-        choices=[scheduler.value for scheduler in SchedulerType],
-        help="Learning-rate schedule.",
-    )
-    training.add_argument(
-        "--lr_warmup_steps", type=int, default=200, help="Warm-up length, in optimizer updates (not micro-batches)."
-    )
-    training.add_argument("--adam_beta1", type=float, default=0.95, help="β1 of AdamW.")
-    training.add_argument("--adam_beta2", type=float, default=0.999, help="β2 of AdamW.")
-    training.add_argument("--adam_weight_decay", type=float, default=1e-6, help="Weight decay of AdamW.")
-    training.add_argument("--adam_epsilon", type=float, default=1e-8, help="ε of AdamW.")
-    training.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
-    training.add_argument(
-        "--use_ema",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="Keep an exponential moving average of the weights; the exported pipeline holds it.",
-    )
-    training.add_argument("--ema_inv_gamma", type=float, default=1.0, help="Inverse gamma of the EMA warm-up.")
-    training.add_argument("--ema_power", type=float, default=3 / 4, help="Power of the EMA warm-up.")
-    training.add_argument("--ema_max_decay", type=float, default=0.9999, help="Largest EMA decay.")
-    training.add_argument(
-        "--mixed_precision",
-        type=str,
-        default="bf16",
-        choices=("no", "fp16", "bf16"),
-        help="bf16 autocast (the fast path on CPUs with AMX and on recent GPUs), fp16 with a gradient scaler (GPU "
-        "only) or no mixed precision.",
-    )
-    training.add_argument(
-        "--channels_last",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="Use the channels_last memory format (faster convolutions on CPU and GPU).",
-    )
-    training.add_argument(
-        "--gradient_checkpointing", action="store_true", help="Trade compute for memory by recomputing activations."
-    )
-
-    outputs = parser.add_argument_group("checkpoints, samples and logs")
-    outputs.add_argument(
-        "--checkpointing_steps", type=int, default=500, help="Save the full training state every N updates."
-    )
-    outputs.add_argument("--checkpoints_total_limit", type=int, default=None, help="Checkpoints to keep.")
-    outputs.add_argument(
-        "--resume_from_checkpoint",
-        type=str,
-        default=None,
-        help="A checkpoint folder to resume from, or 'latest' for the newest one in --output_dir.",
-    )
-    outputs.add_argument("--save_images_epochs", type=int, default=10, help="Write a sample grid every N epochs.")
-    outputs.add_argument("--save_images_steps", type=int, default=None, help="Write a sample grid every N updates.")
-    outputs.add_argument("--save_model_epochs", type=int, default=10, help="Save the pipeline every N epochs.")
-    outputs.add_argument(
-        "--eval_num_images",
-        type=int,
-        default=500,
-        help="On the built-in MNIST, score this many samples of the final pipeline with the fast metrics (MNIST "
-        "classifier Fréchet distance, KID, IS) for the model card; 0 skips it.",
-    )
-    outputs.add_argument(
-        "--eval_scheduler", type=str, default="ddim", help="Sampler of that evaluation (ddpm, ddim, dpm, euler, ...)."
-    )
-    outputs.add_argument(
-        "--eval_num_inference_steps", type=int, default=None, help="Its steps (default: the sampler's default)."
-    )
-    outputs.add_argument("--logging_steps", type=int, default=10, help="Log the loss every N updates.")
-    outputs.add_argument(
-        "--logger", type=str, default="tensorboard", choices=("tensorboard", "wandb"), help="Experiment tracker."
-    )
-    outputs.add_argument("--logging_dir", type=str, default="logs", help="Tracker folder, inside --output_dir.")
-
-    hub = parser.add_argument_group("hub")
-    hub.add_argument("--push_to_hub", action="store_true", help="Upload the final pipeline and model card.")
-    hub.add_argument("--hub_model_id", type=str, default=None, help="Repository id; default: --output_dir's name.")
-    hub.add_argument("--hub_token", type=str, default=None, help="Hub token; default: the logged-in one.")
-    hub.add_argument("--hub_private_repo", action="store_true", help="Create the repository as private.")
-
+    Returns:
+        `argparse.Namespace`: The checked arguments.
+    """
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.model_config is None:
-        args.model_config = TEXT_MODEL_PRESET if args.text_conditional else "default"
     check_args(args)
     return args
 
@@ -264,10 +106,10 @@ def check_args(args: argparse.Namespace) -> None:
     for name in positive:
         if getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be at least 1, got {getattr(args, name)}.")
-    for name in ("max_train_steps", "lr_warmup_steps", "dataloader_num_workers", "eval_num_images"):
+    for name in ("lr_warmup_steps", "dataloader_num_workers", "eval_num_images"):
         if getattr(args, name) < 0:
             raise ValueError(f"`--{name}` must be 0 or more, got {getattr(args, name)}.")
-    for name in ("save_images_steps", "checkpoints_total_limit"):
+    for name in ("max_train_steps", "save_images_steps", "checkpoints_total_limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be at least 1 when given, got {getattr(args, name)}.")
     if args.ddpm_num_inference_steps > args.ddpm_num_steps:
@@ -277,8 +119,10 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if not 0.0 <= args.class_dropout_prob < 1.0:
         raise ValueError(f"`--class_dropout_prob` must be in [0, 1), got {args.class_dropout_prob}.")
-    check_spatial_size(args.resolution, args.resolution, argument="--resolution")
-    load_model_config(args.model_config)
+    for device_type in AUTO_PRESETS:
+        model_kwargs = load_model_config(args.model_config, device_type)
+        num_levels = len(model_kwargs.get("block_out_channels", ())) or NOTEBOOK_NUM_LEVELS
+        check_spatial_size(args.resolution, args.resolution, argument="--resolution", num_levels=num_levels)
     check_text_args(args)
     resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
     resolve_scheduler(args.eval_scheduler, argument="--eval_scheduler")
@@ -298,16 +142,14 @@ def check_args(args: argparse.Namespace) -> None:
             )
 
 
-def image_channels(dataset: datasets.Dataset, image_column: str) -> int:
-    """1 for a dataset of grayscale images, 3 otherwise, judged by its first image."""
-    return 1 if dataset[0][image_column].mode in ("1", "L", "I", "I;16", "F") else 3
-
-
 def class_names_of(dataset: datasets.Dataset, label_column: str) -> list[str]:
     """The class names of a label column: a `ClassLabel`'s names, else the label values as strings."""
     if label_column not in dataset.column_names:
         raise ValueError(
-            f"`--label_column` {label_column!r} is not a column of the dataset; columns: {dataset.column_names}."
+            f"`--class_conditional` needs class labels, and `--label_column` {label_column!r} is not a column of the "
+            f"dataset (columns: {dataset.column_names}). An image folder (`--train_data_dir`) gets its labels from "
+            "class subfolders, one per class (such as images/cat/1.png, images/dog/2.png); a dataset "
+            "(`--dataset_name`) names its label column with `--label_column`."
         )
     feature = dataset.features[label_column]
     if isinstance(feature, datasets.ClassLabel):
@@ -350,10 +192,12 @@ def train(args: argparse.Namespace) -> None:
         cache_dir=args.cache_dir,
     )
     builtin_mnist = args.dataset_name is None and args.train_data_dir is None
-    dataset_label = args.dataset_name or args.train_data_dir
     image_column = resolve_image_column(dataset, args.image_column)
-    check_image_sizes(dataset, image_column, args.resolution)
-    num_channels = args.num_channels or image_channels(dataset, image_column)
+    if args.skip_unreadable_images:
+        dataset = drop_unreadable_images(dataset, image_column)
+    image_sizes = scan_images(dataset, image_column)
+    image_sizes.check_resolution(args.resolution)
+    num_channels = args.num_channels or image_sizes.num_channels
     class_names = class_names_of(dataset, args.label_column) if args.class_conditional else None
     label_column = args.label_column if args.class_conditional else None
     text_encoder = caption_embeddings = None
@@ -383,7 +227,7 @@ def train(args: argparse.Namespace) -> None:
     )
 
     # Model, noise scheduler, optimizer.
-    model_config = load_model_config(args.model_config)
+    model_config = load_model_config(args.model_config, accelerator.device.type)
     if text_encoder is not None:
         model_config["cross_attention_dim"] = text_encoder.config.hidden_size
     unet = SimpleUNet2DModel(
@@ -439,8 +283,15 @@ def train(args: argparse.Namespace) -> None:
         ema_model.to(accelerator.device)
 
     # Checkpoints hold the model (and its EMA) in diffusers format; accelerate adds optimizer, schedule and RNG states.
+    # The training time of the sessions before a resume travels in each checkpoint, so that the card counts them all.
+    training_clock = {"previous_seconds": 0.0, "session_start": time.perf_counter()}
+
+    def training_seconds() -> float:
+        return training_clock["previous_seconds"] + time.perf_counter() - training_clock["session_start"]
+
     def save_model_hook(models, weights, output_dir):
         if accelerator.is_main_process:
+            write_training_time(output_dir, training_seconds())
             if ema_model is not None:
                 ema_model.save_pretrained(os.path.join(output_dir, "unet_ema"))
             for model in models:
@@ -448,6 +299,7 @@ def train(args: argparse.Namespace) -> None:
                 weights.pop()
 
     def load_model_hook(models, input_dir):
+        training_clock["previous_seconds"] = read_training_time(input_dir)
         if ema_model is not None:
             saved_ema = EMAModel.from_pretrained(os.path.join(input_dir, "unet_ema"), SimpleUNet2DModel)
             ema_model.load_state_dict(saved_ema.state_dict())
@@ -547,7 +399,7 @@ def train(args: argparse.Namespace) -> None:
     loss_sum = torch.zeros((), device=accelerator.device)
     logged_updates = 0
     interval_start, interval_images = time.perf_counter(), 0
-    run_start = time.perf_counter()
+    training_clock["session_start"] = time.perf_counter()
     for epoch in range(first_epoch, num_epochs):
         unet.train()
         train_dataloader.set_epoch(epoch)
@@ -623,7 +475,7 @@ def train(args: argparse.Namespace) -> None:
         if global_step >= max_train_steps:
             break
     progress_bar.close()
-    wall_time = time.perf_counter() - run_start
+    wall_time = training_seconds()
 
     check_loss(loss_sum)
     check_processes_in_sync(accelerator, unet)
@@ -642,9 +494,12 @@ def train(args: argparse.Namespace) -> None:
             )
             accelerator.log({"eval/fast_fd": next(iter(evaluation.metrics.values()))}, step=global_step)
         hardware = hardware_description(accelerator.device, accelerator.num_processes)
+        card_dataset_name, card_dataset_id = training_data_for_card(
+            args.dataset_name, args.train_data_dir, args.dataset_card_name
+        )
         pipeline.training_details = TrainingDetails(
-            dataset_name="MNIST (built-in, 60,000 training digits)" if builtin_mnist else dataset_label,
-            dataset_id="ylecun/mnist" if builtin_mnist else args.dataset_name,
+            dataset_name=card_dataset_name,
+            dataset_id=card_dataset_id,
             num_train_steps=global_step,
             num_epochs=math.ceil(global_step / updates_per_epoch),
             train_batch_size=args.train_batch_size,
@@ -670,6 +525,7 @@ def train(args: argparse.Namespace) -> None:
             repo_id=args.hub_model_id,
             token=args.hub_token,
             private=args.hub_private_repo,
+            include_code=args.include_code,
         )
         logger.info(f"Trained {global_step} steps in {wall_time / 60:.1f} min on {hardware}.")
         if evaluation is not None:
@@ -682,14 +538,50 @@ def train(args: argparse.Namespace) -> None:
     accelerator.end_training()
 
 
+def remove_failed_start(output_dir: str | os.PathLike, keep_folder: bool) -> None:
+    """
+    Removes what a run that failed before saving anything wrote into its (formerly empty or missing) `output_dir`:
+    tracker logs, partial checkpoints, sample grids. Left alone when it holds a checkpoint or a pipeline, which a rerun
+    resumes or keeps.
+
+    Args:
+        output_dir (`str` or `os.PathLike`): The run's `--output_dir`.
+        keep_folder (`bool`): Whether the folder existed before the run (it is then emptied, not removed).
+    """
+    folder = Path(output_dir)
+    if not folder.is_dir() or list_checkpoints(folder) or (folder / SimpleDDPMPipeline.config_name).exists():
+        return
+    if not keep_folder:
+        shutil.rmtree(folder)
+        return
+    for path in folder.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def main(argv: list[str] | None = None) -> None:
     """
     Parses the command line (`argv`, default `sys.argv[1:]`) and trains.
 
+    A run into a new or empty `--output_dir` that fails before its first checkpoint leaves the folder as it found it, so
+    the rerun is not refused as "not empty".
+
     Args:
         argv (`list[str]`, *optional*): The arguments, as typed after `scripts/train.py`.
     """
-    train(parse_args(argv))
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir)
+    output_dir_existed = output_dir.exists()
+    fresh_output_dir = not output_dir_existed or not any(output_dir.iterdir())
+    try:
+        train(args)
+    except BaseException:
+        # Only the main process writes into the output folder (RANK is set by `accelerate launch` for each process).
+        if fresh_output_dir and int(os.environ.get("RANK", "0")) == 0:
+            remove_failed_start(output_dir, keep_folder=output_dir_existed)
+        raise
 
 
 if __name__ == "__main__":

@@ -17,30 +17,8 @@ from .modeling_simple_unet import SimpleUNet2DModel
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .sampling import generate_images, with_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
+from .training_args import AUTO_PRESETS, MODEL_PRESETS, PREDICTION_TYPES
 
-# `--model_config` presets. "notebook" is the teaching notebook's network, exactly; "default" is the configuration
-# chosen from the architecture ablation (`scripts/benchmarks/benchmark_ablation.py`, docs/benchmarks/) and the
-# README's default training run on a CPU (see README.md, Benchmarks).
-MODEL_PRESETS: dict[str, dict] = {
-    "notebook": {},
-    "default": {
-        "block_out_channels": (32, 64, 128),
-        "time_embedding_type": "sinusoidal",
-        "time_injection": "all",
-        "norm_num_groups": 8,
-    },
-    # The residual layout with self- and cross-attention at the lowest resolution (7x7 for MNIST), where the text
-    # encoder's tokens reach the network: the default of `--text_conditional` (1.6 s per update of 64 digits on one
-    # core of the 2-core CPU of docs/benchmarks, against 2.1 s with attention at 14x14 too).
-    "text": {
-        "block_out_channels": (32, 64, 128),
-        "time_embedding_type": "sinusoidal",
-        "norm_num_groups": 8,
-        "layers_per_block": 1,
-        "attention_levels": (2,),
-    },
-}
-PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 # A checkpoint is written under this suffix and renamed when complete, so an interrupted save leaves no
@@ -48,23 +26,26 @@ CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 PARTIAL_SUFFIX = ".partial"
 
 
-def load_model_config(model_config: str) -> dict:
+def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
     """
-    Reads the `--model_config` argument: a preset name or the path of a `SimpleUNet2DModel` `config.json`.
+    Reads the `--model_config` argument: a preset name, `"auto"`, or the path of a `SimpleUNet2DModel` `config.json`.
 
     Args:
-        model_config (`str`): One of `MODEL_PRESETS` (`"default"`, `"notebook"`) or a path to a JSON file (a saved
-            `unet/config.json` works).
+        model_config (`str`): One of `MODEL_PRESETS` (`"default"`, `"large"`, `"cifar10"`, `"notebook"`), `"auto"` (the
+            preset `AUTO_PRESETS` names for `device_type`), or a path to a JSON file (a saved `unet/config.json` works).
+        device_type (`str`, *optional*, defaults to `"cpu"`): The training device's type, which `"auto"` depends on.
 
     Returns:
         `dict`: keyword arguments of `SimpleUNet2DModel`, without the size and channel entries that the script sets
         from the data.
     """
+    if model_config == "auto":
+        model_config = AUTO_PRESETS.get(device_type, AUTO_PRESETS["cpu"])
     if model_config in MODEL_PRESETS:
         return dict(MODEL_PRESETS[model_config])
     if not os.path.isfile(model_config):
         raise ValueError(
-            f"`--model_config` must be a preset ({', '.join(MODEL_PRESETS)}) or the path of a config.json, got "
+            f"`--model_config` must be a preset ({', '.join(MODEL_PRESETS)}), 'auto' or the path of a config.json, got "
             f"{model_config!r}."
         )
     with open(model_config) as file:

@@ -4,7 +4,11 @@ The program lives in the package (`diffusers_simple_ddpm.training`); this file i
 runs from a clone, as diffusers' examples are run. `simple-ddpm train` runs the same program from an installed package.
 """
 
-from diffusers_simple_ddpm.training import main
+from diffusers_simple_ddpm.training_args import build_parser
 
 if __name__ == "__main__":
+    # The light parser answers `--help` and misspelt flags before the training program's heavy imports.
+    build_parser().parse_args()
+    from diffusers_simple_ddpm.training import main
+
     main()

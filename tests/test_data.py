@@ -17,12 +17,13 @@ from diffusers_simple_ddpm.data import (
     MNIST_NPZ_SHA256,
     ImageTransform,
     TrainingImageDataset,
-    check_image_sizes,
+    drop_unreadable_images,
     load_builtin_mnist,
     load_mnist_arrays,
     load_training_dataset,
     make_train_dataloader,
     resolve_image_column,
+    scan_images,
 )
 
 # Label counts of the original MNIST files (train-labels-idx1-ubyte, t10k-labels-idx1-ubyte).
@@ -187,12 +188,99 @@ def test_resolve_image_column_rejects_a_non_image_column():
         resolve_image_column(dataset, "label")
 
 
-def test_check_image_sizes_names_resolution_and_size():
-    dataset = load_builtin_mnist("test")
+def test_scan_images_names_resolution_and_size():
+    sizes = scan_images(load_builtin_mnist("test"), "image")
 
-    check_image_sizes(dataset, "image", 28)
-    with pytest.raises(ValueError, match="`--resolution` 32 .*28x28 pixels"):
-        check_image_sizes(dataset, "image", 32)
+    assert (sizes.min_side, sizes.num_channels) == (28, 1)
+    sizes.check_resolution(28)
+    with pytest.raises(ValueError, match="`--resolution` 32 .*at row 0 \\(28 pixels.*`--resolution` 28 or smaller"):
+        sizes.check_resolution(32)
+
+
+def write_pngs(folder: Path, sizes: dict[str, tuple[int, int]], mode: str = "L") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (width, height) in sizes.items():
+        PIL.Image.new(mode, (width, height), color=128 if mode == "L" else (200, 30, 30)).save(folder / name)
+
+
+def test_every_image_is_size_checked_and_the_suggested_resolution_is_accepted(tmp_path):
+    # The small image sorts after the 16 images that were the only ones checked before.
+    write_pngs(tmp_path / "images", {f"{index:02d}.png": (16, 16) for index in range(20)})
+    write_pngs(tmp_path / "images", {"17.png": (11, 30)})
+    dataset = load_training_dataset(train_data_dir=tmp_path / "images")
+
+    sizes = scan_images(dataset, "image")
+
+    assert sizes.min_side == 11 and sizes.smallest.endswith("17.png'")
+    with pytest.raises(ValueError, match=r"`--resolution` 12 .*17\.png.*11 pixels.*`--resolution` 8 or smaller"):
+        sizes.check_resolution(12)
+    sizes.check_resolution(8)
+
+
+def test_one_color_image_makes_a_color_dataset_whatever_the_file_order(tmp_path):
+    write_pngs(tmp_path / "images", {f"a{index}.png": (8, 8) for index in range(3)})
+    write_pngs(tmp_path / "images", {"z.png": (8, 8)}, mode="RGB")
+
+    assert scan_images(load_training_dataset(train_data_dir=tmp_path / "images"), "image").num_channels == 3
+    (tmp_path / "images" / "z.png").unlink()
+    assert scan_images(load_training_dataset(train_data_dir=tmp_path / "images"), "image").num_channels == 1
+
+
+def test_an_image_folder_is_walked_without_the_imagefolder_builder(tmp_path, monkeypatch):
+    write_image_folder(tmp_path / "images")
+    write_pngs(tmp_path / "images" / "dogs" / "puppies", {"small.png": (12, 10)})
+    write_pngs(tmp_path / "flat", {"a.png": (8, 8), "b.png": (8, 8)})
+
+    def no_builder(*args, **kwargs):
+        raise AssertionError("datasets.load_dataset resolves data files for minutes on large folders")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_builder)
+    dataset = load_training_dataset(train_data_dir=tmp_path / "images")
+    assert dataset.features["label"].names == ["cats", "dogs"]
+    assert dataset["label"] == [0, 0, 0, 1, 1, 1, 1]  # a nested folder counts under its top-level class
+    flat = load_training_dataset(train_data_dir=tmp_path / "flat")
+    assert flat.column_names == ["image"] and flat[1]["image"].size == (8, 8)
+
+
+def test_a_folder_with_a_metadata_file_keeps_the_imagefolder_builder(tmp_path):
+    write_pngs(tmp_path / "images", {"a.png": (8, 8), "b.png": (8, 8)})
+    (tmp_path / "images" / "metadata.jsonl").write_text(
+        '{"file_name": "a.png", "caption": "first"}\n{"file_name": "b.png", "caption": "second"}\n'
+    )
+
+    dataset = load_training_dataset(train_data_dir=tmp_path / "images", cache_dir=tmp_path / "cache")
+
+    assert sorted(dataset["caption"]) == ["first", "second"]
+
+
+def write_corrupt_folder(folder: Path) -> Path:
+    write_pngs(folder, {f"{index}.png": (8, 8) for index in range(4)})
+    corrupt = folder / "2.png"
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)
+    PIL.Image.fromarray(noise).save(corrupt)
+    corrupt.write_bytes(corrupt.read_bytes()[:200])  # a truncated PNG: its header reads, its pixels do not
+    return corrupt
+
+
+def test_an_unreadable_training_image_is_named_and_can_be_skipped(tmp_path, caplog):
+    corrupt = write_corrupt_folder(tmp_path / "images")
+    dataset = load_training_dataset(train_data_dir=tmp_path / "images")
+    loader = make_train_dataloader(dataset, "image", ImageTransform(8, 1), batch_size=4, shuffle=False)
+
+    with pytest.raises(ValueError, match=f"Cannot read the training image '{corrupt}'.*--skip_unreadable_images"):
+        next(iter(loader))
+    assert scan_images(dataset, "image").min_side == 8
+    (tmp_path / "images" / "3.png").write_text("not an image")  # unreadable even in its header
+    with pytest.raises(ValueError, match="Cannot read the training image .*3\\.png"):
+        scan_images(load_training_dataset(train_data_dir=tmp_path / "images"), "image")
+
+    kept = drop_unreadable_images(load_training_dataset(train_data_dir=tmp_path / "images"), "image")
+    kept_files = [Path(value["path"]).name for value in kept.cast_column("image", datasets.Image(decode=False))["image"]]
+    assert kept_files == ["0.png", "1.png"]
+    assert "Leaving out 2 unreadable training images" in caplog.text and "2.png" in caplog.text
+    assert next(iter(make_train_dataloader(kept, "image", ImageTransform(8, 1), batch_size=2)))["input"].shape == (
+        2, 1, 8, 8,
+    )  # fmt: skip
 
 
 def test_transform_maps_pixels_to_minus_one_one():

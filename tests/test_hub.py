@@ -34,10 +34,17 @@ from diffusers_simple_ddpm import (
     pipeline_simple_ddpm,
 )
 from diffusers_simple_ddpm.hub_utils import (
+    BUILTIN_MNIST_CARD_NAME,
+    CLASS_CONDITIONAL_TASK,
     MODEL_CARD_TEMPLATE_PATH,
+    TRAINING_TIME_NAME,
     EvaluationResults,
     TrainingDetails,
     create_model_card,
+    metric_id,
+    read_training_time,
+    training_data_for_card,
+    write_training_time,
 )
 
 REPO_ROOT = Path(__file__).parents[1]
@@ -435,3 +442,52 @@ def test_training_details_check_their_values(training_details, changes, match):
         if isinstance(values["evaluation"], dict):
             values["evaluation"] = EvaluationResults(**values["evaluation"])
         TrainingDetails(**values)
+
+
+def test_metric_ids_are_clean_ascii():
+    assert metric_id("Fréchet distance (MNIST classifier features)") == "frechet_distance_mnist_classifier_features"
+    evaluation = EvaluationResults(metrics={"Fréchet distance floor (real digits)": 6.6}, protocol="p", dataset_name="d")
+    (result,) = evaluation.to_eval_results()
+    assert result.metric_type == "frechet_distance_floor_real_digits"
+
+
+def test_a_class_conditional_card_is_not_tagged_unconditional(training_details, tmp_path):
+    pipeline = SimpleDDPMPipeline(
+        unet=make_tiny_unet(num_class_embeds=3), scheduler=SimpleDDPMScheduler(), class_names=["a", "b", "c"]
+    )
+    pipeline.training_details = training_details
+    pipeline.save_pretrained(tmp_path / "conditional")
+
+    metadata = ModelCard.load(tmp_path / "conditional" / "README.md").data.to_dict()
+    assert "pipeline_tag" not in metadata  # the Hub has no task for class-conditional generation
+    assert "unconditional-image-generation" not in metadata["tags"]
+    assert CLASS_CONDITIONAL_TASK in metadata["tags"]
+    assert {result["task"]["type"] for result in metadata["model-index"][0]["results"]} == {CLASS_CONDITIONAL_TASK}
+
+
+def test_the_card_says_how_to_install_the_package_for_real(tiny_pipeline, training_details):
+    card = create_model_card(tiny_pipeline, REPO_ID, training_details=training_details)
+    assert "pip install diffusers-simple-ddpm" not in card.text
+    assert "from its repository" in card.text and "pip install -e ." in card.text
+
+
+def test_the_card_names_local_data_by_its_folder_never_its_path(tmp_path):
+    (tmp_path / "my-digits").mkdir()
+    assert training_data_for_card(train_data_dir=str(tmp_path / "my-digits")) == ("my-digits", None)
+    assert training_data_for_card(train_data_dir=str(tmp_path / "my-digits" / ".." / "my-digits")) == (
+        "my-digits",
+        None,
+    )
+    assert training_data_for_card(dataset_name=str(tmp_path / "my-digits")) == ("my-digits", None)
+    assert training_data_for_card(dataset_name="user/faces") == ("user/faces", "user/faces")
+    assert training_data_for_card(train_data_dir="x", card_name="Handwritten digits") == ("Handwritten digits", None)
+    assert training_data_for_card() == (BUILTIN_MNIST_CARD_NAME, "ylecun/mnist")
+
+
+def test_training_time_record_of_a_checkpoint(tmp_path):
+    assert read_training_time(tmp_path) == 0.0  # a checkpoint written before the record existed
+    write_training_time(tmp_path, 754.5)
+    assert read_training_time(tmp_path) == 754.5
+    (tmp_path / TRAINING_TIME_NAME).write_text('{"training_seconds": -3}')
+    with pytest.raises(ValueError, match="training_time.json holds -3"):
+        read_training_time(tmp_path)

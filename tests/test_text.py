@@ -26,7 +26,13 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import BertConfig, BertModel, BertTokenizer, T5Config, T5EncoderModel, T5Model
 
-from diffusers_simple_ddpm import SimpleDDPMScheduler, SimpleDDPMTextPipeline, cli, pipeline_simple_ddpm_text
+from diffusers_simple_ddpm import (
+    SimpleDDPMPipeline,
+    SimpleDDPMScheduler,
+    SimpleDDPMTextPipeline,
+    cli,
+    pipeline_simple_ddpm_text,
+)
 from diffusers_simple_ddpm import training as train
 from diffusers_simple_ddpm.data import load_builtin_mnist
 from diffusers_simple_ddpm.hub_utils import TrainingDetails
@@ -308,6 +314,20 @@ np.testing.assert_array_equal(images, np.load("expected.npy"))
     )
 
 
+@pytest.mark.parametrize("pipeline_class", ["SimpleDDPMPipeline", "SimpleDDPMTextPipeline"])
+def test_a_fresh_process_loads_a_folder_with_only_the_pipeline_class_imported(pipeline_class, text_pipeline, tmp_path):
+    if pipeline_class == "SimpleDDPMTextPipeline":
+        text_pipeline.save_pretrained(tmp_path / "pipeline")
+    else:
+        SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler()).save_pretrained(tmp_path / "pipeline")
+    output = run_python(
+        f"from diffusers_simple_ddpm import {pipeline_class}\n"
+        f"print(type({pipeline_class}.from_pretrained('pipeline').unet).__name__)",
+        cwd=tmp_path,
+    )
+    assert output.strip() == "SimpleUNet2DModel"
+
+
 def test_include_code_export_loads_without_the_package(text_pipeline, tmp_path):
     text_pipeline.save_pretrained(tmp_path / "text-tiny", include_code=True)
     files = folder_files(tmp_path / "text-tiny")
@@ -438,7 +458,7 @@ def test_load_text_encoder_takes_the_encoder_of_an_encoder_decoder(text_encoder_
     [
         (["--text_conditional", "--class_conditional"], "exclude each other"),
         (["--text_conditional", "--caption_dropout", "1.0"], r"`--caption_dropout` must be in \[0, 1\)"),
-        (["--text_conditional", "--model_config", "default"], "`--text_conditional` needs a model with cross-atten"),
+        (["--text_conditional", "--model_config", "notebook"], "`--text_conditional` needs a model with cross-atten"),
     ],
 )
 def test_text_arguments_are_checked(extra, match, text_encoder_dir, tmp_path):

