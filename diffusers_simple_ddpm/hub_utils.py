@@ -16,13 +16,12 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCard, ModelCardData, get_token, snapshot_download
+from huggingface_hub import CommitInfo, CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData, get_token, snapshot_download
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
@@ -162,8 +161,8 @@ class TrainingDetails:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}.")
         if self.mixed_precision not in MIXED_PRECISION_MODES:
             raise ValueError(f"`mixed_precision` must be one of {MIXED_PRECISION_MODES}, got {self.mixed_precision!r}.")
-        if self.use_ema and not 0 < self.ema_max_decay < 1:
-            raise ValueError(f"`ema_max_decay` must lie in (0, 1), got {self.ema_max_decay}.")
+        if self.use_ema and not 0 < self.ema_max_decay <= 1:
+            raise ValueError(f"`ema_max_decay` must lie in (0, 1], got {self.ema_max_decay}.")
         if not self.wall_time_seconds >= 0:
             raise ValueError(f"`wall_time_seconds` must be non-negative, got {self.wall_time_seconds}.")
         if self.sample_grid is not None and not os.path.isfile(self.sample_grid):
@@ -427,35 +426,17 @@ def save_model_card(
             shutil.copyfile(training_details.sample_grid, grid_path)
 
 
-def push_pipeline_to_hub(
-    pipeline: Any,
-    repo_id: str,
-    commit_message: str | None = None,
-    private: bool | None = None,
-    token: str | None = None,
-    create_pr: bool = False,
-    safe_serialization: bool = True,
-    variant: str | None = None,
-    include_code: bool = False,
-) -> CommitInfo:
+def create_pipeline_repo(repo_id: str, private: bool | None = None, token: str | None = None) -> tuple[HfApi, str]:
     """
-    Uploads a pipeline with its model card, as [`SimpleDDPMPipeline.push_to_hub`] documents.
-
-    The pipeline is saved into an empty temporary folder, its card added, and that folder is the whole commit.
+    Creates the Hub repository a pipeline is pushed to, or finds it, before anything is rendered or uploaded.
 
     Args:
-        pipeline ([`SimpleDDPMPipeline`]): The pipeline to upload.
         repo_id (`str`): The repository, `"name"` or `"namespace/name"`; created if it does not exist.
-        commit_message (`str`, *optional*): The commit message.
         private (`bool`, *optional*): Whether a new repository is private.
         token (`str`, *optional*): A token with write access; defaults to the logged-in one.
-        create_pr (`bool`, *optional*, defaults to `False`): Whether to open a pull request.
-        safe_serialization (`bool`, *optional*, defaults to `True`): Whether to upload safetensors weights.
-        variant (`str`, *optional*): A variant name for the weight files.
-        include_code (`bool`, *optional*, defaults to `False`): Whether to upload the custom-code layout.
 
     Returns:
-        [`~huggingface_hub.CommitInfo`]: The commit that was made.
+        `tuple[HfApi, str]`: The client, holding the token, and the full `"namespace/name"` id of the repository.
     """
     check_repo_id(repo_id)
     token = token or get_token()
@@ -465,17 +446,27 @@ def push_pipeline_to_hub(
             "the HF_TOKEN environment variable, or log in with `hf auth login`."
         )
     api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    with tempfile.TemporaryDirectory() as folder:
-        pipeline.save_pretrained(
-            folder, safe_serialization=safe_serialization, variant=variant, include_code=include_code
-        )
-        save_model_card(
-            pipeline, folder, repo_id=repo_id, training_details=pipeline.training_details, include_code=include_code
-        )
-        return api.upload_folder(
-            repo_id=repo_id,
-            folder_path=folder,
-            commit_message=commit_message or f"Upload {type(pipeline).__name__}",
-            create_pr=create_pr,
-        )
+    return api, api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+
+
+def upload_pipeline_files(
+    api: HfApi, repo_id: str, folder: str | os.PathLike, files: list[str], commit_message: str, create_pr: bool = False
+) -> CommitInfo:
+    """
+    Uploads exactly `files` of a pipeline folder, in one commit: nothing else of the folder (checkpoints, logs).
+
+    Args:
+        api (`HfApi`): The client of `create_pipeline_repo`.
+        repo_id (`str`): The full repository id.
+        folder (`str` or `os.PathLike`): The pipeline folder.
+        files (`list[str]`): The files to upload, relative to `folder` with `/` separators.
+        commit_message (`str`): The commit message.
+        create_pr (`bool`, *optional*, defaults to `False`): Whether to open a pull request.
+
+    Returns:
+        [`~huggingface_hub.CommitInfo`]: The commit that was made.
+    """
+    operations = [
+        CommitOperationAdd(path_in_repo=relative, path_or_fileobj=os.path.join(folder, relative)) for relative in files
+    ]
+    return api.create_commit(repo_id, operations, commit_message=commit_message, create_pr=create_pr)

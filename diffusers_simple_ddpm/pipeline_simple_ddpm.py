@@ -7,6 +7,7 @@ trust_remote_code=True)` runs where the `diffusers_simple_ddpm` package is not i
 (downloads by repo id, model cards, `push_to_hub`) lives in `diffusers_simple_ddpm.hub_utils`, imported when used.
 """
 
+import glob
 import importlib
 import inspect
 import json
@@ -14,6 +15,7 @@ import math
 import numbers
 import os
 import shutil
+import tempfile
 from types import ModuleType
 from typing import Any, Callable
 
@@ -30,6 +32,10 @@ OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 # code in the repository to load without this package.
 LOADABLE_LIBRARIES = ("diffusers", "transformers")
 HUB_UTILS_MODULE = "diffusers_simple_ddpm.hub_utils"
+# `save_pretrained` writes into a hidden folder of this prefix inside the target, then moves the files into place.
+STAGING_PREFIX = ".save_pretrained-"
+# The arguments of `push_to_hub` that `save_pretrained(..., push_to_hub=True)` passes on.
+PUSH_ARGUMENTS = ("commit_message", "private", "token", "create_pr")
 
 
 def _import_hub_utils() -> ModuleType:
@@ -88,6 +94,41 @@ def _copy_module_source(cls: type, folder: str | os.PathLike) -> str:
     module_name = os.path.splitext(os.path.basename(source_file))[0]
     shutil.copyfile(source_file, os.path.join(folder, f"{module_name}.py"))
     return module_name
+
+
+
+def _relative_file_paths(folder: str | os.PathLike) -> list[str]:
+    """The files under `folder`, as sorted paths relative to it with `/` separators."""
+    return sorted(
+        os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/")
+        for root, _, names in os.walk(folder)
+        for name in names
+    )
+
+
+def _move_export(staging: str | os.PathLike, save_directory: str | os.PathLike, files: list[str]) -> None:
+    """
+    Moves a complete export from `staging` into `save_directory`, over the previous one, file by file.
+
+    Each file replaces its predecessor with an atomic `os.replace`, `model_index.json` last, so every file of the
+    folder is complete at every moment. Then the files of the previous export that the new one lacks (the shards and
+    index of earlier sharded weights, say) are removed from the component folders it writes, which hold the export
+    alone; other files of `save_directory` (checkpoints, logs) are left alone.
+
+    Args:
+        staging (`str` or `os.PathLike`): The folder holding the complete export, on the same file system.
+        save_directory (`str` or `os.PathLike`): The pipeline folder.
+        files (`list[str]`): The files of the export, relative to `staging`.
+    """
+    for relative in sorted(files, key=lambda relative: relative == DiffusionPipeline.config_name):
+        target = os.path.join(save_directory, relative)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(os.path.join(staging, relative), target)
+    kept = set(files)
+    for component in {relative.split("/")[0] for relative in files if "/" in relative}:
+        for relative in _relative_file_paths(os.path.join(save_directory, component)):
+            if f"{component}/{relative}" not in kept:
+                os.remove(os.path.join(save_directory, component, relative))
 
 
 class SimpleDDPMPipeline(DiffusionPipeline):
@@ -583,6 +624,42 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         with open(model_index_path, "w", encoding="utf-8") as file:
             file.write(json.dumps(model_index, indent=2, sort_keys=True) + "\n")
 
+    def _write_export(
+        self,
+        folder: str | os.PathLike,
+        repo_id: str,
+        safe_serialization: bool,
+        variant: str | None,
+        max_shard_size: int | str | None,
+        include_code: bool,
+        write_card: bool,
+    ) -> list[str]:
+        """
+        Writes the whole export of the pipeline into the empty `folder`, rendering the model card at most once.
+
+        Args:
+            folder (`str` or `os.PathLike`): An empty folder.
+            repo_id (`str`): The repository the model card's usage snippet loads.
+            safe_serialization (`bool`): Whether to write safetensors weights.
+            variant (`str`, *optional*): A variant name for the weight files.
+            max_shard_size (`int` or `str`, *optional*): The largest weight file before sharding.
+            include_code (`bool`): Whether to write diffusers' custom-code layout.
+            write_card (`bool`): Whether to write the model card (and the sample grid it shows).
+
+        Returns:
+            `list[str]`: The written files, as paths relative to `folder` with `/` separators.
+        """
+        super().save_pretrained(
+            folder, safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size
+        )
+        if include_code:
+            self._write_custom_code(folder)
+        if write_card:
+            _import_hub_utils().save_model_card(
+                self, folder, repo_id=repo_id, training_details=self.training_details, include_code=include_code
+            )
+        return _relative_file_paths(folder)
+
     def save_pretrained(
         self,
         save_directory: str | os.PathLike,
@@ -597,9 +674,14 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         Saves the pipeline to a folder that `from_pretrained` loads, with its model card when the pipeline knows its
         training details.
 
-        The folder holds `model_index.json`, `unet/` and `scheduler/`; with `training_details` set, also the model card
-        `README.md` and the sample grid it shows. Other files already in `save_directory` are left alone and never
-        uploaded.
+        The folder holds `model_index.json`, `unet/` and `scheduler/`; with `training_details` set (or `push_to_hub`),
+        also the model card `README.md` and the sample grid it shows. Other files already in `save_directory`
+        (checkpoints, logs) are left alone and never uploaded.
+
+        The save is crash-safe: the pipeline is written to a hidden temporary folder inside `save_directory`, and only
+        once it is complete are its files moved over the previous export with atomic renames (`model_index.json`
+        last), so a process killed mid-save leaves the previous export loadable. A leftover temporary folder is
+        removed by the next save.
 
         Args:
             save_directory (`str` or `os.PathLike`): The folder to write; created if missing.
@@ -607,7 +689,8 @@ class SimpleDDPMPipeline(DiffusionPipeline):
             variant (`str`, *optional*): A variant name for the weight files, such as `"fp16"`.
             max_shard_size (`int` or `str`, *optional*): The largest weight file before sharding, such as `"5GB"`.
             push_to_hub (`bool`, *optional*, defaults to `False`):
-                Whether to also upload the pipeline with [`SimpleDDPMPipeline.push_to_hub`], which takes `kwargs`.
+                Whether to also upload the saved files (and nothing else of the folder) to a Hub repository, created
+                if needed. The model card is rendered once, for that repository, and the folder keeps the same card.
             include_code (`bool`, *optional*):
                 Whether to write diffusers' custom-code layout, which loads with `DiffusionPipeline.from_pretrained(...,
                 trust_remote_code=True)` without this package: `pipeline_simple_ddpm.py` at the root, the unet's module
@@ -615,26 +698,47 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 was itself loaded as remote code, `False` otherwise.
             kwargs (`dict[str, Any]`, *optional*):
                 `repo_id`, the repository to push to and that the model card's usage snippet loads (defaults to the
-                folder's name), and the other arguments of [`SimpleDDPMPipeline.push_to_hub`].
+                folder's name), and the arguments `commit_message`, `private`, `token` and `create_pr` of
+                [`SimpleDDPMPipeline.push_to_hub`], used with `push_to_hub=True`.
         """
         include_code = self._resolve_include_code(include_code)
-        repo_id = kwargs.pop("repo_id", None)
-        super().save_pretrained(
-            save_directory, safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size
-        )
-        if include_code:
-            self._write_custom_code(save_directory)
-        if self.training_details is not None:
-            _import_hub_utils().save_model_card(
-                self, save_directory, repo_id=repo_id, training_details=self.training_details, include_code=include_code
+        repo_id = kwargs.pop("repo_id", None) or os.path.basename(os.path.abspath(save_directory))
+        unknown = set(kwargs) - set(PUSH_ARGUMENTS)
+        if unknown:
+            raise ValueError(
+                f"`save_pretrained` got unexpected arguments {sorted(unknown)}; besides its own it takes `repo_id` "
+                f"and, used with `push_to_hub=True`, {', '.join(PUSH_ARGUMENTS)}."
             )
         if push_to_hub:
-            self.push_to_hub(
-                repo_id or os.path.basename(os.path.abspath(save_directory)),
+            hub_utils = _import_hub_utils()
+            api, repo_id = hub_utils.create_pipeline_repo(
+                repo_id, private=kwargs.get("private"), token=kwargs.get("token")
+            )
+        os.makedirs(save_directory, exist_ok=True)
+        for leftover in glob.glob(os.path.join(glob.escape(os.fspath(save_directory)), f"{STAGING_PREFIX}*")):
+            shutil.rmtree(leftover, ignore_errors=True)
+        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=save_directory)
+        try:
+            files = self._write_export(
+                staging,
+                repo_id=repo_id,
                 safe_serialization=safe_serialization,
                 variant=variant,
+                max_shard_size=max_shard_size,
                 include_code=include_code,
-                **kwargs,
+                write_card=push_to_hub or self.training_details is not None,
+            )
+            _move_export(staging, save_directory, files)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if push_to_hub:
+            hub_utils.upload_pipeline_files(
+                api,
+                repo_id,
+                save_directory,
+                files,
+                commit_message=kwargs.get("commit_message") or f"Upload {type(self).__name__}",
+                create_pr=kwargs.get("create_pr", False),
             )
 
     def push_to_hub(
@@ -672,14 +776,24 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         Returns:
             [`~huggingface_hub.CommitInfo`]: The commit (or pull request) that was made.
         """
-        return _import_hub_utils().push_pipeline_to_hub(
-            self,
-            repo_id,
-            commit_message=commit_message,
-            private=private,
-            token=token,
-            create_pr=create_pr,
-            safe_serialization=safe_serialization,
-            variant=variant,
-            include_code=self._resolve_include_code(include_code),
-        )
+        include_code = self._resolve_include_code(include_code)
+        hub_utils = _import_hub_utils()
+        api, repo_id = hub_utils.create_pipeline_repo(repo_id, private=private, token=token)
+        with tempfile.TemporaryDirectory() as folder:
+            files = self._write_export(
+                folder,
+                repo_id=repo_id,
+                safe_serialization=safe_serialization,
+                variant=variant,
+                max_shard_size=None,
+                include_code=include_code,
+                write_card=True,
+            )
+            return hub_utils.upload_pipeline_files(
+                api,
+                repo_id,
+                folder,
+                files,
+                commit_message=commit_message or f"Upload {type(self).__name__}",
+                create_pr=create_pr,
+            )

@@ -59,14 +59,19 @@ from .training_args import build_parser
 from .training_utils import (
     AUTO_PRESETS,
     check_processes_in_sync,
+    check_resume_checkpoint,
+    check_training_arguments,
     checkpoint_step,
+    delete_folder,
     ema_unet,
+    end_training,
     evaluate_on_mnist,
     hardware_description,
     list_checkpoints,
     load_model_config,
     resolve_resume_checkpoint,
     save_checkpoint,
+    tracker_config,
     training_target,
 )
 
@@ -123,6 +128,7 @@ def check_args(args: argparse.Namespace) -> None:
         model_kwargs = load_model_config(args.model_config, device_type)
         num_levels = len(model_kwargs.get("block_out_channels", ())) or NOTEBOOK_NUM_LEVELS
         check_spatial_size(args.resolution, args.resolution, argument="--resolution", num_levels=num_levels)
+    check_training_arguments(args)
     check_text_args(args)
     resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
     resolve_scheduler(args.eval_scheduler, argument="--eval_scheduler")
@@ -183,6 +189,14 @@ def train(args: argparse.Namespace) -> None:
         datasets.utils.logging.set_verbosity_error()
         diffusers.utils.logging.set_verbosity_error()
     set_seed(args.seed)
+    resume_checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
+    if resume_checkpoint is not None:
+        check_resume_checkpoint(
+            resume_checkpoint,
+            accelerator.num_processes,
+            use_ema=args.use_ema,
+            resume_without_random_states=args.resume_without_random_states,
+        )
 
     # Data: every source reaches the loop as a `datasets.Dataset` through the same path.
     dataset = load_training_dataset(
@@ -315,9 +329,9 @@ def train(args: argparse.Namespace) -> None:
     if accelerator.is_main_process:
         if args.overwrite_output_dir and not args.resume_from_checkpoint:
             for stale in list_checkpoints(args.output_dir):
-                shutil.rmtree(stale)
+                delete_folder(stale)
         os.makedirs(args.output_dir, exist_ok=True)
-        accelerator.init_trackers("train_simple_ddpm", config={k: v for k, v in vars(args).items() if v is not None})
+        accelerator.init_trackers("train_simple_ddpm", config=tracker_config(args))
 
     total_batch_size = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info("***** Running training *****")
@@ -330,12 +344,15 @@ def train(args: argparse.Namespace) -> None:
 
     global_step = 0
     first_epoch = 0
-    resume_checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
     if resume_checkpoint is not None:
         accelerator.print(f"Resuming from checkpoint {resume_checkpoint}")
         accelerator.load_state(str(resume_checkpoint))
         global_step = checkpoint_step(resume_checkpoint)
         first_epoch = global_step // updates_per_epoch
+        if global_step >= max_train_steps:
+            # A finished run (or one killed after its last checkpoint) only exports: no update beyond the asked ones.
+            accelerator.print(f"Step {global_step} reaches --max_train_steps {max_train_steps}: nothing left to train.")
+            first_epoch = num_epochs
     elif args.resume_from_checkpoint:
         accelerator.print(f"No checkpoint in {args.output_dir} yet: starting a new run.")
 
@@ -535,7 +552,7 @@ def train(args: argparse.Namespace) -> None:
             f"Pipeline saved to {args.output_dir} (load it with SimpleDDPMPipeline.from_pretrained({args.output_dir!r})); "
             f"sample grid: {os.path.join(args.output_dir, SAMPLE_GRID_NAME)}"
         )
-    accelerator.end_training()
+    end_training(accelerator)
 
 
 def remove_failed_start(output_dir: str | os.PathLike, keep_folder: bool) -> None:

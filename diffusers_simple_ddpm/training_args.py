@@ -214,7 +214,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     training.add_argument("--adam_beta2", type=float, default=0.999, help="β2 of AdamW.")
     training.add_argument("--adam_weight_decay", type=float, default=1e-6, help="Weight decay of AdamW.")
     training.add_argument("--adam_epsilon", type=float, default=1e-8, help="ε of AdamW.")
-    training.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
+    training.add_argument(
+        "--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm, positive; `inf` turns clipping off."
+    )
     training.add_argument(
         "--use_ema",
         action=argparse.BooleanOptionalAction,
@@ -252,6 +254,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         type=str,
         default=None,
         help="A checkpoint folder to resume from, or 'latest' for the newest one in --output_dir. Default: a new run.",
+    )
+    outputs.add_argument(
+        "--resume_without_random_states",
+        action="store_true",
+        help="Resume even when the checkpoint's random_states_<process>.pkl is missing or unreadable, with fresh "
+        "randomness (the run then differs from an uninterrupted one); by default such a resume is refused.",
     )
     outputs.add_argument("--save_images_epochs", type=int, default=10, help="Write a sample grid every N epochs.")
     outputs.add_argument("--save_images_steps", type=int, default=None, help="Write a sample grid every N updates. Default: only every --save_images_epochs.")

@@ -1,18 +1,25 @@
 """Reusable parts of the training program (`diffusers_simple_ddpm.training`): model presets, the training target, EMA export and safe checkpoints."""
 
-import inspect
+import argparse
+import importlib.util
 import json
+import logging
+import math
 import os
 import platform
 import re
 import shutil
+import types
+import typing
+import zipfile
 from pathlib import Path
 
 import torch
 from diffusers.training_utils import EMAModel
+from safetensors import safe_open
 
 from .evaluation import evaluate_images
-from .hub_utils import EvaluationResults
+from .hub_utils import EvaluationResults, check_repo_id
 from .modeling_simple_unet import SimpleUNet2DModel
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .sampling import generate_images, with_scheduler
@@ -24,6 +31,15 @@ CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 # A checkpoint is written under this suffix and renamed when complete, so an interrupted save leaves no
 # `checkpoint-N` folder behind and the last complete one stays the latest.
 PARTIAL_SUFFIX = ".partial"
+# A folder being deleted is first renamed with this suffix, so a half-deleted checkpoint never looks complete.
+DELETING_SUFFIX = ".deleting"
+# Arguments that never reach a tracker's hyper-parameters, a log or a model card.
+SECRET_ARGUMENTS = ("hub_token",)
+RANDOM_STATES_NAME = "random_states_{}.pkl"
+# The files of a model folder in a checkpoint (`unet/`, `unet_ema/`).
+MODEL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
+
+logger = logging.getLogger(__name__)
 
 
 def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
@@ -38,6 +54,9 @@ def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
     Returns:
         `dict`: keyword arguments of `SimpleUNet2DModel`, without the size and channel entries that the script sets
         from the data.
+
+    Raises:
+        `ValueError`: naming the file and line of malformed JSON, or the key of a value of the wrong type.
     """
     if model_config == "auto":
         model_config = AUTO_PRESETS.get(device_type, AUTO_PRESETS["cpu"])
@@ -48,15 +67,125 @@ def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
             f"`--model_config` must be a preset ({', '.join(MODEL_PRESETS)}), 'auto' or the path of a config.json, got "
             f"{model_config!r}."
         )
-    with open(model_config) as file:
-        config = json.load(file)
+    with open(model_config, encoding="utf-8") as file:
+        try:
+            config = json.load(file)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"`--model_config` {model_config} is not valid JSON: {error.msg} at line {error.lineno}, column "
+                f"{error.colno}."
+            ) from None
+    if not isinstance(config, dict):
+        raise ValueError(f"`--model_config` {model_config} must hold a JSON object of SimpleUNet2DModel arguments.")
     config = {key: value for key, value in config.items() if not key.startswith("_")}
     for key in ("sample_size", "in_channels", "out_channels"):
         config.pop(key, None)
-    unknown = set(config) - set(inspect.signature(SimpleUNet2DModel.__init__).parameters)
+    annotations = typing.get_type_hints(SimpleUNet2DModel.__init__)
+    unknown = set(config) - set(annotations)
     if unknown:
         raise ValueError(f"`--model_config` {model_config} has keys SimpleUNet2DModel does not take: {sorted(unknown)}.")
+    for key, value in config.items():
+        if not matches_annotation(value, annotations[key]):
+            annotation = annotations[key]
+            expected = annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+            raise ValueError(
+                f"`--model_config` {model_config}: `{key}` must be {expected}, got {json.dumps(value)} "
+                f"({type(value).__name__})."
+            )
     return config
+
+
+def matches_annotation(value, annotation) -> bool:
+    """
+    Whether a value read from JSON fits a type hint of `int`, `float`, `str`, `bool`, `None`, `Literal`, unions and
+    tuples (a JSON list stands for a tuple).
+    """
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return value in arguments
+    if origin in (typing.Union, types.UnionType):
+        return any(matches_annotation(value, argument) for argument in arguments)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(arguments) == 2 and arguments[1] is Ellipsis:
+            return all(matches_annotation(item, arguments[0]) for item in value)
+        return len(value) == len(arguments) and all(map(matches_annotation, value, arguments))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def check_training_arguments(args: argparse.Namespace) -> None:
+    """
+    Refuses values of the optimizer, EMA, tracker and Hub arguments that would do harm silently or fail only after
+    training, naming the flag and what it allows.
+
+    Args:
+        args (`argparse.Namespace`): The parsed arguments of the training program.
+    """
+    if not 0 < args.learning_rate < math.inf:
+        raise ValueError(f"`--learning_rate` must be a positive finite number, got {args.learning_rate}.")
+    if not 0 < args.max_grad_norm:
+        raise ValueError(
+            f"`--max_grad_norm` must be positive, got {args.max_grad_norm} (0 would zero every gradient, a negative "
+            "norm reverses them); pass `inf` to turn gradient clipping off."
+        )
+    for name in ("adam_beta1", "adam_beta2"):
+        if not 0 <= getattr(args, name) < 1:
+            raise ValueError(f"`--{name}` must lie in [0, 1), got {getattr(args, name)}.")
+    if not 0 < args.adam_epsilon < math.inf:
+        raise ValueError(f"`--adam_epsilon` must be a positive finite number, got {args.adam_epsilon}.")
+    if not 0 <= args.adam_weight_decay < math.inf:
+        raise ValueError(f"`--adam_weight_decay` must be 0 or a positive finite number, got {args.adam_weight_decay}.")
+    if not 0 < args.ema_max_decay <= 1:
+        raise ValueError(f"`--ema_max_decay` must lie in (0, 1], got {args.ema_max_decay}.")
+    for name in ("ema_inv_gamma", "ema_power"):
+        if not 0 < getattr(args, name) < math.inf:
+            raise ValueError(f"`--{name}` must be a positive finite number, got {getattr(args, name)}.")
+    if args.logger == "wandb" and importlib.util.find_spec("wandb") is None:
+        raise ValueError("`--logger wandb` needs the wandb package: `pip install wandb`, or use `--logger tensorboard`.")
+    if args.hub_model_id is not None:
+        check_repo_id(args.hub_model_id, argument="--hub_model_id")
+    elif args.push_to_hub:
+        name = os.path.basename(os.path.abspath(args.output_dir))
+        try:
+            check_repo_id(name)
+        except ValueError:
+            raise ValueError(
+                f"`--push_to_hub` without `--hub_model_id` names the repository after `--output_dir`, but {name!r} is "
+                "not a valid repository name (letters, digits, '-', '_' and '.'): pass `--hub_model_id`, such as "
+                "'user/ddpm-mnist'."
+            ) from None
+
+
+def tracker_config(args: argparse.Namespace) -> dict:
+    """
+    The hyper-parameters a tracker records (tensorboard's `hparams.yml` and event file, wandb's config): every
+    argument that is set, except secrets such as `--hub_token`.
+
+    Args:
+        args (`argparse.Namespace`): The parsed arguments of the training program.
+    """
+    return {name: value for name, value in vars(args).items() if value is not None and name not in SECRET_ARGUMENTS}
+
+
+def end_training(accelerator) -> None:
+    """
+    Ends a run on every process together: waits for all of them, closes the trackers and tears down the process group
+    explicitly, so that no process is left in a collective or a process-group destructor at exit.
+
+    Args:
+        accelerator (`accelerate.Accelerator`): The run's accelerator.
+    """
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def training_target(
@@ -237,13 +366,107 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, global_step: int
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if final.exists():
-            shutil.rmtree(final)
+            delete_folder(final)
         os.replace(partial, final)
         if total_limit is not None:
             for stale in list_checkpoints(output_dir)[:-total_limit]:
-                shutil.rmtree(stale)
+                delete_folder(stale)
+        for leftover in Path(output_dir).glob(f"{CHECKPOINT_PREFIX}*{DELETING_SUFFIX}"):
+            shutil.rmtree(leftover, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def delete_folder(folder: str | os.PathLike) -> None:
+    """
+    Deletes a checkpoint folder without ever leaving a half-deleted one under its name: the folder is first renamed
+    to `<name>.deleting` (which `list_checkpoints` ignores), then removed. A leftover is removed by the next save.
+
+    Args:
+        folder (`str` or `os.PathLike`): The folder to delete.
+    """
+    folder = Path(folder)
+    doomed = folder.with_name(folder.name + DELETING_SUFFIX)
+    if doomed.exists():
+        shutil.rmtree(doomed)
+    os.replace(folder, doomed)
+    shutil.rmtree(doomed)
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """What makes a checkpoint file unusable (missing, truncated, corrupt), or `None` when it reads."""
+    if not path.is_file():
+        return "is missing"
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(path, framework="pt"):
+                pass
+        elif path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        else:
+            # `torch.save` writes a zip archive; its central directory and checksums show truncation and corruption.
+            with zipfile.ZipFile(path) as archive:
+                corrupt_member = archive.testzip()
+            if corrupt_member is not None:
+                return f"is corrupt (bad checksum of {corrupt_member})"
+    except Exception as error:  # safetensors, json and zipfile each raise errors of their own
+        return f"is unreadable, truncated or corrupt ({type(error).__name__}: {error})"
+    return None
+
+
+def check_resume_checkpoint(
+    checkpoint: Path,
+    num_processes: int,
+    use_ema: bool,
+    resume_without_random_states: bool = False,
+) -> None:
+    """
+    Checks, before any data is read, that every file a resume loads from `checkpoint` is there and readable, and
+    raises a `ValueError` naming the file and what to do otherwise.
+
+    Args:
+        checkpoint (`Path`): The checkpoint folder (`checkpoint-<step>`).
+        num_processes (`int`): The processes of the resumed run; each loads `random_states_<process>.pkl`.
+        use_ema (`bool`): Whether the run keeps an EMA, which the checkpoint's `unet_ema/` restores.
+        resume_without_random_states (`bool`, *optional*, defaults to `False`): Whether to continue with fresh
+            randomness when a `random_states_<process>.pkl` is missing or unreadable, with a warning, instead of
+            refusing.
+    """
+    step = checkpoint_step(checkpoint)
+    earlier = [path for path in list_checkpoints(checkpoint.parent) if checkpoint_step(path) < step]
+    elsewhere = (
+        f"resume from an earlier checkpoint (`--resume_from_checkpoint {earlier[-1]}`), or delete {checkpoint} so "
+        "that `--resume_from_checkpoint latest` takes the one before"
+        if earlier
+        else "start a new run (there is no earlier checkpoint)"
+    )
+    required = [Path("optimizer.bin"), Path("scheduler.bin")] + [Path("unet", name) for name in MODEL_FILES]
+    if use_ema:
+        if not (checkpoint / "unet_ema").is_dir():
+            raise ValueError(
+                f"Checkpoint {checkpoint} has no unet_ema/ (the EMA weights), so `--use_ema` cannot resume from it. It "
+                f"was saved by a run without EMA: resume with `--no-use_ema`; otherwise it is incomplete: {elsewhere}."
+            )
+        required += [Path("unet_ema", name) for name in MODEL_FILES]
+    # accelerate's other states: the sampler's (`sampler.bin`), fp16's gradient scaler (`scaler.pt`), ...
+    for pattern in ("*.bin", "*.pt"):
+        required += sorted(path.relative_to(checkpoint) for path in checkpoint.glob(pattern))
+    for relative in dict.fromkeys(required):
+        problem = checkpoint_problem(checkpoint / relative)
+        if problem is not None:
+            raise ValueError(f"Checkpoint file {checkpoint / relative} {problem}: {elsewhere}.")
+    for process_index in range(num_processes):
+        path = checkpoint / RANDOM_STATES_NAME.format(process_index)
+        problem = checkpoint_problem(path)
+        if problem is None:
+            continue
+        if not resume_without_random_states:
+            raise ValueError(
+                f"Checkpoint file {path} {problem}, so process {process_index} cannot restore its random state and the "
+                "resumed run would draw other noise and data than the interrupted one. Pass "
+                f"`--resume_without_random_states` to continue with fresh randomness, or {elsewhere}."
+            )
+        logger.warning(f"Checkpoint file {path} {problem}: process {process_index} continues with fresh randomness.")
 
 
 def cpu_model_name() -> str:

@@ -1,9 +1,12 @@
 """`scripts/train.py` run for real through `accelerate launch` subprocesses, on the built-in MNIST, at 8x8 pixels."""
 
+import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,10 +45,17 @@ def train_args(output_dir, model_config, *extra) -> list[str]:
     ]  # fmt: skip
 
 
+def free_port() -> int:
+    """A TCP port that the OS has just found free, for the process group's rendezvous."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def launch_command(num_processes: int = 1) -> list[str]:
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
     if num_processes > 1:
-        command += ["--multi_gpu", "--num_cpu_threads_per_process", "1", "--main_process_port", "29531"]
+        command += ["--multi_gpu", "--num_cpu_threads_per_process", "1", "--main_process_port", str(free_port())]
     return command + ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT)]
 
 
@@ -56,9 +66,15 @@ def launch_env(num_processes: int = 1) -> dict[str, str]:
     return env
 
 
-def launch(args: list[str], num_processes: int = 1, check: bool = True) -> subprocess.CompletedProcess:
+def launch(
+    args: list[str], num_processes: int = 1, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        launch_command(num_processes) + args, capture_output=True, text=True, env=launch_env(num_processes), timeout=600
+        launch_command(num_processes) + args,
+        capture_output=True,
+        text=True,
+        env=launch_env(num_processes),
+        timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"training failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
@@ -76,6 +92,7 @@ def assert_same_weights(first: Path, second: Path) -> None:
         assert torch.equal(first_weights[name], second_weights[name]), name
 
 
+@pytest.mark.slow
 def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     output_dir = tmp_path / "run"
     result = launch(
@@ -118,6 +135,7 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     assert [event.step for event in events.Images("samples")] == [3, 6, 6]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_model_config):
     steps = ["--max_train_steps", "120", "--checkpointing_steps", "30", "--random_flip", "--mixed_precision", "no"]
     straight = tmp_path / "straight"
@@ -144,11 +162,14 @@ def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_
     assert_same_weights(straight / "checkpoint-120" / "unet", interrupted / "checkpoint-120" / "unet")
 
 
+@pytest.mark.slow
 def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, tiny_model_config):
     output_dir = tmp_path / "ddp"
+    # Both processes tear the process group down together, so the run exits promptly rather than hanging at exit.
     result = launch(
         train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "4"),
         num_processes=2,
+        timeout=300,
     )
     assert "MULTI_CPU" in result.stderr + result.stdout
     assert "All 2 processes hold identical weights." in result.stdout
@@ -162,6 +183,7 @@ def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, 
     SimpleDDPMPipeline.from_pretrained(output_dir)
 
 
+@pytest.mark.slow
 def test_warmup_and_schedule_count_optimizer_updates_under_accumulation(tmp_path, tiny_model_config):
     output_dir = tmp_path / "accumulate"
     launch(
@@ -176,6 +198,7 @@ def test_warmup_and_schedule_count_optimizer_updates_under_accumulation(tmp_path
     assert learning_rates == [5e-4, 1e-3, 5e-4, 0.0]
 
 
+@pytest.mark.slow
 def test_class_conditional_v_prediction_run(tmp_path, tiny_model_config):
     output_dir = tmp_path / "conditional"
     launch(
@@ -190,6 +213,7 @@ def test_class_conditional_v_prediction_run(tmp_path, tiny_model_config):
     assert len(images) == 2
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
     output_dir = tmp_path / "diverged"
     result = launch(
@@ -214,11 +238,44 @@ def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
         (["--resume_from_checkpoint", "nowhere"], "--resume_from_checkpoint"),
         (["--eval_scheduler", "fastest"], "--eval_scheduler.*ddpm, ddim, dpm, euler"),
         (["--eval_num_images", "-1"], "--eval_num_images"),
+        (["--max_grad_norm", "-1"], "--max_grad_norm.*positive.*reverses them.*`inf` to turn gradient clipping off"),
+        (["--max_grad_norm", "0"], "--max_grad_norm.*positive"),
+        (["--max_grad_norm", "nan"], "--max_grad_norm.*positive"),
+        (["--learning_rate", "0"], "--learning_rate.*positive finite"),
+        (["--learning_rate=-1e-4"], "--learning_rate.*positive finite"),
+        (["--learning_rate", "inf"], "--learning_rate.*positive finite"),
+        (["--ema_max_decay", "1.5"], r"--ema_max_decay.*\(0, 1\]"),
+        (["--ema_max_decay", "0"], r"--ema_max_decay.*\(0, 1\]"),
+        (["--ema_inv_gamma", "0"], "--ema_inv_gamma.*positive"),
+        (["--ema_power", "-1"], "--ema_power.*positive"),
+        (["--adam_beta1", "1"], r"--adam_beta1.*\[0, 1\)"),
+        (["--adam_beta2", "-0.1"], r"--adam_beta2.*\[0, 1\)"),
+        (["--adam_epsilon", "0"], "--adam_epsilon.*positive"),
+        (["--adam_weight_decay", "-0.01"], "--adam_weight_decay.*0 or a positive"),
+        (["--hub_model_id", "user/my model"], "--hub_model_id.*'user/my model'.*not a valid Hub repo id"),
+        (["--hub_model_id", "a/b/c"], "--hub_model_id.*not a valid Hub repo id"),
+        (["--push_to_hub", "--hub_token", "hf_x", "--output_dir", "runs/my run"], "--push_to_hub.*--hub_model_id"),
     ],
 )
 def test_bad_arguments_fail_before_training(tmp_path, argv, match):
     with pytest.raises(ValueError, match=match):
         train.main(["--output_dir", str(tmp_path / "out"), *argv])
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed here")
+def test_wandb_logger_without_wandb_fails_before_training(tmp_path):
+    with pytest.raises(ValueError, match="--logger wandb.*pip install wandb"):
+        train.main(["--output_dir", str(tmp_path / "out"), "--logger", "wandb"])
+    assert not any(tmp_path.iterdir())
+
+
+def test_malformed_model_config_fails_before_training(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text('{"block_out_channels": [4, 8, 8],\n "norm_num_groups": 4\n')
+    with pytest.raises(ValueError, match=r"--model_config.*config.json is not valid JSON.*line 3"):
+        train.main(["--output_dir", str(tmp_path / "out"), "--model_config", str(config)])
+    assert not (tmp_path / "out").exists()
 
 
 def test_unknown_choices_are_refused_by_the_parser(capsys):
@@ -373,3 +430,66 @@ def test_simple_ddpm_train_ends_with_the_real_cause(tmp_path):
     assert last_line.startswith("ValueError: `--train_data_dir`") and "does not exist" in last_line
     assert "CalledProcessError" not in result.stderr
     assert "were not passed to `accelerate launch`" not in result.stderr
+    # The token reaches no file: not the tensorboard hyper-parameters (hparams.yml, event files), logs or card.
+    (hparams,) = (output_dir / "logs").rglob("hparams.yml")
+    assert "hub_token" not in hparams.read_text() and "hub_model_id: user/ddpm-tiny" in hparams.read_text()
+    event_files = list((output_dir / "logs").rglob("events.out.tfevents.*"))
+    assert len(event_files) == 2 and any(b"hub_model_id" in path.read_bytes() for path in event_files)
+    for path in output_dir.rglob("*"):
+        assert not path.is_file() or b"hf_secret" not in path.read_bytes(), path
+    for data in commit["files"].values():
+        assert b"hf_secret" not in data
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_model_config) -> Path:
+    """A finished 4-update run with checkpoints at updates 2 and 4, trained in this process."""
+    output_dir = tmp_path_factory.mktemp("finished") / "run"
+    train.main(train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "2"))
+    return output_dir
+
+
+def copy_run(finished_run: Path, tmp_path: Path) -> Path:
+    output_dir = tmp_path / "run"
+    shutil.copytree(finished_run, output_dir)
+    return output_dir
+
+
+def test_resuming_a_finished_run_trains_no_further_update(finished_run, tmp_path, tiny_model_config, capsys):
+    output_dir = copy_run(finished_run, tmp_path)
+    train.main(
+        train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "2",
+                   "--resume_from_checkpoint", "latest")
+    )  # fmt: skip
+    assert "Step 4 reaches --max_train_steps 4: nothing left to train." in capsys.readouterr().out
+    assert_same_weights(finished_run / "unet", output_dir / "unet")
+    assert_same_weights(finished_run / "checkpoint-4" / "unet", output_dir / "checkpoint-4" / "unet")
+    assert "| Optimizer updates | 4 (1 epochs) |" in ModelCard.load(output_dir / "README.md").text
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+
+
+@pytest.mark.parametrize(
+    "damage, extra, match",
+    [
+        ("unet_ema", [], "checkpoint-4 has no unet_ema/.*resume with `--no-use_ema`"),
+        ("optimizer.bin", [], "checkpoint-4/optimizer.bin is unreadable.*--resume_from_checkpoint .*checkpoint-2"),
+        ("random_states_0.pkl", [], "random_states_0.pkl is unreadable.*`--resume_without_random_states`"),
+        ("random_states_0.pkl", ["--resume_without_random_states"], None),
+    ],
+)
+def test_resuming_from_a_damaged_checkpoint(finished_run, tmp_path, tiny_model_config, damage, extra, match):
+    output_dir = copy_run(finished_run, tmp_path)
+    path = output_dir / "checkpoint-4" / damage
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.write_bytes(path.read_bytes()[:100])
+    (output_dir / "model_index.json").unlink()
+    argv = train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--resume_from_checkpoint", "latest")
+    if match is None:
+        train.main(argv + extra)
+        assert_same_weights(finished_run / "unet", output_dir / "unet")
+    else:
+        with pytest.raises(ValueError, match=match):
+            train.main(argv + extra)
+        assert not (output_dir / "model_index.json").exists()

@@ -1,4 +1,7 @@
+import argparse
 import json
+import logging
+import shutil
 
 import pytest
 import torch
@@ -6,14 +9,16 @@ from accelerate import Accelerator
 from conftest import make_tiny_unet
 from diffusers.training_utils import EMAModel
 
-from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
+from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel, training_utils
 from diffusers_simple_ddpm.training_utils import (
     MODEL_PRESETS,
+    check_resume_checkpoint,
     ema_unet,
     list_checkpoints,
     load_model_config,
     resolve_resume_checkpoint,
     save_checkpoint,
+    tracker_config,
     training_target,
 )
 
@@ -29,6 +34,37 @@ def test_model_config_presets_and_files(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"attention": True}))
     with pytest.raises(ValueError, match="--model_config.*attention"):
         load_model_config(str(tmp_path / "bad.json"))
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ('{\n  "norm_num_groups": 4,\n  "dropout": 0.1,\n}', r"malformed\.json is not valid JSON: .* line 4, column 1"),
+        ('[4, 8, 8]', r"malformed\.json must hold a JSON object"),
+        ('{"block_out_channels": "64"}', r"`block_out_channels` must be tuple\[int, \.\.\.\], got \"64\" \(str\)"),
+        ('{"block_out_channels": [4, "8"]}', r"`block_out_channels` must be tuple\[int, \.\.\.\], got \[4, \"8\"\]"),
+        ('{"norm_num_groups": 2.5}', r"`norm_num_groups` must be int \| None, got 2\.5 \(float\)"),
+        ('{"time_embedding_dim": true}', r"`time_embedding_dim` must be int, got true \(bool\)"),
+        ('{"time_injection": 1}', r"`time_injection` must be Literal\['mid', 'all'\], got 1 \(int\)"),
+        ('{"attention_levels": [1.5]}', r"`attention_levels` must be tuple\[int, \.\.\.\], got \[1\.5\]"),
+    ],
+)
+def test_model_config_file_errors_name_the_file_line_and_key(tmp_path, text, match):
+    path = tmp_path / "malformed.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_model_config(str(path))
+
+
+def test_model_config_file_takes_json_lists_and_integral_floats(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"block_out_channels": [4, 8, 8], "dropout": 0, "norm_num_groups": None}))
+    assert load_model_config(str(path)) == {"block_out_channels": [4, 8, 8], "dropout": 0, "norm_num_groups": None}
+
+
+def test_tracker_config_keeps_the_hub_token_out():
+    args = argparse.Namespace(hub_token="hf_secret", learning_rate=1e-3, hub_model_id=None, push_to_hub=True)
+    assert tracker_config(args) == {"learning_rate": 1e-3, "push_to_hub": True}
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v_prediction"])
@@ -89,6 +125,81 @@ def test_a_crash_during_a_checkpoint_save_keeps_the_last_complete_one(tmp_path):
         save_checkpoint(accelerator, tmp_path, global_step=step, total_limit=2)
     assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint-3", "checkpoint-4"]
     assert not (tmp_path / "checkpoint-2.partial").exists()
+
+
+def test_a_crash_while_deleting_an_old_checkpoint_leaves_no_half_deleted_checkpoint(tmp_path, monkeypatch):
+    accelerator = Accelerator(cpu=True)
+    accelerator.prepare(torch.nn.Linear(2, 2))
+    for step in (1, 2):
+        save_checkpoint(accelerator, tmp_path, global_step=step, total_limit=2)
+    rmtree = shutil.rmtree
+
+    def crashing_rmtree(path, *args, **kwargs):
+        (next(p for p in sorted(path.iterdir()) if p.is_file())).unlink()  # one file gone, then the process dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training_utils.shutil, "rmtree", crashing_rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(accelerator, tmp_path, global_step=3, total_limit=2)
+    monkeypatch.setattr(training_utils.shutil, "rmtree", rmtree)
+    assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-3"]
+    assert resolve_resume_checkpoint("latest", str(tmp_path)).name == "checkpoint-3"
+    assert (tmp_path / "checkpoint-1.deleting").is_dir()
+    save_checkpoint(accelerator, tmp_path, global_step=4, total_limit=2)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["checkpoint-3", "checkpoint-4"]
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    """A complete checkpoint as the training program writes it, beside an earlier one."""
+    (tmp_path / "checkpoint-2").mkdir()
+    folder = tmp_path / "checkpoint-4"
+    unet = make_tiny_unet()
+    unet.save_pretrained(folder / "unet")
+    EMAModel(unet.parameters(), model_cls=SimpleUNet2DModel, model_config=unet.config).save_pretrained(
+        folder / "unet_ema"
+    )
+    for name in ("optimizer.bin", "scheduler.bin", "sampler.bin", "random_states_0.pkl", "random_states_1.pkl"):
+        torch.save({"state": torch.arange(100)}, folder / name)
+    return folder
+
+
+def truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_complete_checkpoint_passes(checkpoint):
+    check_resume_checkpoint(checkpoint, num_processes=2, use_ema=True)
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda c: truncate(c / "optimizer.bin"), r"checkpoint-4/optimizer.bin is unreadable, truncated or corrupt"),
+        (lambda c: (c / "scheduler.bin").unlink(), r"checkpoint-4/scheduler.bin is missing"),
+        (lambda c: truncate(c / "sampler.bin"), r"checkpoint-4/sampler.bin is unreadable"),
+        (lambda c: truncate(c / "unet" / "diffusion_pytorch_model.safetensors"), r"unet/diffusion_pytorch_model"),
+        (lambda c: (c / "unet_ema" / "config.json").write_text("{"), r"unet_ema/config.json is unreadable"),
+        (lambda c: shutil.rmtree(c / "unet_ema"), r"has no unet_ema/.*resume with `--no-use_ema`"),
+    ],
+)
+def test_damaged_checkpoint_files_are_named_with_what_to_do(checkpoint, damage, match):
+    damage(checkpoint)
+    with pytest.raises(ValueError, match=match) as error:
+        check_resume_checkpoint(checkpoint, num_processes=1, use_ema=True)
+    assert "--resume_from_checkpoint" in str(error.value) and "checkpoint-2" in str(error.value)
+
+
+def test_unreadable_random_states_are_refused_unless_asked(checkpoint, caplog):
+    truncate(checkpoint / "random_states_1.pkl")
+    check_resume_checkpoint(checkpoint, num_processes=1, use_ema=True)  # process 1 is not resumed
+    with pytest.raises(ValueError, match=r"random_states_1.pkl is unreadable.*`--resume_without_random_states`"):
+        check_resume_checkpoint(checkpoint, num_processes=2, use_ema=True)
+    with caplog.at_level(logging.WARNING):
+        check_resume_checkpoint(checkpoint, num_processes=2, use_ema=True, resume_without_random_states=True)
+    assert "random_states_1.pkl is unreadable" in caplog.text and "fresh randomness" in caplog.text
+    check_resume_checkpoint(checkpoint, num_processes=2, use_ema=False, resume_without_random_states=True)
 
 
 def test_resume_arguments(tmp_path):
