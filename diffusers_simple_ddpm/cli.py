@@ -199,6 +199,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
         include_floor=args.reference in REFERENCES,
         batch_size=args.batch_size,
         device=args.device,
+        seed=args.seed,
     )
     print(format_results_table(results))
     if args.json:
@@ -315,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--num_reference",
         type=int,
         default=None,
-        help="Reference images to use (default: all; FID on a CPU computes about 6-10 images/s, then caches them).",
+        help="Reference images to use, a random subset of a folder drawn with --seed (default: all; FID on a CPU "
+        "computes about 6-10 images/s, then caches MNIST's).",
     )
     evaluate.add_argument("--json", default=None, help="Also write the results as JSON here.")
     add_sampling_arguments(evaluate, num_images=1000)

@@ -1,7 +1,6 @@
 """Turns a checkpoint of the teaching notebook's `SimpleUNet` into a `SimpleDDPMPipeline` folder."""
 
 import os
-import pickle
 
 import torch
 
@@ -27,11 +26,18 @@ def load_notebook_state_dict(checkpoint_path: str | os.PathLike) -> dict[str, to
     Returns:
         `dict[str, torch.Tensor]`: the `SimpleUNet` state_dict.
     """
+    if os.path.isdir(checkpoint_path):
+        raise ValueError(
+            f"`checkpoint` {checkpoint_path} is a directory; give the file written by "
+            "`torch.save(unet.state_dict(), path)`."
+        )
     if not os.path.isfile(checkpoint_path):
         raise FileNotFoundError(f"`checkpoint` {checkpoint_path} does not exist.")
     try:
         state_dict = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+    except Exception as error:
+        # A file that is not a torch checkpoint fails with whatever the unpickler meets first: `KeyError: 101` for a
+        # text file, `UnpicklingError`, `RuntimeError` (not a zip archive), `EOFError` (empty), ...
         raise ValueError(
             f"`checkpoint` {checkpoint_path} could not be read as a plain state_dict with torch.load(weights_only=True). "
             "Save the notebook network with `torch.save(unet.state_dict(), path)`; whole pickled models and files "

@@ -4,6 +4,7 @@ import functools
 import hashlib
 import io
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -402,15 +403,20 @@ class ImageTransform:
         Returns:
             `torch.Tensor`: float32 tensor of shape [num_channels, resolution, resolution] with values in [-1, 1].
         """
-        image = image.convert(IMAGE_MODES[self.num_channels])
-        image = self.resize(image)
-        image = self.crop(image, generator)
-        if self.random_flip and torch.rand((), generator=generator) < 0.5:
+        image = self.prepare(image)
+        left, top, flip = self.augmentation(*image.size, generator)
+        if image.size != (self.resolution, self.resolution):
+            image = image.crop((left, top, left + self.resolution, top + self.resolution))
+        if flip:
             image = image.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT)
         pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).reshape(
             self.resolution, self.resolution, self.num_channels
         )
-        return pixels.permute(2, 0, 1).float() / 127.5 - 1.0
+        return to_model_input(pixels.permute(2, 0, 1))
+
+    def prepare(self, image: PIL.Image.Image) -> PIL.Image.Image:
+        """The deterministic part of the transform: conversion to the model's channels, then `resize`."""
+        return self.resize(image.convert(IMAGE_MODES[self.num_channels]))
 
     def resize(self, image: PIL.Image.Image) -> PIL.Image.Image:
         """Resize the shorter side of an image to `resolution`, keeping the aspect ratio as torchvision does."""
@@ -423,18 +429,34 @@ class ImageTransform:
             size = (int(self.resolution * width / height), self.resolution)
         return image.resize(size, resample=PIL.Image.Resampling.BILINEAR)
 
-    def crop(self, image: PIL.Image.Image, generator: torch.Generator | None = None) -> PIL.Image.Image:
-        """Crop a `resolution` square from an image whose shorter side is `resolution`, centered or at random."""
-        width, height = image.size
+    def augmentation(self, width: int, height: int, generator: torch.Generator | None = None) -> tuple[int, int, bool]:
+        """
+        The random part of the transform for a prepared image of `width` x `height` pixels: the crop's left and top
+        edges (centered, or drawn from `generator`) and whether to mirror it (drawn after the crop).
+
+        Returns:
+            `tuple[int, int, bool]`: left, top, flip.
+        """
         if width == height == self.resolution:
-            return image
-        if self.center_crop:
+            left = top = 0
+        elif self.center_crop:
             left = round((width - self.resolution) / 2)
             top = round((height - self.resolution) / 2)
         else:
             left = int(torch.randint(0, width - self.resolution + 1, (), generator=generator))
             top = int(torch.randint(0, height - self.resolution + 1, (), generator=generator))
-        return image.crop((left, top, left + self.resolution, top + self.resolution))
+        flip = self.random_flip and bool(torch.rand((), generator=generator) < 0.5)
+        return left, top, flip
+
+
+def to_model_input(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (0 to 255) as float32 model inputs in [-1, 1]."""
+    return pixels.float() / 127.5 - 1.0
+
+
+def augmentation_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The generator of the augmentation of sample `index` in `epoch` of a run seeded with `seed`."""
+    return torch.Generator().manual_seed(hash((seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
 class TrainingImageDataset(torch.utils.data.Dataset):
@@ -482,7 +504,7 @@ class TrainingImageDataset(torch.utils.data.Dataset):
 
     def sample_generator(self, index: int) -> torch.Generator:
         """The generator of the augmentation of sample `index` in the current epoch."""
-        return torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
+        return augmentation_generator(self.seed, self.epoch, index)
 
     def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor | int]]:
         rows = self.dataset[indices]
@@ -509,6 +531,7 @@ def make_train_dataloader(
     generator: torch.Generator | None = None,
     label_column: str | None = None,
     seed: int = 0,
+    pin_memory: bool = False,
 ) -> torch.utils.data.DataLoader:
     """Build the training DataLoader; images are decoded and transformed lazily, batch by batch.
 
@@ -532,6 +555,8 @@ def make_train_dataloader(
         seed (`int`, defaults to 0):
             Seed of the augmentation (see `TrainingImageDataset`); `loader.dataset.set_epoch(epoch)` selects the
             epoch.
+        pin_memory (`bool`, defaults to `False`):
+            Yield batches in page-locked memory, so that copies to a GPU can overlap with its work.
 
     Returns:
         `torch.utils.data.DataLoader`: yields dicts with `"input"`, a float32 tensor [B, C, H, W] in [-1, 1], and,
@@ -552,4 +577,207 @@ def make_train_dataloader(
         shuffle=shuffle,
         num_workers=num_workers,
         generator=generator,
+        pin_memory=pin_memory,
     )
+
+
+def load_images_to_memory(
+    dataset: datasets.Dataset,
+    image_column: str,
+    transform: ImageTransform,
+    max_bytes: int,
+    label_column: str | None = None,
+    chunk_size: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """
+    Decodes a whole dataset into one uint8 tensor, every image prepared by `transform.prepare` (converted and resized;
+    crops and flips are left to `DeviceImageBatches`), if it fits in `max_bytes` and all prepared images have one size.
+
+    Args:
+        dataset (`datasets.Dataset`):
+            The training dataset.
+        image_column (`str`):
+            The column holding the images.
+        transform (`ImageTransform`):
+            The training transform.
+        max_bytes (`int`):
+            The largest size of the tensor; a larger dataset is not loaded.
+        label_column (`str`, *optional*):
+            Column of integer class labels to load too.
+        chunk_size (`int`, defaults to 1024):
+            Images decoded at a time.
+
+    Returns:
+        `tuple[torch.Tensor, torch.Tensor | None]` or `None`: uint8 images [N, C, H, W] and int64 labels [N] (or
+        `None` without `label_column`), on the CPU; `None` when the dataset is too large or its prepared images differ
+        in size.
+    """
+    if max_bytes < 0:
+        raise ValueError(f"`max_bytes` must be 0 or more, got {max_bytes}.")
+    width, height = transform.prepare(dataset[0][image_column]).size
+    if len(dataset) * transform.num_channels * width * height > max_bytes:
+        return None
+    images = torch.empty((len(dataset), height, width, transform.num_channels), dtype=torch.uint8)
+    columns = dataset.select_columns([image_column])
+    for start in range(0, len(dataset), chunk_size):
+        for offset, image in enumerate(columns[start : start + chunk_size][image_column]):
+            prepared = transform.prepare(image)
+            if prepared.size != (width, height):
+                return None
+            pixels = np.asarray(prepared, dtype=np.uint8)
+            images[start + offset] = torch.from_numpy(pixels.reshape(height, width, transform.num_channels))
+    labels = None
+    if label_column is not None:
+        labels = torch.tensor(dataset[label_column], dtype=torch.int64)
+    return images.permute(0, 3, 1, 2).contiguous(), labels
+
+
+class DeviceImageBatches:
+    """
+    Training batches cut on the device from uint8 images held there: the whole dataset is copied to the device once,
+    and each batch is gathered, cropped, mirrored and converted to floats there in a few kernels, with no DataLoader,
+    worker or host-to-device copy of images.
+
+    Every sample's crop and flip are drawn exactly as `TrainingImageDataset` draws them (a generator seeded from
+    (`seed`, epoch, sample index), see `augmentation_generator`), so a sample is the same image in both, and a resumed
+    run sees exactly what an uninterrupted run sees. The draws run on the host only when the transform has something
+    random to do (`random_flip`, or a random crop of images larger than the resolution).
+
+    Each epoch visits the samples in a random order seeded by (`seed`, epoch); under data parallelism, process `k` of
+    `P` takes the `k`-th slice of `batch_size` of every `P * batch_size` samples. The order is padded by wrapping
+    around to full batches, as accelerate's `even_batches` does, so every process runs the same number of full
+    batches.
+
+    Args:
+        images (`torch.Tensor`):
+            uint8 images [N, C, H, W], prepared by `transform.prepare` (see `load_images_to_memory`).
+        transform (`ImageTransform`):
+            The training transform, whose crop and flip are applied here.
+        batch_size (`int`):
+            Images per batch and process.
+        device (`torch.device`):
+            Where the images are held and the batches made.
+        labels (`torch.Tensor`, *optional*):
+            int64 class labels [N], yielded as `"class_labels"`.
+        seed (`int`, defaults to 0):
+            Seed of the order and the augmentation.
+        num_processes (`int`, defaults to 1):
+            Data-parallel processes.
+        process_index (`int`, defaults to 0):
+            This process's rank.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        transform: ImageTransform,
+        batch_size: int,
+        device: torch.device,
+        labels: torch.Tensor | None = None,
+        seed: int = 0,
+        num_processes: int = 1,
+        process_index: int = 0,
+    ):
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != transform.num_channels:
+            raise ValueError(
+                f"`images` must be uint8 [N, {transform.num_channels}, H, W], got {images.dtype} {tuple(images.shape)}."
+            )
+        if min(images.shape[2:]) != transform.resolution:
+            raise ValueError(
+                f"`images` must have been resized to a shorter side of {transform.resolution} (`ImageTransform.prepare`"
+                f"), got {tuple(images.shape[2:])}."
+            )
+        if batch_size < 1:
+            raise ValueError(f"`--train_batch_size` must be at least 1, got {batch_size}.")
+        if not 0 <= process_index < num_processes:
+            raise ValueError(f"`process_index` must be in [0, {num_processes}), got {process_index}.")
+        if labels is not None and labels.shape != images.shape[:1]:
+            raise ValueError(f"`labels` must hold one label per image ({len(images)}), got {tuple(labels.shape)}.")
+        self.images = images.to(device)
+        self.labels = labels.to(device) if labels is not None else None
+        self.transform = transform
+        self.batch_size = batch_size
+        self.device = device
+        self.seed = seed
+        self.num_processes = num_processes
+        self.process_index = process_index
+        height, width = images.shape[2:]
+        random_crop = (height, width) != (transform.resolution,) * 2 and not transform.center_crop
+        self.is_random = random_crop or transform.random_flip
+
+    def __len__(self) -> int:
+        """Batches per process and epoch."""
+        return math.ceil(len(self.images) / (self.batch_size * self.num_processes))
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        """The sample indices of this process's batches in `epoch`, [len(self), batch_size], on the CPU."""
+        generator = torch.Generator().manual_seed(hash((self.seed, epoch)) & 0x7FFF_FFFF_FFFF_FFFF)
+        order = torch.randperm(len(self.images), generator=generator)
+        samples = len(self) * self.batch_size * self.num_processes
+        order = order.repeat(math.ceil(samples / len(order)))[:samples]
+        return order.view(len(self), self.num_processes, self.batch_size)[:, self.process_index]
+
+    def batch(
+        self, indices: torch.Tensor, epoch: int, device_indices: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """
+        The model inputs of samples `indices` in `epoch`.
+
+        Args:
+            indices (`torch.Tensor`): int64 sample indices [B], on the CPU.
+            epoch (`int`): The epoch, which selects the augmentation.
+            device_indices (`torch.Tensor`, *optional*): The same indices already on the device.
+
+        Returns:
+            `dict`: `"input"`, float32 [B, C, resolution, resolution] in [-1, 1] on the device, and `"class_labels"`
+            when there are labels.
+        """
+        if device_indices is None:
+            device_indices = indices.to(self.device, non_blocking=True)
+        pixels = self.images[device_indices]
+        if self.is_random:
+            height, width = self.images.shape[2:]
+            draws = [
+                self.transform.augmentation(width, height, augmentation_generator(self.seed, epoch, index))
+                for index in indices.tolist()
+            ]
+            left, top, flip = torch.tensor(draws, dtype=torch.int64).to(self.device, non_blocking=True).unbind(1)
+            pixels = crop_and_flip(pixels, left, top, flip.bool(), self.transform.resolution)
+        batch = {"input": to_model_input(pixels)}
+        if self.labels is not None:
+            batch["class_labels"] = self.labels[device_indices]
+        return batch
+
+    def epoch_batches(self, epoch: int, skip: int = 0):
+        """
+        Yields this process's batches of `epoch` (see `batch`), the first `skip` left out (to resume mid-epoch).
+        """
+        order = self.epoch_order(epoch)
+        device_order = order.to(self.device)  # one copy per epoch, none per batch
+        for position in range(skip, len(order)):
+            yield self.batch(order[position], epoch, device_order[position])
+
+
+def crop_and_flip(
+    pixels: torch.Tensor, left: torch.Tensor, top: torch.Tensor, flip: torch.Tensor, resolution: int
+) -> torch.Tensor:
+    """
+    Crops a `resolution` square at (`left`, `top`) from every image of a batch and mirrors those with `flip`, in one
+    gather.
+
+    Args:
+        pixels (`torch.Tensor`): Images [B, C, H, W].
+        left (`torch.Tensor`): int64 left edges [B].
+        top (`torch.Tensor`): int64 top edges [B].
+        flip (`torch.Tensor`): bool [B], which images to mirror horizontally.
+        resolution (`int`): Side of the crop.
+
+    Returns:
+        `torch.Tensor`: [B, C, resolution, resolution].
+    """
+    offsets = torch.arange(resolution, device=pixels.device)
+    rows = top[:, None] + offsets
+    columns = left[:, None] + torch.where(flip[:, None], resolution - 1 - offsets, offsets)
+    batch_index = torch.arange(pixels.shape[0], device=pixels.device)[:, None, None, None]
+    channel_index = torch.arange(pixels.shape[1], device=pixels.device)[None, :, None, None]
+    return pixels[batch_index, channel_index, rows[:, None, :, None], columns[:, None, None, :]]

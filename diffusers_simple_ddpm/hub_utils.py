@@ -25,7 +25,7 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, EvalResult, HfApi, M
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
-# The template of every model card; `model_card.md` at the top of the repository is the same file.
+# The template of every model card: a link to `model_card.md` at the top of the repository (wheels carry its text).
 MODEL_CARD_TEMPLATE_PATH = Path(__file__).parent / "assets" / "model_card.md"
 MODEL_CARD_NAME = "README.md"
 SAMPLE_GRID_NAME = "sample_grid.png"
@@ -126,6 +126,8 @@ class TrainingDetails:
         license (`str`, *optional*, defaults to `"apache-2.0"`): The license of the weights (a Hub license id).
         evaluation ([`EvaluationResults`], *optional*): Sample-quality figures of the trained pipeline.
         sample_grid (`str` or `os.PathLike`, *optional*): An image of samples, copied next to the card.
+        model_config (`str`, *optional*): The network preset or config file it was trained with, such as
+            `"auto: default"`.
     """
 
     dataset_name: str
@@ -149,6 +151,7 @@ class TrainingDetails:
     license: str = DEFAULT_LICENSE
     evaluation: EvaluationResults | None = None
     sample_grid: str | os.PathLike | None = None
+    model_config: str | None = None
 
     def __post_init__(self):
         counts = ("num_train_steps", "num_epochs", "train_batch_size", "num_processes", "gradient_accumulation_steps")

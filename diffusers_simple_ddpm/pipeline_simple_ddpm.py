@@ -252,7 +252,7 @@ class SimpleDDPMPipeline(DiffusionPipeline):
             extra_step_kwargs["generator"] = generator
         return extra_step_kwargs
 
-    def predict_noise(
+    def predict_model_output(
         self,
         latents: torch.Tensor,
         timestep: torch.Tensor,
@@ -260,9 +260,10 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         guidance_scale: float,
     ) -> torch.Tensor:
         """
-        Runs the model once on `latents`; with classifier-free guidance (`guidance_scale > 1`), the conditional and
-        unconditional halves run in one batched forward pass and are mixed as `uncond + guidance_scale * (cond -
-        uncond)`.
+        Runs the model once on `latents` and returns its output, the noise, clean sample or velocity that the model was
+        trained to predict (its scheduler's `prediction_type`); with classifier-free guidance (`guidance_scale > 1`), the
+        conditional and unconditional halves run in one batched forward pass and are mixed as `uncond +
+        guidance_scale * (cond - uncond)`.
 
         Args:
             latents (`torch.Tensor`): The scaled model input.
@@ -433,7 +434,7 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for step_index, timestep in enumerate(timesteps):
                 model_input = self.scheduler.scale_model_input(latents, timestep)
-                model_output = self.predict_noise(model_input, timestep, labels, self.guidance_scale)
+                model_output = self.predict_model_output(model_input, timestep, labels, self.guidance_scale)
                 latents = self.scheduler.step(model_output, timestep, latents, **extra_step_kwargs).prev_sample
                 if callback_on_step_end is not None:
                     step_tensors = {"latents": latents}

@@ -286,7 +286,7 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
             callback_on_step_end_tensor_inputs,
         )
 
-    def predict_noise(
+    def predict_model_output(
         self,
         latents: torch.Tensor,
         timestep: torch.Tensor,
@@ -398,7 +398,7 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
                 negative_prompt_attention_mask=negative_prompt_attention_mask,
             )
         )
-        # Prompt and negative prompt, padded to the same length so that guidance batches them: read by `predict_noise`.
+        # Prompt and negative prompt, padded to one length so that guidance batches them (`predict_model_output`).
         self._text_conditioning = ((prompt_embeds, prompt_attention_mask), None)
         if do_classifier_free_guidance:
             length = max(prompt_embeds.shape[1], negative_prompt_embeds.shape[1])

@@ -1,8 +1,10 @@
 """Seeded, batched image generation with any diffusers scheduler, for the command line, training and benchmarks."""
 
 import inspect
+from typing import Literal
 
 import diffusers
+import numpy as np
 import PIL.Image
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, SchedulerMixin
@@ -39,7 +41,7 @@ def resolve_scheduler(scheduler: str, argument: str = "--scheduler") -> tuple[ty
     return scheduler_class, DEFAULT_STEPS
 
 
-def clipping_overrides(scheduler_class: type[SchedulerMixin]) -> dict:
+def clipping_overrides(scheduler_class: type[SchedulerMixin], argument: str = "--clip_sample") -> dict:
     """
     The config overrides that make a scheduler clip its predicted clean image to [-1, 1] at every step: `clip_sample`
     where the scheduler has it (DDPM), else dynamic thresholding with `sample_max_value=1.0`, which then is plain
@@ -47,6 +49,7 @@ def clipping_overrides(scheduler_class: type[SchedulerMixin]) -> dict:
 
     Args:
         scheduler_class (`type[SchedulerMixin]`): The scheduler class.
+        argument (`str`, *optional*, defaults to `"--clip_sample"`): The flag that asked for clipping, named in errors.
 
     Raises:
         `ValueError`: for schedulers that cannot clip (Euler, ...), and for DDIM-like schedulers, whose `step` keeps
@@ -56,7 +59,7 @@ def clipping_overrides(scheduler_class: type[SchedulerMixin]) -> dict:
     parameters = inspect.signature(scheduler_class.__init__).parameters
     if "use_clipped_model_output" in inspect.signature(scheduler_class.step).parameters:
         raise ValueError(
-            f"`--clip_sample` does not work with {scheduler_class.__name__}: its step clips the predicted clean image "
+            f"`{argument}` does not work with {scheduler_class.__name__}: its step clips the predicted clean image "
             "but keeps the unclipped noise prediction. Use ddpm or dpm to clip."
         )
     if "clip_sample" in parameters:
@@ -64,7 +67,7 @@ def clipping_overrides(scheduler_class: type[SchedulerMixin]) -> dict:
     if "thresholding" in parameters and "sample_max_value" in parameters:
         return {"thresholding": True, "sample_max_value": 1.0}
     raise ValueError(
-        f"`--clip_sample` needs a scheduler that can clip (ddpm, dpm, ...); {scheduler_class.__name__} cannot."
+        f"`{argument}` needs a scheduler that can clip (ddpm, dpm, ...); {scheduler_class.__name__} cannot."
     )
 
 
@@ -124,11 +127,12 @@ def generate_images(
     class_labels: list[int | str] | None = None,
     guidance_scale: float = 1.0,
     eta: float = 0.0,
+    output_type: Literal["pil", "np", "pt"] = "pil",
     prompts: list[str] | None = None,
-) -> list[PIL.Image.Image]:
+) -> list[PIL.Image.Image] | np.ndarray | torch.Tensor:
     """
     Generates `num_images` images in batches; image `i` uses a generator seeded with `seed + i`, so the batch size
-    never changes which image comes out.
+    never changes which image comes out. The command line, the training program and the benchmarks all sample here.
 
     Args:
         pipeline (`SimpleDDPMPipeline`): The pipeline, with the scheduler to use.
@@ -139,17 +143,19 @@ def generate_images(
         class_labels (`list`, *optional*): For a class-conditional model: one label for every image, or one per image.
         guidance_scale (`float`, *optional*, defaults to 1.0): Classifier-free guidance scale.
         eta (`float`, *optional*, defaults to 0.0): DDIM η, for schedulers that take it.
+        output_type (`str`, *optional*, defaults to `"pil"`): `"pil"`, `"np"` or `"pt"`, as for the pipeline.
         prompts (`list[str]`, *optional*): For a text pipeline (`SimpleDDPMTextPipeline`): one prompt for every image,
             or one per image.
 
     Returns:
-        `list[PIL.Image.Image]`: the images.
+        `list[PIL.Image.Image]`, `np.ndarray` or `torch.Tensor`: the images; arrays hold all of them, [N, H, W, C]
+        (`"np"`) or [N, C, H, W] (`"pt"`, on the CPU), with values in [0, 1].
     """
     if num_images < 1 or batch_size < 1:
         raise ValueError(f"`num_images` and `batch_size` must be at least 1, got {num_images} and {batch_size}.")
     check_class_label_count(class_labels, num_images)
     check_class_label_count(prompts, num_images, argument="--prompt")
-    images = []
+    batches = []
     for start in range(0, num_images, batch_size):
         count = min(batch_size, num_images - start)
         generators = [torch.Generator().manual_seed(seed + start + index) for index in range(count)]
@@ -160,11 +166,17 @@ def generate_images(
             if class_labels is not None:
                 batch_labels = class_labels if len(class_labels) == 1 else class_labels[start : start + count]
             condition = {"batch_size": count, "class_labels": batch_labels}
-        images += pipeline(
+        output = pipeline(
             generator=generators,
             num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale,
             eta=eta,
+            output_type=output_type,
             **condition,
-        ).images
-    return images
+        )
+        batches.append(output.images)
+    if output_type == "pt":
+        return torch.cat(batches)
+    if output_type == "np":
+        return np.concatenate(batches)
+    return [image for batch in batches for image in batch]

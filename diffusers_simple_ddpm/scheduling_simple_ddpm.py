@@ -2,7 +2,7 @@
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -11,10 +11,15 @@ from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers, Sch
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
-VARIANCE_TYPES = ("fixed_small", "fixed_large")
-PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
-TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
+# The choices of the config, typed as diffusers types them; the tuples of allowed values are read off the types.
+BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
+VarianceType = Literal["fixed_small", "fixed_large"]
+PredictionType = Literal["epsilon", "sample", "v_prediction"]
+TimestepSpacing = Literal["leading", "trailing", "linspace"]
+BETA_SCHEDULES = get_args(BetaSchedule)
+VARIANCE_TYPES = get_args(VarianceType)
+PREDICTION_TYPES = get_args(PredictionType)
+TIMESTEP_SPACINGS = get_args(TimestepSpacing)
 # Options of diffusers' `DDPMScheduler` that this scheduler does not implement, with the value that turns them off.
 # `from_config` refuses a configuration that turns one of them on instead of silently sampling differently.
 UNSUPPORTED_DDPM_OPTIONS = {"thresholding": False, "rescale_betas_zero_snr": False}
@@ -101,13 +106,13 @@ class SimpleDDPMScheduler(SchedulerMixin, ConfigMixin):
         num_train_timesteps: int = 1000,
         beta_start: float = 0.0001,
         beta_end: float = 0.02,
-        beta_schedule: str = "linear",
+        beta_schedule: BetaSchedule = "linear",
         trained_betas: np.ndarray | list[float] | None = None,
-        variance_type: str = "fixed_small",
+        variance_type: VarianceType = "fixed_small",
         clip_sample: bool = False,
-        prediction_type: str = "epsilon",
+        prediction_type: PredictionType = "epsilon",
         clip_sample_range: float = 1.0,
-        timestep_spacing: str = "leading",
+        timestep_spacing: TimestepSpacing = "leading",
         steps_offset: int = 0,
     ):
         for argument, value, allowed in (
@@ -144,7 +149,7 @@ class SimpleDDPMScheduler(SchedulerMixin, ConfigMixin):
         num_train_timesteps: int,
         beta_start: float,
         beta_end: float,
-        beta_schedule: str,
+        beta_schedule: BetaSchedule,
         trained_betas: np.ndarray | list[float] | None,
     ) -> torch.Tensor:
         """

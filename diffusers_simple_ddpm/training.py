@@ -18,7 +18,6 @@ import datasets
 import diffusers
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
@@ -27,8 +26,10 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from .data import (
+    DeviceImageBatches,
     ImageTransform,
     drop_unreadable_images,
+    load_images_to_memory,
     load_training_dataset,
     make_train_dataloader,
     resolve_image_column,
@@ -45,7 +46,7 @@ from .image_utils import make_sample_grid
 from .modeling_simple_unet import NOTEBOOK_NUM_LEVELS, SimpleUNet2DModel, check_spatial_size
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
-from .sampling import resolve_scheduler
+from .sampling import clipping_overrides, resolve_scheduler, with_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 from .text_utils import (
     CAPTION_INDEX_COLUMN,
@@ -69,13 +70,16 @@ from .training_utils import (
     hardware_description,
     list_checkpoints,
     load_model_config,
+    resolve_preset,
     resolve_resume_checkpoint,
     save_checkpoint,
     tracker_config,
-    training_target,
 )
+from .training_step import DiffusionTrainingStep, OptimizationSettings, make_ema, make_optimizer
 
 logger = get_logger(__name__, log_level="INFO")
+# Small images are drawn this many times larger in the sample grids, so that a person can judge them.
+GRID_SCALE = 2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -101,7 +105,6 @@ def check_args(args: argparse.Namespace) -> None:
         "eval_batch_size",
         "gradient_accumulation_steps",
         "ddpm_num_steps",
-        "ddpm_num_inference_steps",
         "checkpointing_steps",
         "save_images_epochs",
         "save_model_epochs",
@@ -111,16 +114,16 @@ def check_args(args: argparse.Namespace) -> None:
     for name in positive:
         if getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be at least 1, got {getattr(args, name)}.")
-    for name in ("lr_warmup_steps", "dataloader_num_workers", "eval_num_images"):
+    for name in ("lr_warmup_steps", "dataloader_num_workers", "data_on_device_max_mib", "eval_num_images"):
         if getattr(args, name) < 0:
             raise ValueError(f"`--{name}` must be 0 or more, got {getattr(args, name)}.")
     for name in ("max_train_steps", "save_images_steps", "checkpoints_total_limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be at least 1 when given, got {getattr(args, name)}.")
-    if args.ddpm_num_inference_steps > args.ddpm_num_steps:
+    if args.ddpm_num_inference_steps is not None and not 1 <= args.ddpm_num_inference_steps <= args.ddpm_num_steps:
         raise ValueError(
-            f"`--ddpm_num_inference_steps` ({args.ddpm_num_inference_steps}) cannot exceed `--ddpm_num_steps` "
-            f"({args.ddpm_num_steps})."
+            f"`--ddpm_num_inference_steps` must be between 1 and `--ddpm_num_steps` ({args.ddpm_num_steps}), got "
+            f"{args.ddpm_num_inference_steps}."
         )
     if not 0.0 <= args.class_dropout_prob < 1.0:
         raise ValueError(f"`--class_dropout_prob` must be in [0, 1), got {args.class_dropout_prob}.")
@@ -131,7 +134,9 @@ def check_args(args: argparse.Namespace) -> None:
     check_training_arguments(args)
     check_text_args(args)
     resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
-    resolve_scheduler(args.eval_scheduler, argument="--eval_scheduler")
+    eval_scheduler_class, _ = resolve_scheduler(args.eval_scheduler, argument="--eval_scheduler")
+    if args.eval_clip_sample and eval_scheduler_class is not None:
+        clipping_overrides(eval_scheduler_class, argument="--eval_clip_sample")
     output_dir = Path(args.output_dir)
     if output_dir.is_dir() and any(output_dir.iterdir()):
         if not (args.overwrite_output_dir or args.resume_from_checkpoint):
@@ -166,6 +171,59 @@ def class_names_of(dataset: datasets.Dataset, label_column: str) -> list[str]:
     return [str(label) for label in range(max(labels) + 1)]
 
 
+def optimization_settings(args: argparse.Namespace) -> OptimizationSettings:
+    """The optimizer, clipping and EMA settings of the command line."""
+    names = OptimizationSettings.__dataclass_fields__
+    return OptimizationSettings(**{name: getattr(args, name) for name in names})
+
+
+def make_device_batches(
+    args: argparse.Namespace,
+    accelerator: Accelerator,
+    dataset: datasets.Dataset,
+    image_column: str,
+    transform: ImageTransform,
+    label_column: str | None,
+) -> DeviceImageBatches | None:
+    """
+    The batches of `--data_on_device`: the dataset held on the device, or `None` to keep the DataLoader.
+
+    Args:
+        args (`argparse.Namespace`): The checked arguments.
+        accelerator (`Accelerator`): The run's accelerator (device, processes).
+        dataset (`datasets.Dataset`): The training dataset.
+        image_column (`str`): Its image column.
+        transform (`ImageTransform`): The training transform.
+        label_column (`str`, *optional*): Its label column, for class-conditional training.
+    """
+    if args.data_on_device == "never" or (args.data_on_device == "auto" and accelerator.device.type == "cpu"):
+        return None
+    loaded = load_images_to_memory(
+        dataset, image_column, transform, max_bytes=args.data_on_device_max_mib * 2**20, label_column=label_column
+    )
+    if loaded is None:
+        reason = (
+            f"its images do not share one size after resizing to {args.resolution} or take more than "
+            f"`--data_on_device_max_mib` {args.data_on_device_max_mib} MiB"
+        )
+        if args.data_on_device == "always":
+            raise ValueError(f"`--data_on_device always` cannot hold the dataset on the device: {reason}.")
+        logger.info(f"Keeping the DataLoader: {reason}.")
+        return None
+    images, labels = loaded
+    logger.info(f"Holding {len(images)} images ({images.numel() / 2**20:.0f} MiB of uint8) on {accelerator.device}.")
+    return DeviceImageBatches(
+        images,
+        transform,
+        args.train_batch_size,
+        accelerator.device,
+        labels=labels,
+        seed=args.seed,
+        num_processes=accelerator.num_processes,
+        process_index=accelerator.process_index,
+    )
+
+
 def train(args: argparse.Namespace) -> None:
     """
     Trains a pipeline as `args` (from `parse_args`) say and saves it, with its model card, to `args.output_dir`.
@@ -179,7 +237,9 @@ def train(args: argparse.Namespace) -> None:
         mixed_precision=args.mixed_precision,
         log_with=args.logger,
         project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=logging_dir),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+        dataloader_config=DataLoaderConfiguration(
+            use_seedable_sampler=True, data_seed=args.seed, non_blocking=True
+        ),
     )
     if args.mixed_precision == "fp16" and accelerator.device.type != "cuda":
         raise ValueError("`--mixed_precision fp16` needs a CUDA GPU; use `bf16` (or `no`) on this device.")
@@ -213,6 +273,7 @@ def train(args: argparse.Namespace) -> None:
     image_sizes.check_resolution(args.resolution)
     num_channels = args.num_channels or image_sizes.num_channels
     class_names = class_names_of(dataset, args.label_column) if args.class_conditional else None
+    transform = ImageTransform(args.resolution, num_channels, center_crop=args.center_crop, random_flip=args.random_flip)
     label_column = args.label_column if args.class_conditional else None
     text_encoder = caption_embeddings = None
     if args.text_conditional:
@@ -227,18 +288,21 @@ def train(args: argparse.Namespace) -> None:
         text_encoder.to(accelerator.device)
         caption_embeddings = CaptionEmbeddings(captions, tokenizer, text_encoder, accelerator.device)
         logger.info(f"  Encoded {len(captions)} distinct captions once, with {type(text_encoder).__name__}")
-    transform = ImageTransform(args.resolution, num_channels, center_crop=args.center_crop, random_flip=args.random_flip)
-    train_dataloader = make_train_dataloader(
-        dataset,
-        image_column,
-        transform,
-        batch_size=args.train_batch_size,
-        num_workers=args.dataloader_num_workers,
-        # Its own generator keeps the loader's draws off the global RNG, so a resumed run draws the same noise.
-        generator=torch.Generator().manual_seed(args.seed),
-        label_column=label_column,
-        seed=args.seed,
-    )
+    device_batches = make_device_batches(args, accelerator, dataset, image_column, transform, label_column)
+    train_dataloader = None
+    if device_batches is None:
+        train_dataloader = make_train_dataloader(
+            dataset,
+            image_column,
+            transform,
+            batch_size=args.train_batch_size,
+            num_workers=args.dataloader_num_workers,
+            # Its own generator keeps the loader's draws off the global RNG, so a resumed run draws the same noise.
+            generator=torch.Generator().manual_seed(args.seed),
+            label_column=label_column,
+            seed=args.seed,
+            pin_memory=accelerator.device.type == "cuda",
+        )
 
     # Model, noise scheduler, optimizer.
     model_config = load_model_config(args.model_config, accelerator.device.type)
@@ -260,16 +324,16 @@ def train(args: argparse.Namespace) -> None:
         beta_schedule=args.ddpm_beta_schedule,
         prediction_type=args.prediction_type,
     )
-    optimizer = torch.optim.AdamW(
-        unet.parameters(),
-        lr=args.learning_rate,
-        betas=(args.adam_beta1, args.adam_beta2),
-        weight_decay=args.adam_weight_decay,
-        eps=args.adam_epsilon,
-    )
+    if args.compile:
+        unet.compile()
+    settings = optimization_settings(args)
+    optimizer = make_optimizer(unet.parameters(), settings, accelerator.device)
 
     # The schedule counts optimizer updates; accelerate steps a prepared scheduler once per process and update.
-    batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
+    if device_batches is not None:
+        batches_per_process = len(device_batches)
+    else:
+        batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
     updates_per_epoch = math.ceil(batches_per_process / args.gradient_accumulation_steps)
     max_train_steps = args.max_train_steps or args.num_epochs * updates_per_epoch
     num_epochs = math.ceil(max_train_steps / updates_per_epoch)
@@ -279,22 +343,30 @@ def train(args: argparse.Namespace) -> None:
         num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
         num_training_steps=max_train_steps * accelerator.num_processes,
     )
-    unet, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
-        unet, optimizer, train_dataloader, lr_scheduler
-    )
+    unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
+    if train_dataloader is not None:
+        train_dataloader = accelerator.prepare(train_dataloader)
 
     ema_model = None
     if args.use_ema:
-        ema_model = EMAModel(
-            unet.parameters(),
-            decay=args.ema_max_decay,
-            use_ema_warmup=True,
-            inv_gamma=args.ema_inv_gamma,
-            power=args.ema_power,
-            model_cls=SimpleUNet2DModel,
-            model_config=accelerator.unwrap_model(unet).config,
+        ema_model = make_ema(
+            unet, settings, model_cls=SimpleUNet2DModel, model_config=accelerator.unwrap_model(unet).config
         )
         ema_model.to(accelerator.device)
+    training_step = DiffusionTrainingStep(
+        noise_scheduler,
+        optimizer,
+        lr_scheduler,
+        ema_model=ema_model,
+        max_grad_norm=settings.max_grad_norm,
+        num_class_embeds=len(class_names) if class_names else None,
+        class_dropout_prob=settings.class_dropout_prob,
+        caption_embeddings=caption_embeddings,
+        caption_dropout=args.caption_dropout,
+        memory_format=memory_format,
+        backward=accelerator.backward,
+        clip_grad_norm=accelerator.clip_grad_norm_,
+    )
 
     # Checkpoints hold the model (and its EMA) in diffusers format; accelerate adds optimizer, schedule and RNG states.
     # The training time of the sessions before a resume travels in each checkpoint, so that the card counts them all.
@@ -341,6 +413,10 @@ def train(args: argparse.Namespace) -> None:
     logger.info(f"  Total train batch size (w. parallel, distributed & accumulation) = {total_batch_size}")
     logger.info(f"  Gradient accumulation steps = {args.gradient_accumulation_steps}")
     logger.info(f"  Total optimization steps = {max_train_steps}")
+    logger.info(
+        f"  Network = --model_config {args.model_config} ({resolve_preset(args.model_config, accelerator.device.type)}"
+        f"), {sum(parameter.numel() for parameter in unet.parameters()):,} parameters"
+    )
 
     global_step = 0
     first_epoch = 0
@@ -357,6 +433,9 @@ def train(args: argparse.Namespace) -> None:
         accelerator.print(f"No checkpoint in {args.output_dir} yet: starting a new run.")
 
     def save_sample_grid(pipeline: SimpleDDPMPipeline, step: int) -> str:
+        sampling_pipeline, default_steps = with_scheduler(
+            pipeline, args.eval_scheduler, clip_sample=args.eval_clip_sample
+        )
         generator = torch.Generator(device="cpu").manual_seed(args.seed)
         if isinstance(pipeline, SimpleDDPMTextPipeline):
             prompts = pipeline.config.sample_prompts
@@ -364,8 +443,10 @@ def train(args: argparse.Namespace) -> None:
         else:
             labels = torch.arange(args.eval_batch_size) % len(class_names) if class_names else None
             condition = {"batch_size": args.eval_batch_size, "class_labels": labels}
-        images = pipeline(generator=generator, num_inference_steps=args.ddpm_num_inference_steps, **condition).images
-        grid = make_sample_grid(images)
+        images = sampling_pipeline(
+            generator=generator, num_inference_steps=args.ddpm_num_inference_steps or default_steps, **condition
+        ).images
+        grid = make_sample_grid(images, scale=GRID_SCALE if args.resolution < 64 else 1)
         grid_path = os.path.join(args.output_dir, SAMPLE_GRID_NAME)
         grid.save(grid_path)
         tracker = accelerator.get_tracker(args.logger, unwrap=True)
@@ -419,45 +500,26 @@ def train(args: argparse.Namespace) -> None:
     training_clock["session_start"] = time.perf_counter()
     for epoch in range(first_epoch, num_epochs):
         unet.train()
-        train_dataloader.set_epoch(epoch)
-        train_dataloader.dataset.set_epoch(epoch)
         skipped = (global_step - epoch * updates_per_epoch) * args.gradient_accumulation_steps
-        epoch_batches = (
-            accelerator.skip_first_batches(train_dataloader, skipped) if skipped > 0 else train_dataloader
-        )
-        for batch in epoch_batches:
-            clean_images = batch["input"].to(memory_format=memory_format)
-            noise = torch.randn(clean_images.shape, device=clean_images.device).to(memory_format=memory_format)
-            timesteps = torch.randint(
-                0, noise_scheduler.config.num_train_timesteps, (clean_images.shape[0],), device=clean_images.device
+        if device_batches is not None:
+            epoch_batches = device_batches.epoch_batches(epoch, skip=max(skipped, 0))
+        else:
+            train_dataloader.set_epoch(epoch)
+            train_dataloader.dataset.set_epoch(epoch)
+            epoch_batches = (
+                accelerator.skip_first_batches(train_dataloader, skipped) if skipped > 0 else train_dataloader
             )
-            noisy_images = noise_scheduler.add_noise(clean_images, noise, timesteps)
-            class_labels = None
-            if class_names:
-                dropped = torch.rand(clean_images.shape[0], device=clean_images.device) < args.class_dropout_prob
-                class_labels = torch.where(dropped, len(class_names), batch["class_labels"])
-            text_inputs = {}
-            if caption_embeddings is not None:
-                dropped = torch.rand(clean_images.shape[0], device=clean_images.device) < args.caption_dropout
-                text_inputs = caption_embeddings.lookup(batch["class_labels"], dropped)
-
+        for batch in epoch_batches:
+            clean_images = batch["input"]
             with accelerator.accumulate(unet):
-                model_output = unet(noisy_images, timesteps, class_labels=class_labels, **text_inputs).sample
-                target = training_target(noise_scheduler, clean_images, noise, timesteps)
-                loss = F.mse_loss(model_output.float(), target.float())
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.detach() / args.gradient_accumulation_steps
+                loss = training_step(
+                    unet, clean_images, batch.get("class_labels"), sync_gradients=accelerator.sync_gradients
+                )
+            loss_sum += loss / args.gradient_accumulation_steps
             interval_images += clean_images.shape[0] * accelerator.num_processes
 
             if not accelerator.sync_gradients:
                 continue
-            if ema_model is not None:
-                ema_model.step(unet.parameters())
             global_step += 1
             logged_updates += 1
             progress_bar.update(1)
@@ -506,6 +568,7 @@ def train(args: argparse.Namespace) -> None:
                 pipeline,
                 args.eval_num_images,
                 scheduler=args.eval_scheduler,
+                clip_sample=args.eval_clip_sample,
                 num_inference_steps=args.eval_num_inference_steps,
                 seed=args.seed,
             )
@@ -535,6 +598,11 @@ def train(args: argparse.Namespace) -> None:
             seed=args.seed,
             evaluation=evaluation,
             sample_grid=grid_path,
+            model_config=(
+                f"auto: {resolve_preset('auto', accelerator.device.type)}"
+                if args.model_config == "auto"
+                else os.path.basename(args.model_config)
+            ),
         )
         pipeline.save_pretrained(
             args.output_dir,

@@ -6,6 +6,44 @@ second, before torch, 🤗 Diffusers, 🤗 Datasets and 🤗 Accelerate are impo
 """
 
 import argparse
+from dataclasses import dataclass
+
+@dataclass(frozen=True)
+class OptimizationSettings:
+    """
+    The optimizer, clipping and EMA settings of a training run. The defaults are those of the training program's
+    command line (`--learning_rate`, `--adam_beta1`, ...) and of the benchmarks' bare loop, which read them from here.
+
+    Args:
+        learning_rate (`float`, defaults to 1e-3): Peak learning rate of AdamW (3e-4 suited the notebook network; the
+            residual presets train best at 1e-3).
+        adam_beta1 (`float`, defaults to 0.95): β1 of AdamW.
+        adam_beta2 (`float`, defaults to 0.999): β2 of AdamW.
+        adam_weight_decay (`float`, defaults to 1e-6): Weight decay of AdamW.
+        adam_epsilon (`float`, defaults to 1e-8): ε of AdamW.
+        max_grad_norm (`float`, defaults to 1.0): Gradient clipping norm.
+        lr_warmup_steps (`int`, defaults to 200): Learning-rate warm-up, in optimizer updates.
+        ema_max_decay (`float`, defaults to 0.9999): Largest decay of the EMA of the weights.
+        ema_inv_gamma (`float`, defaults to 1.0): Inverse gamma of the EMA warm-up.
+        ema_power (`float`, defaults to 3/4): Power of the EMA warm-up.
+        class_dropout_prob (`float`, defaults to 0.1): Share of class labels replaced by "no class".
+    """
+
+    learning_rate: float = 1e-3
+    adam_beta1: float = 0.95
+    adam_beta2: float = 0.999
+    adam_weight_decay: float = 1e-6
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 1.0
+    lr_warmup_steps: int = 200
+    ema_max_decay: float = 0.9999
+    ema_inv_gamma: float = 1.0
+    ema_power: float = 3 / 4
+    class_dropout_prob: float = 0.1
+
+
+DEFAULT_SETTINGS = OptimizationSettings()
+
 
 # The length of a run when neither `--num_epochs` nor `--max_train_steps` is given: 4 passes over the 60,000 MNIST
 # training digits at batch 64 (3,752 optimizer updates).
@@ -140,6 +178,21 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     data.add_argument("--center_crop", action="store_true", help="Crop the center instead of a random square.")
     data.add_argument("--random_flip", action="store_true", help="Mirror images horizontally at random.")
     data.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
+    data.add_argument(
+        "--data_on_device",
+        type=str,
+        default="auto",
+        choices=("auto", "always", "never"),
+        help="Hold the whole dataset on the training device as uint8 and cut, crop and flip batches there, with no "
+        "DataLoader: 'auto' does so on a GPU when the images fit in --data_on_device_max_mib and share one size "
+        "after resizing, 'always' on any device (refused when they do not fit), 'never' keeps the DataLoader.",
+    )
+    data.add_argument(
+        "--data_on_device_max_mib",
+        type=int,
+        default=4096,
+        help="Largest dataset, in MiB of uint8 pixels at the training resolution, held on the device.",
+    )
 
     model = parser.add_argument_group("model and diffusion")
     model.add_argument(
@@ -155,7 +208,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     model.add_argument("--ddpm_num_steps", type=int, default=1000, help="Diffusion steps of training.")
     model.add_argument(
-        "--ddpm_num_inference_steps", type=int, default=1000, help="Denoising steps for the sample grids."
+        "--ddpm_num_inference_steps",
+        type=int,
+        default=None,
+        help="Denoising steps of the sample grids (drawn with --eval_scheduler). Default: that sampler's default.",
     )
     model.add_argument(
         "--ddpm_beta_schedule", type=str, default="linear", choices=BETA_SCHEDULES, help="The β schedule."
@@ -169,7 +225,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     model.add_argument(
         "--class_dropout_prob",
         type=float,
-        default=0.1,
+        default=DEFAULT_SETTINGS.class_dropout_prob,
         help="Share of labels replaced by 'no class' so that the model also learns unconditional generation.",
     )
 
@@ -186,7 +242,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     training.add_argument("--seed", type=int, default=0, help="Seed of the whole run (data order, noise, weights).")
     training.add_argument("--train_batch_size", type=int, default=64, help="Batch size per device.")
-    training.add_argument("--eval_batch_size", type=int, default=16, help="Images in each sample grid.")
+    training.add_argument("--eval_batch_size", type=int, default=64, help="Images in each sample grid.")
     training.add_argument(
         "--num_epochs", type=int, default=DEFAULT_NUM_EPOCHS, help="Passes over the data, unless --max_train_steps is set."
     )
@@ -199,7 +255,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     training.add_argument(
         "--gradient_accumulation_steps", type=int, default=1, help="Micro-batches accumulated per optimizer update."
     )
-    training.add_argument("--learning_rate", type=float, default=3e-4, help="Peak learning rate.")
+    training.add_argument(
+        "--learning_rate", type=float, default=DEFAULT_SETTINGS.learning_rate, help="Peak learning rate."
+    )
     training.add_argument(
         "--lr_scheduler",
         type=str,
@@ -208,14 +266,22 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="Learning-rate schedule.",
     )
     training.add_argument(
-        "--lr_warmup_steps", type=int, default=200, help="Warm-up length, in optimizer updates (not micro-batches)."
+        "--lr_warmup_steps",
+        type=int,
+        default=DEFAULT_SETTINGS.lr_warmup_steps,
+        help="Warm-up length, in optimizer updates (not micro-batches).",
     )
-    training.add_argument("--adam_beta1", type=float, default=0.95, help="β1 of AdamW.")
-    training.add_argument("--adam_beta2", type=float, default=0.999, help="β2 of AdamW.")
-    training.add_argument("--adam_weight_decay", type=float, default=1e-6, help="Weight decay of AdamW.")
-    training.add_argument("--adam_epsilon", type=float, default=1e-8, help="ε of AdamW.")
+    training.add_argument("--adam_beta1", type=float, default=DEFAULT_SETTINGS.adam_beta1, help="β1 of AdamW.")
+    training.add_argument("--adam_beta2", type=float, default=DEFAULT_SETTINGS.adam_beta2, help="β2 of AdamW.")
     training.add_argument(
-        "--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm, positive; `inf` turns clipping off."
+        "--adam_weight_decay", type=float, default=DEFAULT_SETTINGS.adam_weight_decay, help="Weight decay of AdamW."
+    )
+    training.add_argument("--adam_epsilon", type=float, default=DEFAULT_SETTINGS.adam_epsilon, help="ε of AdamW.")
+    training.add_argument(
+        "--max_grad_norm",
+        type=float,
+        default=DEFAULT_SETTINGS.max_grad_norm,
+        help="Gradient clipping norm, positive; `inf` turns clipping off.",
     )
     training.add_argument(
         "--use_ema",
@@ -223,9 +289,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         default=True,
         help="Keep an exponential moving average of the weights; the exported pipeline holds it.",
     )
-    training.add_argument("--ema_inv_gamma", type=float, default=1.0, help="Inverse gamma of the EMA warm-up.")
-    training.add_argument("--ema_power", type=float, default=3 / 4, help="Power of the EMA warm-up.")
-    training.add_argument("--ema_max_decay", type=float, default=0.9999, help="Largest EMA decay.")
+    training.add_argument(
+        "--ema_inv_gamma", type=float, default=DEFAULT_SETTINGS.ema_inv_gamma, help="Inverse gamma of the EMA warm-up."
+    )
+    training.add_argument(
+        "--ema_power", type=float, default=DEFAULT_SETTINGS.ema_power, help="Power of the EMA warm-up."
+    )
+    training.add_argument(
+        "--ema_max_decay", type=float, default=DEFAULT_SETTINGS.ema_max_decay, help="Largest EMA decay."
+    )
     training.add_argument(
         "--mixed_precision",
         type=str,
@@ -242,6 +314,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     training.add_argument(
         "--gradient_checkpointing", action="store_true", help="Trade compute for memory by recomputing activations."
+    )
+    training.add_argument(
+        "--compile",
+        action="store_true",
+        help="Compile the model with torch.compile (the first updates take longer). Off by default: its gain on a GPU "
+        "is still to be measured (docs/benchmarks/training-cuda.md).",
     )
 
     outputs = parser.add_argument_group("checkpoints, samples and logs")
@@ -267,12 +345,22 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     outputs.add_argument(
         "--eval_num_images",
         type=int,
-        default=500,
+        default=2000,
         help="On the built-in MNIST, score this many samples of the final pipeline with the fast metrics (MNIST "
         "classifier Fréchet distance, KID, IS) for the model card; 0 skips it.",
     )
     outputs.add_argument(
-        "--eval_scheduler", type=str, default="ddim", help="Sampler of that evaluation (ddpm, ddim, dpm, euler, ...)."
+        "--eval_scheduler",
+        type=str,
+        default="dpm",
+        help="Sampler of that evaluation and of the sample grids (ddpm, ddim, dpm = DPM-Solver++, euler, ...).",
+    )
+    outputs.add_argument(
+        "--eval_clip_sample",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Clip the predicted clean image to [-1, 1] at every step of that sampler (not possible with ddim or "
+        "euler: pass --no-eval_clip_sample for them).",
     )
     outputs.add_argument(
         "--eval_num_inference_steps", type=int, default=None, help="Its steps. Default: the sampler's default."

@@ -42,6 +42,13 @@ MODEL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
 logger = logging.getLogger(__name__)
 
 
+def resolve_preset(model_config: str, device_type: str = "cpu") -> str:
+    """The preset that `--model_config auto` stands for on `device_type` (`AUTO_PRESETS`); anything else unchanged."""
+    if model_config == "auto":
+        return AUTO_PRESETS.get(device_type, AUTO_PRESETS["cpu"])
+    return model_config
+
+
 def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
     """
     Reads the `--model_config` argument: a preset name, `"auto"`, or the path of a `SimpleUNet2DModel` `config.json`.
@@ -58,8 +65,7 @@ def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
     Raises:
         `ValueError`: naming the file and line of malformed JSON, or the key of a value of the wrong type.
     """
-    if model_config == "auto":
-        model_config = AUTO_PRESETS.get(device_type, AUTO_PRESETS["cpu"])
+    model_config = resolve_preset(model_config, device_type)
     if model_config in MODEL_PRESETS:
         return dict(MODEL_PRESETS[model_config])
     if not os.path.isfile(model_config):
@@ -246,10 +252,11 @@ def check_processes_in_sync(accelerator, model: torch.nn.Module) -> None:
 def evaluate_on_mnist(
     pipeline: SimpleDDPMPipeline,
     num_images: int,
-    scheduler: str = "ddim",
+    scheduler: str = "dpm",
     num_inference_steps: int | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    clip_sample: bool = False,
 ) -> EvaluationResults:
     """
     Scores a pipeline trained on MNIST digits with the fast metrics of `evaluation` (the MNIST classifier's
@@ -259,15 +266,16 @@ def evaluate_on_mnist(
         pipeline (`SimpleDDPMPipeline`): The trained pipeline (a class-conditional one samples the classes in turn, a
             text one its `sample_prompts` in turn).
         num_images (`int`): How many images to generate and score.
-        scheduler (`str`, *optional*, defaults to `"ddim"`): The sampler (see `sampling.with_scheduler`).
+        scheduler (`str`, *optional*, defaults to `"dpm"`): The sampler (see `sampling.with_scheduler`).
         num_inference_steps (`int`, *optional*): Denoising steps; the scheduler's default when not given.
         seed (`int`, *optional*, defaults to 0): Seed of the first image.
         batch_size (`int`, *optional*, defaults to 64): Images per pipeline call.
+        clip_sample (`bool`, *optional*, defaults to `False`): Clip the predicted clean image to [-1, 1] at every step.
 
     Returns:
         `EvaluationResults`: the figures and how they were computed, for the model card.
     """
-    sampling_pipeline, default_steps = with_scheduler(pipeline, scheduler)
+    sampling_pipeline, default_steps = with_scheduler(pipeline, scheduler, clip_sample=clip_sample)
     steps = num_inference_steps or default_steps
     num_classes = pipeline.num_classes
     class_labels = [index % num_classes for index in range(num_images)] if num_classes else None
@@ -290,7 +298,8 @@ def evaluate_on_mnist(
         "Classifier Inception Score": results["classifier_is"],
     }
     protocol = (
-        f"{num_images} images sampled with {type(sampling_pipeline.scheduler).__name__}, {steps} steps, seeds {seed} "
+        f"{num_images} images sampled with {type(sampling_pipeline.scheduler).__name__}, {steps} steps"
+        f"{' (predicted clean image clipped to [-1, 1] at every step)' if clip_sample else ''}, seeds {seed} "
         f"to {seed + num_images - 1}, compared with the 10,000 digits of the MNIST test split through the penultimate "
         "features of the package's MNIST classifier (`diffusers_simple_ddpm.evaluation`); the floor is the same "
         f"distance for {num_images} real training digits."

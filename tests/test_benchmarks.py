@@ -4,9 +4,15 @@ the index. They check the report's structure, never a timing."""
 import importlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_unet
 from PIL import Image
+
+from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
+from diffusers_simple_ddpm.cli import main
+from diffusers_simple_ddpm.sampling import generate_images
 
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "scripts" / "benchmarks"
 # benchmark name -> (charts it writes, table headers its section must hold)
@@ -25,9 +31,10 @@ EXPECTED = {
     "training": (
         ["training-32x32x3.png"],
         [
-            "| format | batch | model | parameters | loop | precision | images/s | peak memory (MiB) |",
-            "| format | batch | model | scripts/train.py (img/s) | bare loop (img/s) | bare loop faster by | "
-            "script peak RSS (MiB) |",
+            "| format | batch | model | parameters | loop | precision | images/s | peak memory (MiB) | GFLOP/image | MFU |",
+            "| format | batch | model | scripts/train.py (img/s) | bare loop | bare loop (img/s) | bare loop faster by | "
+            "script MFU | script peak RSS (MiB) |",
+            "| format | model | unet | images | seconds | images/s |",
         ],
     ),
     "ablation": (
@@ -35,8 +42,13 @@ EXPECTED = {
         ["| configuration | parameters | updates | images/s | final loss | fast FD | KID | classifier IS | load |"],
     ),
     "quality": (
-        ["quality.png"],
-        ["| model | sampler | digits | fast FD | floor | KID | floor | classifier IS | floor | rarest digit share |"],
+        ["quality.png", "quality-samples-ours.png", "quality-samples-notebook.png", "quality-samples-diffusers.png"],
+        [
+            "| network | parameters | updates | seconds | last loss |",
+            "| network | sampler | samples | fast FD | floor | x floor |",
+            "| SimpleUNet2DModel `default` | DPM-Solver++ clip 2 | 16 |",
+            "| diffusers UNet2DModel | DDPM 4 | 16 |",
+        ],
     ),
     "conditional": (
         ["conditional.png"],
@@ -58,7 +70,13 @@ def benchmark_module(monkeypatch):
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("name", list(EXPECTED))
+# Benchmarks whose quick run trains (a subprocess of scripts/train.py or the bare loop): tens of seconds each.
+TRAINING_BENCHMARKS = ("training", "ablation", "quality", "conditional")
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=pytest.mark.slow) if name in TRAINING_BENCHMARKS else name for name in EXPECTED]
+)
 def test_quick_run_writes_its_section_and_the_index(name, benchmark_module, tmp_path):
     module = benchmark_module(name)
     module.main(module.parse_args(["--quick", "--device", "cpu", "--output_dir", str(tmp_path)]))
@@ -103,11 +121,12 @@ def test_unknown_ablation_config_is_rejected(benchmark_module):
 
 def test_bare_trainer_rejects_fp16(benchmark_module):
     utils = benchmark_module("utils")
-    model = utils.make_simple_unet("default", 8, 1, block_out_channels=(8, 8, 8))
+    model = utils.make_simple_unet("notebook", 8, 1)
     with pytest.raises(ValueError, match="mixed_precision"):
         utils.BareTrainer(model, torch.zeros(4, 1, 8, 8), 2, torch.device("cpu"), mixed_precision="fp16")
 
 
+@pytest.mark.slow
 def test_conditional_measures_a_kept_pipeline_without_training(benchmark_module, tmp_path):
     module = benchmark_module("conditional")
     pipeline_dir = tmp_path / "pipeline"
@@ -125,3 +144,23 @@ def test_conditional_measures_a_kept_pipeline_without_training(benchmark_module,
     assert "](conditional-samples.png)" in section
     with Image.open(tmp_path / "second" / "benchmarks" / "conditional-samples.png") as grid:
         assert grid.size == (2 * 28, 10 * 28)
+
+
+@pytest.mark.parametrize("sampler", ["DDPM clip", "DDIM", "DPM-Solver++ clip"])
+def test_benchmarks_sample_what_the_command_line_samples(sampler, benchmark_module, tmp_path):
+    utils = benchmark_module("utils")
+    unet = make_tiny_unet()
+    scheduler, clip_sample = utils.SAMPLERS[sampler]
+    SimpleDDPMPipeline(unet=unet, scheduler=SimpleDDPMScheduler()).save_pretrained(tmp_path / "model")
+    command = ["sample", str(tmp_path / "model"), "--num_images", "3", "--steps", "4", "--scheduler", scheduler]
+    main([*command, "--output_dir", str(tmp_path / "images"), *(["--clip_sample"] if clip_sample else [])])
+
+    pipeline = utils.sampling_pipeline(unet, sampler)
+    images = generate_images(pipeline, 3, 4, batch_size=2, output_type="pt")
+    assert images.shape == (3, 1, 8, 8)
+    written = np.stack([np.asarray(Image.open(tmp_path / "images" / f"{index:05d}.png")) for index in range(3)])
+    np.testing.assert_allclose(images[:, 0].numpy() * 255, written, atol=1)
+    in_one_batch = generate_images(pipeline, 3, 4, batch_size=3, output_type="np")
+    np.testing.assert_allclose(in_one_batch, images.permute(0, 2, 3, 1).numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        utils.sampling_pipeline(unet, "DPM")

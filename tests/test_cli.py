@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_unet
-from notebook_reference import SimpleUNet
 from PIL import Image
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, cli
 from diffusers_simple_ddpm.cli import main
 from diffusers_simple_ddpm.sampling import with_scheduler
+from diffusers_simple_ddpm.notebook import SimpleUNet
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,7 @@ def conditional_model_dir(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_console_script_help():
     executable = shutil.which("simple-ddpm")
     assert executable is not None, "the package's console script is not installed"
@@ -205,6 +206,7 @@ def test_train_runs_from_a_wheel_installed_outside_the_repository(tmp_path):
     assert SimpleDDPMPipeline.from_pretrained(workdir / "run").unet.config.sample_size == 8
 
 
+@pytest.mark.slow
 def test_train_forwards_to_the_training_script():
     result = subprocess.run(
         [sys.executable, "-m", "diffusers_simple_ddpm.cli", "train", "--help"], capture_output=True, text=True

@@ -34,8 +34,8 @@ def test_guidance_mixes_conditional_and_unconditional_predictions(conditional_pi
     with torch.no_grad():
         conditional = unet(latents, timestep, class_labels=labels).sample
         unconditional = unet(latents, timestep, class_labels=torch.tensor([3, 3])).sample
-        guided = conditional_pipeline.predict_noise(latents, timestep, labels, guidance_scale=3.0)
-        plain = conditional_pipeline.predict_noise(latents, timestep, labels, guidance_scale=1.0)
+        guided = conditional_pipeline.predict_model_output(latents, timestep, labels, guidance_scale=3.0)
+        plain = conditional_pipeline.predict_model_output(latents, timestep, labels, guidance_scale=1.0)
     torch.testing.assert_close(guided, unconditional + 3.0 * (conditional - unconditional), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(plain, conditional, rtol=0, atol=0)
 

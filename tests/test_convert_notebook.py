@@ -1,16 +1,14 @@
+import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from notebook_reference import SimpleUNet
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
+from diffusers_simple_ddpm.cli import main
 from diffusers_simple_ddpm.convert_notebook import convert_notebook_checkpoint
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "convert_notebook_checkpoint.py"
+from diffusers_simple_ddpm.notebook import SimpleUNet
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +20,17 @@ def notebook_checkpoint(tmp_path_factory):
     return network, path
 
 
-def test_script_converts_a_notebook_checkpoint(notebook_checkpoint, tmp_path):
+@pytest.mark.slow
+def test_command_line_converts_a_notebook_checkpoint(notebook_checkpoint, tmp_path):
     network, checkpoint = notebook_checkpoint
     output_dir = tmp_path / "pipeline"
+    executable = shutil.which("simple-ddpm")
+    assert executable is not None, "the package's console script is not installed"
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--checkpoint", str(checkpoint), "--output_dir", str(output_dir),
-         "--sample_size", "28"],
-        capture_output=True, text=True, check=True,
+        [executable, "convert", "--checkpoint", str(checkpoint), "--output_dir", str(output_dir), "--sample_size", "28"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "SimpleDDPMPipeline.from_pretrained" in result.stdout
     pipeline = SimpleDDPMPipeline.from_pretrained(output_dir)
@@ -38,6 +40,23 @@ def test_script_converts_a_notebook_checkpoint(notebook_checkpoint, tmp_path):
     sample, timesteps = torch.randn(2, 1, 28, 28), torch.tensor([10, 600])
     with torch.no_grad():
         torch.testing.assert_close(pipeline.unet(sample, timesteps).sample, network(sample, timesteps))
+
+
+@pytest.mark.parametrize(
+    ("make_checkpoint", "message"),
+    [
+        (lambda path: path.write_text("hello world\n"), "could not be read as a plain state_dict"),
+        (lambda path: path.write_bytes(b""), "could not be read as a plain state_dict"),
+        (lambda path: path.mkdir(), "is a directory"),
+    ],
+    ids=["text-file", "empty-file", "directory"],
+)
+def test_command_line_names_the_checkpoint_it_cannot_read(make_checkpoint, message, tmp_path):
+    checkpoint = tmp_path / "unet.pt"
+    make_checkpoint(checkpoint)
+    with pytest.raises(ValueError, match=f"`checkpoint` {checkpoint} {message}"):
+        main(["convert", "--checkpoint", str(checkpoint), "--output_dir", str(tmp_path / "pipeline")])
+    assert not (tmp_path / "pipeline").exists()
 
 
 def test_diffusion_model_wrapper_state_dict(notebook_checkpoint, tmp_path):

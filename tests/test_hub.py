@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import huggingface_hub
@@ -146,6 +147,7 @@ def test_diffusers_download_rejects_the_package_layout_and_from_pretrained_loads
     assert {request.headers["authorization"] for request in fake_hub.repository_requests()} == {"Bearer hf_read"}
 
 
+@pytest.mark.slow
 def test_load_by_repo_id_offline_from_the_hub_cache(tiny_pipeline, saved_pipeline, tmp_path):
     cache = tmp_path / "hub-cache"
     repository = cache / "models--user--ddpm-tiny"
@@ -229,11 +231,24 @@ def test_save_pretrained_pushes_to_the_folder_name_in_the_token_namespace(tiny_p
     assert f'SimpleDDPMPipeline.from_pretrained("{REPO_ID}")' in commit["files"]["README.md"].decode()
 
 
-def test_model_card_template_is_shipped_with_the_package():
-    assert MODEL_CARD_TEMPLATE_PATH.read_bytes() == (REPO_ROOT / "model_card.md").read_bytes(), (
-        "model_card.md and its packaged copy differ: edit model_card.md, then copy it to "
-        "diffusers_simple_ddpm/assets/model_card.md"
+def test_model_card_template_is_the_top_level_model_card():
+    # One file: the packaged template is a link to model_card.md, so there is no copy to keep in step.
+    assert MODEL_CARD_TEMPLATE_PATH.is_symlink()
+    assert MODEL_CARD_TEMPLATE_PATH.resolve() == (REPO_ROOT / "model_card.md").resolve()
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_model_card_template(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
     )
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        template = archive.read("diffusers_simple_ddpm/assets/model_card.md")
+    assert template == (REPO_ROOT / "model_card.md").read_bytes()
 
 
 def test_save_pretrained_writes_the_model_card_of_a_run(tiny_pipeline, training_details, tmp_path):
@@ -276,6 +291,7 @@ def test_save_pretrained_writes_the_model_card_of_a_run(tiny_pipeline, training_
     assert "trust_remote_code" not in card.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_class_embeds", [None, 3])
 def test_model_card_usage_snippet_runs(num_class_embeds, training_details, tmp_path, monkeypatch):
     # 50 diffusion steps keep the snippet's full DDPM sampling fast.
@@ -321,6 +337,7 @@ def test_code_in_a_repository_imports_only_torch_and_diffusers():
         assert top_level - set(sys.stdlib_module_names) <= {"torch", "diffusers"}, (module.__name__, top_level)
 
 
+@pytest.mark.slow
 def test_repository_with_code_loads_without_the_package(training_details, tmp_path):
     pipeline = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler(num_train_timesteps=50))
     pipeline.set_progress_bar_config(disable=True)

@@ -1,5 +1,9 @@
 """Tests of `SimpleDDPMScheduler` against diffusers' own `DDPMScheduler` and the schedulers that swap in for it."""
 
+import inspect
+import re
+import typing
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +11,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
 from diffusers.utils.torch_utils import randn_tensor
 
 import diffusers_simple_ddpm.scheduling_simple_ddpm as scheduling_simple_ddpm
+from diffusers_simple_ddpm.notebook import DiffusionModel
 from diffusers_simple_ddpm.scheduling_simple_ddpm import SimpleDDPMScheduler, SimpleDDPMSchedulerOutput
 
 SHAPE = (2, 3, 4, 4)
@@ -32,9 +37,11 @@ def schedulers(**config) -> tuple[SimpleDDPMScheduler, DDPMScheduler]:
     return SimpleDDPMScheduler(**config), DDPMScheduler(**config)
 
 
-def sampling_loop(scheduler, generator, dtype=torch.float32, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def sampling_loop(
+    scheduler, generator, dtype=torch.float32, device="cpu", shape=SHAPE
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Runs a denoising loop over `scheduler.timesteps`; returns each step's `prev_sample`, `pred_original_sample`."""
-    sample = randn_tensor(SHAPE, generator=generator, device=torch.device(device), dtype=dtype)
+    sample = randn_tensor(shape, generator=generator, device=torch.device(device), dtype=dtype)
     prev_samples, pred_original_samples = [], []
     for t in scheduler.timesteps:
         output = scheduler.step(fake_model_output(sample, t), t, sample, generator=generator)
@@ -160,23 +167,6 @@ def test_add_noise_and_get_velocity_match_ddpm(beta_schedule):
     )
 
 
-def notebook_p_sample_loop(generator: torch.Generator, num_train_timesteps: int = 1000) -> torch.Tensor:
-    """The notebook's `DiffusionModel.sample` (`../shared/seed/diffusion-notebook.md`) with its formulas verbatim."""
-    betas = torch.linspace(1e-4, 0.02, num_train_timesteps)
-    alphas = 1 - betas
-    alphas_cumprod = torch.cumprod(alphas, dim=0)
-    alphas_cumprod_prev = torch.nn.functional.pad(alphas_cumprod[:-1], (1, 0), value=1.0)
-    sqrt_recip_alphas = torch.sqrt(1.0 / alphas)
-    posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
-
-    x_t = torch.randn(SHAPE, generator=generator)
-    for t in reversed(range(num_train_timesteps)):
-        predicted_noise = fake_model_output(x_t, torch.tensor(t))
-        mean = sqrt_recip_alphas[t] * (x_t - (betas[t] / torch.sqrt(1 - alphas_cumprod[t])) * predicted_noise)
-        x_t = mean + torch.sqrt(posterior_variance[t]) * torch.randn(SHAPE, generator=generator) if t > 0 else mean
-    return x_t
-
-
 def test_defaults_reproduce_the_notebook():
     scheduler = SimpleDDPMScheduler()
     expected = dict(
@@ -191,12 +181,15 @@ def test_defaults_reproduce_the_notebook():
     assert {key: scheduler.config[key] for key in expected} == expected
     torch.testing.assert_close(scheduler.betas, torch.linspace(1e-4, 0.02, 1000), rtol=0, atol=0)
     scheduler.set_timesteps(1000)
-    prev_samples, _ = sampling_loop(scheduler, torch.Generator().manual_seed(0))
+    # The notebook's loop draws from the global generator and only works for a batch of one (`if t > 0` on a tensor).
+    shape = (1, *SHAPE[1:])
+    torch.manual_seed(0)
+    prev_samples, _ = sampling_loop(scheduler, None, shape=shape)
+    torch.manual_seed(0)
+    notebook_samples = DiffusionModel(fake_model_output).sample(1, shape[1:], "cpu")
     # The notebook computes the mean directly, DDPM through x_0 (formulas (11) and (7) of the paper): equal up to
     # float32 rounding, which grows to a few 1e-5 relative over 1000 steps.
-    torch.testing.assert_close(
-        prev_samples[-1], notebook_p_sample_loop(torch.Generator().manual_seed(0)), rtol=1e-4, atol=1e-4
-    )
+    torch.testing.assert_close(prev_samples[-1], notebook_samples, rtol=1e-4, atol=1e-4)
 
 
 def test_step_api():
@@ -397,3 +390,15 @@ def test_cuda_loop_matches_ddpm_without_host_synchronisation():
         torch.cuda.set_sync_debug_mode("default")
     ddpm_prev_samples, _ = sampling_loop(ddpm, make_generator(), device="cuda")
     torch.testing.assert_close(prev_samples, ddpm_prev_samples, **TOLERANCE)
+
+
+@pytest.mark.parametrize("option", ["beta_schedule", "variance_type", "prediction_type", "timestep_spacing"])
+def test_choices_are_typed_as_literals_within_ddpm_ones(option):
+    ours = inspect.signature(SimpleDDPMScheduler.__init__).parameters[option].annotation
+    ddpm = inspect.signature(DDPMScheduler.__init__).parameters[option].annotation
+    assert typing.get_origin(ours) is typing.Literal
+    assert set(typing.get_args(ours)) <= set(typing.get_args(ddpm))
+    # The allowed values that the scheduler checks are the ones its type names.
+    SimpleDDPMScheduler(**{option: typing.get_args(ours)[-1]})
+    with pytest.raises(ValueError, match=re.escape(f"`{option}` must be one of {typing.get_args(ours)}")):
+        SimpleDDPMScheduler(**{option: "other"})

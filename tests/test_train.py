@@ -108,7 +108,8 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     metrics = {metric["name"]: metric["value"] for metric in card.data.to_dict()["model-index"][0]["results"][0]["metrics"]}
     assert metrics["Fréchet distance (MNIST classifier features)"] > metrics["Fréchet distance floor (real digits)"] > 0
     assert "| Optimizer updates | 6 (1 epochs) |" in card.text and "| Mixed precision | bf16 |" in card.text
-    assert "8 images sampled with DDIMScheduler, 2 steps" in card.text
+    assert "8 images sampled with DPMSolverMultistepScheduler, 2 steps (predicted clean image clipped" in card.text
+    assert "| Network | `--model_config config.json` |" in card.text
     assert sorted(path.name for path in output_dir.iterdir() if path.name.startswith("checkpoint")) == [
         "checkpoint-4",
         "checkpoint-6",
@@ -120,7 +121,7 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     assert [image.mode for image in images] == ["L", "L"]
 
     grid = Image.open(output_dir / "sample_grid.png")
-    assert grid.size == (16, 16)  # 4 images of 8x8 in a 2x2 grid
+    assert grid.size == (32, 32)  # 4 images of 8x8 in a 2x2 grid, drawn twice as large
 
     # The exported pipeline holds the EMA weights, not the raw training weights.
     assert_same_weights(output_dir / "unet", output_dir / "checkpoint-6" / "unet_ema")
@@ -136,8 +137,10 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_model_config):
+@pytest.mark.parametrize("data_on_device", ["never", "always"])
+def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_model_config, data_on_device):
     steps = ["--max_train_steps", "120", "--checkpointing_steps", "30", "--random_flip", "--mixed_precision", "no"]
+    steps += ["--data_on_device", data_on_device]
     straight = tmp_path / "straight"
     launch(train_args(straight, tiny_model_config, *steps))
 
@@ -163,14 +166,16 @@ def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_
 
 
 @pytest.mark.slow
-def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, tiny_model_config):
+@pytest.mark.parametrize("data_on_device", ["never", "always"])
+def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, tiny_model_config, data_on_device):
     output_dir = tmp_path / "ddp"
     # Both processes tear the process group down together, so the run exits promptly rather than hanging at exit.
     result = launch(
-        train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "4"),
+        train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "4",
+                   "--data_on_device", data_on_device),
         num_processes=2,
         timeout=300,
-    )
+    )  # fmt: skip
     assert "MULTI_CPU" in result.stderr + result.stdout
     assert "All 2 processes hold identical weights." in result.stdout
     assert result.stdout.count("Pipeline saved to") == 1
@@ -237,6 +242,8 @@ def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
         (["--class_dropout_prob", "1.5"], "--class_dropout_prob"),
         (["--resume_from_checkpoint", "nowhere"], "--resume_from_checkpoint"),
         (["--eval_scheduler", "fastest"], "--eval_scheduler.*ddpm, ddim, dpm, euler"),
+        (["--eval_scheduler", "ddim"], "--eval_clip_sample.*does not work with DDIMScheduler"),
+        (["--ddpm_num_inference_steps", "0"], "--ddpm_num_inference_steps.*between 1 and"),
         (["--eval_num_images", "-1"], "--eval_num_images"),
         (["--max_grad_norm", "-1"], "--max_grad_norm.*positive.*reverses them.*`inf` to turn gradient clipping off"),
         (["--max_grad_norm", "0"], "--max_grad_norm.*positive"),
@@ -347,7 +354,7 @@ def test_help_shows_every_default_before_the_heavy_imports():
         [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
     ).stdout  # fmt: skip
     assert "--num_epochs NUM_EPOCHS" in help_text and "(default: 4)" in help_text
-    assert "(default: 0.0003)" in help_text and "(default: ddpm-mnist)" in help_text
+    assert "(default: 0.001)" in help_text and "(default: ddpm-mnist)" in help_text
     heavy = {"torch", "diffusers", "datasets", "accelerate", "transformers"}
     assert not heavy & imported_modules([str(SCRIPT), "--help"])
     assert not (heavy - {"torch"}) & imported_modules(["-m", "diffusers_simple_ddpm.cli", "train", "--help"])
@@ -493,3 +500,11 @@ def test_resuming_from_a_damaged_checkpoint(finished_run, tmp_path, tiny_model_c
         with pytest.raises(ValueError, match=match):
             train.main(argv + extra)
         assert not (output_dir / "model_index.json").exists()
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_and_exports(tmp_path, tiny_model_config):
+    output_dir = tmp_path / "compiled"
+    launch(train_args(output_dir, tiny_model_config, "--max_train_steps", "2", "--checkpointing_steps", "2", "--compile"))
+    assert_same_weights(output_dir / "unet", output_dir / "checkpoint-2" / "unet_ema")
+    SimpleDDPMPipeline.from_pretrained(output_dir)

@@ -88,12 +88,19 @@ def test_sampling_and_saving_with_ema_weights_leave_training_weights_alone(tmp_p
     pipeline.set_progress_bar_config(disable=True)
     pipeline(num_inference_steps=2)
     pipeline.save_pretrained(tmp_path)
+    # The sampled and saved model holds the EMA weights (those from before the update), not the training weights.
+    saved = SimpleUNet2DModel.from_pretrained(tmp_path / "unet")
+    for averaged_parameter, saved_parameter, shadow, trained in zip(
+        averaged.parameters(), saved.parameters(), ema.shadow_params, unet.parameters()
+    ):
+        assert torch.equal(averaged_parameter, shadow) and torch.equal(saved_parameter, shadow)
+        assert not torch.equal(averaged_parameter, trained)
+    # Changing the copy in place leaves the training weights alone: they share no storage.
     with torch.no_grad():
         for parameter in averaged.parameters():
             parameter.zero_()
     for name, tensor in unet.state_dict().items():
         assert torch.equal(tensor, before[name]), name
-    assert not torch.equal(averaged.conv1.weight, unet.conv1.weight)
 
 
 def test_a_crash_during_a_checkpoint_save_keeps_the_last_complete_one(tmp_path):

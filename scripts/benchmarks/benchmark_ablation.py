@@ -18,15 +18,16 @@ from benchmark_utils import (
     bar_chart,
     chart_path,
     count_parameters,
-    generate,
     make_simple_unet,
     markdown_table,
     mnist_tensor,
+    sampling_pipeline,
     setup,
     write_report,
 )
 
 from diffusers_simple_ddpm.evaluation import SampleEvaluator
+from diffusers_simple_ddpm.sampling import generate_images
 
 NAME = "ablation"
 NOTEBOOK_WIDTHS = (64, 128, 256)
@@ -95,13 +96,13 @@ def main(args: argparse.Namespace) -> None:
         model = make_simple_unet(CONFIGS[name], 28, 1)
         trainer = BareTrainer(model, images, args.batch_size, device, "bf16", True, seed=args.seed)
         result = trainer.train_for(args.budget_minutes * 60)
-        samples = generate(
-            trainer.ema_copy(),
-            args.sampler,
-            args.num_inference_steps,
+        samples = generate_images(
+            sampling_pipeline(trainer.ema_copy(), args.sampler),
             args.num_samples,
-            args.sample_batch_size,
-            args.seed,
+            args.num_inference_steps,
+            seed=args.seed,
+            batch_size=args.sample_batch_size,
+            output_type="pt",
         )
         metrics = evaluator.evaluate(samples)
         rows.append(

@@ -21,10 +21,10 @@ from benchmark_utils import (
     add_common_arguments,
     bar_chart,
     chart_path,
-    generate,
     markdown_table,
     mnist_labels,
     mnist_tensor,
+    sampling_pipeline,
     setup,
     train_script_for_budget,
     write_report,
@@ -41,6 +41,7 @@ from diffusers_simple_ddpm.evaluation import (
     load_classifier,
 )
 from diffusers_simple_ddpm.image_utils import make_sample_grid
+from diffusers_simple_ddpm.sampling import generate_images
 
 NAME = "conditional"
 
@@ -174,15 +175,15 @@ def main(args: argparse.Namespace) -> None:
     settings = [(sampler, scale) for sampler in args.samplers for scale in args.guidance_scales]
     accuracy_rows, distance_rows, accuracies, sample_sets = [], [], [], []
     for sampler, scale in settings:
-        samples = generate(
-            unet,
-            sampler,
-            args.num_inference_steps,
+        samples = generate_images(
+            sampling_pipeline(unet, sampler),
             len(requested),
-            args.sample_batch_size,
-            args.seed,
-            class_labels=requested,
+            args.num_inference_steps,
+            seed=args.seed,
+            batch_size=args.sample_batch_size,
+            class_labels=requested.tolist(),
             guidance_scale=scale,
+            output_type="pt",
         )
         sample_sets.append(samples)
         per_class_accuracy, per_class_distance = [], []

@@ -12,15 +12,16 @@ from benchmark_utils import (
     bar_chart,
     chart_path,
     count_parameters,
-    make_sampler,
     make_simple_unet,
     markdown_table,
+    sampling_pipeline,
     setup,
     synchronize,
     write_report,
 )
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
+from diffusers_simple_ddpm.sampling import generate_images
 
 NAME = "sampling"
 # (sampler, steps) pairs whose cost per image the report gives.
@@ -107,13 +108,10 @@ def main(args: argparse.Namespace) -> None:
 
         for sampler, steps in SAMPLER_SETTINGS:
             steps = args.ddpm_steps if sampler == "DDPM" else steps
-            pipeline.scheduler = make_sampler(sampler, SimpleDDPMScheduler().config)
+            sampler_pipeline = sampling_pipeline(unet, sampler)
             seconds = timed(
-                lambda: pipeline(
-                    batch_size=args.batch_size,
-                    num_inference_steps=steps,
-                    generator=torch.Generator(device=device).manual_seed(args.seed),
-                    output_type="pt",
+                lambda: generate_images(
+                    sampler_pipeline, args.batch_size, steps, seed=args.seed, batch_size=args.batch_size, output_type="pt"
                 ),
                 device,
             )
@@ -134,6 +132,9 @@ def main(args: argparse.Namespace) -> None:
         *markdown_table(["model", "parameters", "steps", "pipeline (s)", "bare loop (s)", "overhead"], overhead_rows),
         "",
         "### Seconds per image by sampler (one pass)",
+        "",
+        "One call of `diffusers_simple_ddpm.sampling.generate_images` (what `simple-ddpm sample` runs: one seeded "
+        "generator per image) for the whole batch.",
         "",
         *markdown_table(["model", "sampler", f"batch of {args.batch_size} (s)", "s/image"], cost_rows),
         "",

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from benchmark_conditional import add_guided_sampling_arguments, describe_pretrained, save_class_grid
 from benchmark_utils import (
+    SAMPLERS,
     add_common_arguments,
     bar_chart,
     chart_path,
-    make_sampler,
     markdown_table,
     run_train_script,
     setup,
@@ -31,6 +31,7 @@ from benchmark_utils import (
 
 from diffusers_simple_ddpm import SimpleDDPMTextPipeline
 from diffusers_simple_ddpm.evaluation import NUM_CLASSES, classifier_features, load_classifier
+from diffusers_simple_ddpm.sampling import generate_images, with_scheduler
 from diffusers_simple_ddpm.text_utils import (
     DEFAULT_TEXT_ENCODER_SOURCE,
     MNIST_HELD_OUT_TEMPLATES,
@@ -104,24 +105,6 @@ def prompts_for(templates: tuple[str, ...], num_per_class: int) -> tuple[list[st
     return prompts, digits
 
 
-@torch.no_grad()
-def generate(
-    pipeline: SimpleDDPMTextPipeline, prompts: list[str], guidance_scale: float, args: argparse.Namespace
-) -> torch.Tensor:
-    """Images [N, C, H, W] in [0, 1] for `prompts`, one each, in batches; batch `i` uses the seed `seed + i`."""
-    images = []
-    for batch_index, start in enumerate(range(0, len(prompts), args.sample_batch_size)):
-        output = pipeline(
-            prompts[start : start + args.sample_batch_size],
-            guidance_scale=guidance_scale,
-            num_inference_steps=args.num_inference_steps,
-            generator=torch.Generator(device=pipeline.device).manual_seed(args.seed + batch_index),
-            output_type="pt",
-        )
-        images.append(output.images)
-    return torch.cat(images)
-
-
 def main(args: argparse.Namespace) -> None:
     device, environment = setup(args)
     with tempfile.TemporaryDirectory() as workdir:
@@ -133,7 +116,6 @@ def main(args: argparse.Namespace) -> None:
             training = train_pipeline(args, output_dir)
         pipeline = SimpleDDPMTextPipeline.from_pretrained(output_dir).to(device)
     pipeline.set_progress_bar_config(disable=True)
-    scheduler_config = pipeline.scheduler.config
 
     classifier = load_classifier(device=device)
     settings = [
@@ -144,9 +126,18 @@ def main(args: argparse.Namespace) -> None:
     ]
     rows, accuracies, sample_sets = [], [], []
     for sampler, phrasing, scale in settings:
-        pipeline.scheduler = make_sampler(sampler, scheduler_config)
+        scheduler, clip_sample = SAMPLERS[sampler]
         prompts, digits = prompts_for(PHRASINGS[phrasing], args.num_per_class)
-        samples = generate(pipeline, prompts, scale, args)
+        samples = generate_images(
+            with_scheduler(pipeline, scheduler, clip_sample=clip_sample)[0],
+            len(prompts),
+            args.num_inference_steps,
+            seed=args.seed,
+            batch_size=args.sample_batch_size,
+            guidance_scale=scale,
+            output_type="pt",
+            prompts=prompts,
+        )
         sample_sets.append((samples, digits))
         _, probabilities = classifier_features(samples, classifier, device=device)
         correct = probabilities.argmax(axis=1) == digits.numpy()

@@ -1,4 +1,4 @@
-"""Shared parts of the benchmark scripts: environment header, report writing, PNG charts, models, loops and sampling.
+"""Shared parts of the benchmark scripts: environment header, report writing, PNG charts, models, loops and samplers.
 
 Every benchmark writes `<output_dir>/benchmarks/<name>.md` (with `-cuda` appended on a GPU) and its PNG charts beside
 it, then regenerates `<output_dir>/benchmarks.md`, which concatenates all the section files present, so that each
@@ -23,16 +23,21 @@ from pathlib import Path
 import numpy as np
 import psutil
 import torch
-import torch.nn.functional as F
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers import UNet2DModel
 from diffusers.optimization import get_scheduler
-from diffusers.training_utils import EMAModel
 from PIL import Image, ImageDraw
 from torch import nn
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
 from diffusers_simple_ddpm.data import load_mnist_arrays
-from diffusers_simple_ddpm.sampling import clipping_overrides
+from diffusers_simple_ddpm.sampling import with_scheduler
+from diffusers_simple_ddpm.training_step import (
+    DEFAULT_SETTINGS,
+    DiffusionTrainingStep,
+    OptimizationSettings,
+    make_ema,
+    make_optimizer,
+)
 from diffusers_simple_ddpm.training_utils import MODEL_PRESETS, cpu_model_name
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -42,30 +47,14 @@ SECTIONS_FOLDER = "benchmarks"
 # Order of the sections in the index; a section not listed here comes after these, by name.
 SECTION_ORDER = ("training", "scheduler", "sampling", "ablation", "quality", "conditional")
 LIBRARIES = ("torch", "diffusers", "accelerate", "numpy", "diffusers-simple-ddpm")
-# The defaults of scripts/train.py's optimizer and EMA, so that the bare loops train as it does.
-TRAIN_SCRIPT_SETTINGS = {
-    "learning_rate": 3e-4,
-    "adam_betas": (0.95, 0.999),
-    "adam_weight_decay": 1e-6,
-    "adam_epsilon": 1e-8,
-    "max_grad_norm": 1.0,
-    "lr_warmup_steps": 200,
-    "ema_max_decay": 0.9999,
-    "ema_inv_gamma": 1.0,
-    "ema_power": 3 / 4,
-}
-# Samplers by name, as (scheduler class, config overrides). "clip" clips the predicted clean image to [-1, 1] at every
-# step: `clip_sample` of DDPM, dynamic thresholding with `sample_max_value=1` (which then clips) of DPM-Solver++.
-DPM_SOLVER_PLUS_PLUS = {"algorithm_type": "dpmsolver++", "solver_order": 2}
+# The samplers of the reports, by label: the scheduler name of `diffusers_simple_ddpm.sampling.with_scheduler` (the
+# command line's `--scheduler`) and whether to clip the predicted clean image to [-1, 1] at every step (`--clip_sample`).
 SAMPLERS = {
-    "DDPM": (SimpleDDPMScheduler, {}),
-    "DDPM clip": (SimpleDDPMScheduler, clipping_overrides(SimpleDDPMScheduler)),
-    "DDIM": (DDIMScheduler, {}),
-    "DPM-Solver++": (DPMSolverMultistepScheduler, DPM_SOLVER_PLUS_PLUS),
-    "DPM-Solver++ clip": (
-        DPMSolverMultistepScheduler,
-        {**DPM_SOLVER_PLUS_PLUS, **clipping_overrides(DPMSolverMultistepScheduler)},
-    ),
+    "DDPM": ("ddpm", False),
+    "DDPM clip": ("ddpm", True),
+    "DDIM": ("ddim", False),
+    "DPM-Solver++": ("dpm", False),
+    "DPM-Solver++ clip": ("dpm", True),
 }
 MEBIBYTE = 2**20
 
@@ -227,6 +216,12 @@ def write_index(output_dir: str | os.PathLike) -> Path:
         "script to refresh its section. Timings on a shared machine are noisy: each section states the hardware, "
         "library versions and load average it ran with.",
         "",
+        "GPU figures come from a device machine: `scripts/benchmarks/run_device_quality.sh` (the MNIST main job and "
+        "CIFAR-10 quality, about 9 minutes on one H200) says in its header how to prepare it "
+        "(`bash scripts/benchmarks/run_device_quality.sh prepare`) and gives the two `run` calls: "
+        '`run(command="ls -l .devq1", carry=[".devq1"], timeout_s=60)`, then '
+        '`run(command="bash scripts/benchmarks/run_device_quality.sh", carry=[".devq2", ".whl"], timeout_s=600)`.',
+        "",
     ]
     for path in sorted(sections.glob("*.md"), key=order):
         text = path.read_text()
@@ -378,23 +373,70 @@ def make_simple_unet(preset: str | dict, resolution: int, channels: int, **overr
     return SimpleUNet2DModel(sample_size=resolution, in_channels=channels, out_channels=channels, **config)
 
 
-def make_diffusers_unet(block_out_channels: tuple[int, int, int], resolution: int, channels: int) -> UNet2DModel:
+def make_diffusers_unet(
+    block_out_channels: tuple[int, ...],
+    resolution: int,
+    channels: int,
+    layers_per_block: int = 1,
+    attention_levels: tuple[int, ...] = (),
+    attention_head_dim: int = 8,
+    norm_num_groups: int = 8,
+) -> UNet2DModel:
     """
-    Diffusers' `UNet2DModel` with three resolutions like `SimpleUNet2DModel` (one ResNet layer per block, no attention).
+    Diffusers' `UNet2DModel` in the DDPM paper's layout: one resolution level per entry of `block_out_channels`,
+    `DownBlock2D`/`UpBlock2D` blocks, `AttnDownBlock2D`/`AttnUpBlock2D` at the levels in `attention_levels` (0 is the
+    finest), and its attention in the middle block only with attention at some level (without any, the ResNet-only
+    network of the training benchmark).
 
-    `(32, 64, 128)` has 2.5M parameters at one channel (the notebook network: 2.4M); `(16, 32, 64)` has 0.64M (the
-    `"default"` preset: 0.66M).
+    With the defaults, `(32, 64, 128)` has 2.5M parameters at one channel (the notebook network: 2.4M); `(16, 32, 64)`
+    has 0.64M.
     """
+    num_levels = len(block_out_channels)
+    down_block_types = tuple("AttnDownBlock2D" if level in attention_levels else "DownBlock2D" for level in range(num_levels))
+    up_block_types = tuple(
+        "AttnUpBlock2D" if level in attention_levels else "UpBlock2D" for level in reversed(range(num_levels))
+    )
     return UNet2DModel(
         sample_size=resolution,
         in_channels=channels,
         out_channels=channels,
         block_out_channels=block_out_channels,
-        layers_per_block=1,
-        down_block_types=("DownBlock2D",) * 3,
-        up_block_types=("UpBlock2D",) * 3,
-        norm_num_groups=8,
+        layers_per_block=layers_per_block,
+        down_block_types=down_block_types,
+        up_block_types=up_block_types,
+        add_attention=bool(attention_levels),
+        attention_head_dim=attention_head_dim,
+        norm_num_groups=norm_num_groups,
     )
+
+
+def diffusers_unet_like(preset: str, resolution: int, channels: int) -> UNet2DModel:
+    """
+    Diffusers' `UNet2DModel` (see `make_diffusers_unet`) with the levels, residual blocks per level, attention levels,
+    head size and GroupNorm groups of a residual `MODEL_PRESETS` preset, and its widths scaled by one factor (rounded
+    to multiples of the GroupNorm groups) so that its parameter count is close to the preset's: diffusers' blocks hold
+    more parameters at equal widths (an up block has one more ResNet layer than a down block).
+    """
+    config = MODEL_PRESETS[preset]
+    if config.get("layers_per_block") is None:
+        raise ValueError(f"`preset` must be a residual preset (one with `layers_per_block`), got {preset!r}.")
+    groups = config["norm_num_groups"]
+
+    def build(scale: float) -> UNet2DModel:
+        widths = tuple(max(groups, round(width * scale / groups) * groups) for width in config["block_out_channels"])
+        return make_diffusers_unet(
+            widths,
+            resolution,
+            channels,
+            layers_per_block=config["layers_per_block"],
+            attention_levels=tuple(config.get("attention_levels", ())),
+            attention_head_dim=config.get("attention_head_dim", 32),
+            norm_num_groups=groups,
+        )
+
+    # Parameters grow with the square of the widths.
+    ratio = count_parameters(make_simple_unet(preset, resolution, channels)) / count_parameters(build(1.0))
+    return build(math.sqrt(ratio))
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -413,11 +455,11 @@ def mnist_labels(split: str = "train", num_images: int | None = None) -> torch.T
 
 class BareTrainer:
     """
-    The training step of `scripts/train.py` without accelerate, the DataLoader, logging or checkpoints.
+    The training update of `scripts/train.py` (`diffusers_simple_ddpm.training_step.DiffusionTrainingStep`, with the
+    same optimizer, EMA and defaults) without accelerate, the DataLoader, logging or checkpoints.
 
-    It samples batches from a tensor held in memory and runs the script's update: `add_noise` of
-    `SimpleDDPMScheduler`, MSE on the ε prediction, AdamW with the script's defaults, warm-up then a constant learning
-    rate, gradient clipping and (optionally) the EMA of the weights.
+    It samples batches from a tensor held in memory, on the device, and runs the shared update with warm-up then a
+    constant learning rate.
 
     Args:
         model (`nn.Module`): A `SimpleUNet2DModel` or a diffusers `UNet2DModel`.
@@ -428,8 +470,9 @@ class BareTrainer:
         channels_last (`bool`): Whether to use the channels_last memory format.
         use_ema (`bool`): Whether to keep the EMA of the weights, as the script does by default.
         labels (`torch.Tensor`, *optional*): Class labels for a class-conditional `SimpleUNet2DModel`.
-        class_dropout_prob (`float`): Share of labels replaced by "no class".
         seed (`int`): Seed of the batch draws and noise.
+        compile (`bool`): Whether to compile the model with `torch.compile` (the first update compiles it).
+        settings (`OptimizationSettings`): The optimisation settings; the training program's defaults when not given.
     """
 
     def __init__(
@@ -442,76 +485,43 @@ class BareTrainer:
         channels_last: bool = True,
         use_ema: bool = True,
         labels: torch.Tensor | None = None,
-        class_dropout_prob: float = 0.1,
         seed: int = 0,
+        compile: bool = False,
+        settings: OptimizationSettings = DEFAULT_SETTINGS,
     ):
         if mixed_precision not in ("no", "bf16"):
             raise ValueError(f"`mixed_precision` must be 'no' or 'bf16', got {mixed_precision!r}.")
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.to(device=device, memory_format=self.memory_format).train()
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(device=device, memory_format=memory_format).train()
+        if compile:
+            self.model.compile()
         self.images = images.to(device)
         self.labels = labels.to(device) if labels is not None else None
-        self.class_dropout_prob = class_dropout_prob
         self.batch_size = batch_size
         self.device = device
-        self.mixed_precision = mixed_precision
-        self.noise_scheduler = SimpleDDPMScheduler()
-        settings = TRAIN_SCRIPT_SETTINGS
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(),
-            lr=settings["learning_rate"],
-            betas=settings["adam_betas"],
-            weight_decay=settings["adam_weight_decay"],
-            eps=settings["adam_epsilon"],
+        optimizer = make_optimizer(self.model.parameters(), settings, device)
+        self.training_step = DiffusionTrainingStep(
+            SimpleDDPMScheduler(),
+            optimizer,
+            get_scheduler("constant_with_warmup", optimizer=optimizer, num_warmup_steps=settings.lr_warmup_steps),
+            ema_model=make_ema(self.model, settings) if use_ema else None,
+            max_grad_norm=settings.max_grad_norm,
+            num_class_embeds=self.model.config.num_class_embeds if labels is not None else None,
+            class_dropout_prob=settings.class_dropout_prob,
+            memory_format=memory_format,
+            autocast_dtype=torch.bfloat16 if mixed_precision == "bf16" else None,
         )
-        self.lr_scheduler = get_scheduler(
-            "constant_with_warmup", optimizer=self.optimizer, num_warmup_steps=settings["lr_warmup_steps"]
-        )
-        self.ema_model = None
-        if use_ema:
-            self.ema_model = EMAModel(
-                self.model.parameters(),
-                decay=settings["ema_max_decay"],
-                use_ema_warmup=True,
-                inv_gamma=settings["ema_inv_gamma"],
-                power=settings["ema_power"],
-            )
+        self.ema_model = self.training_step.ema_model
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.num_steps = 0
 
-    def step(self) -> float:
+    def step(self) -> torch.Tensor:
         """One update on a random batch; returns the loss (without waiting for the device)."""
         indices = torch.randint(0, len(self.images), (self.batch_size,), device=self.device, generator=self.generator)
-        clean_images = self.images[indices].to(memory_format=self.memory_format)
-        noise = torch.randn(clean_images.shape, device=self.device, generator=self.generator)
-        noise = noise.to(memory_format=self.memory_format)
-        timesteps = torch.randint(
-            0,
-            self.noise_scheduler.config.num_train_timesteps,
-            (self.batch_size,),
-            device=self.device,
-            generator=self.generator,
-        )
-        noisy_images = self.noise_scheduler.add_noise(clean_images, noise, timesteps)
-        extra = {}
-        if self.labels is not None:
-            labels = self.labels[indices]
-            dropped = (
-                torch.rand(self.batch_size, device=self.device, generator=self.generator) < self.class_dropout_prob
-            )
-            extra["class_labels"] = torch.where(dropped, self.model.config.num_class_embeds, labels)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision == "bf16"):
-            prediction = self.model(noisy_images, timesteps, **extra).sample
-        loss = F.mse_loss(prediction.float(), noise.float())
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), TRAIN_SCRIPT_SETTINGS["max_grad_norm"])
-        self.optimizer.step()
-        self.lr_scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.ema_model is not None:
-            self.ema_model.step(self.model.parameters())
+        labels = self.labels[indices] if self.labels is not None else None
+        loss = self.training_step(self.model, self.images[indices], labels, generator=self.generator)
         self.num_steps += 1
-        return loss.detach()
+        return loss
 
     def train_for(self, budget_s: float) -> dict[str, float]:
         """
@@ -672,58 +682,18 @@ def steps_for_budget(trainer: "BareTrainer", budget_s: float, num_steps: int = 1
     return max(trainer.num_steps, int(budget_s * num_steps / seconds))
 
 
-def make_sampler(name: str, config) -> object:
-    """A scheduler of `SAMPLERS` from a `SimpleDDPMScheduler` config (DPM-Solver++ in its second-order form)."""
-    if name not in SAMPLERS:
-        raise ValueError(f"The sampler must be one of {tuple(SAMPLERS)}, got {name!r}.")
-    scheduler_class, overrides = SAMPLERS[name]
-    return scheduler_class.from_config(config, **overrides)
-
-
-@torch.no_grad()
-def generate(
-    unet: nn.Module,
-    sampler: str,
-    num_inference_steps: int,
-    num_images: int,
-    batch_size: int,
-    seed: int,
-    class_labels: torch.Tensor | None = None,
-    guidance_scale: float = 1.0,
-    bf16: bool = False,
-) -> torch.Tensor:
+def sampling_pipeline(unet: nn.Module, sampler: str) -> SimpleDDPMPipeline:
     """
-    Generates images with `SimpleDDPMPipeline` and a sampler of `SAMPLERS`, in batches.
+    A `SimpleDDPMPipeline` of `unet` with a sampler of `SAMPLERS`, built as `simple-ddpm sample --scheduler` builds it,
+    for `diffusers_simple_ddpm.sampling.generate_images` (without a progress bar).
 
     Args:
-        unet (`nn.Module`): The trained model, on its device.
-        sampler (`str`): A name of `SAMPLERS`.
-        num_inference_steps (`int`): Denoising steps.
-        num_images (`int`): Images in total.
-        batch_size (`int`): Images per pipeline call.
-        seed (`int`): Seed of the first batch; batch `i` uses `seed + i`.
-        class_labels (`torch.Tensor`, *optional*): One label per image, for a class-conditional model.
-        guidance_scale (`float`): Classifier-free guidance scale.
-        bf16 (`bool`): Run the model under bf16 autocast.
-
-    Returns:
-        `torch.Tensor`: float images [N, C, H, W] in [0, 1], on the CPU.
+        unet (`nn.Module`): The model, on its device.
+        sampler (`str`): A label of `SAMPLERS`.
     """
-    pipeline = SimpleDDPMPipeline(unet=unet, scheduler=make_sampler(sampler, SimpleDDPMScheduler().config))
+    if sampler not in SAMPLERS:
+        raise ValueError(f"The sampler must be one of {tuple(SAMPLERS)}, got {sampler!r}.")
+    pipeline = SimpleDDPMPipeline(unet=unet, scheduler=SimpleDDPMScheduler())
     pipeline.set_progress_bar_config(disable=True)
-    images = []
-    for batch_index, start in enumerate(range(0, num_images, batch_size)):
-        count = min(batch_size, num_images - start)
-        extra = {}
-        if class_labels is not None:
-            extra = {"class_labels": class_labels[start : start + count], "guidance_scale": guidance_scale}
-        with torch.autocast(unet.device.type, dtype=torch.bfloat16, enabled=bf16):
-            output = pipeline(
-                batch_size=count,
-                num_inference_steps=num_inference_steps,
-                generator=torch.Generator(device=unet.device).manual_seed(seed + batch_index),
-                output_type="pt",
-                **extra,
-            )
-        images.append(output.images)
-    return torch.cat(images)
+    scheduler, clip_sample = SAMPLERS[sampler]
+    return with_scheduler(pipeline, scheduler, clip_sample=clip_sample)[0]
