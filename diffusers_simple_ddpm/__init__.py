@@ -9,12 +9,14 @@ _CLASS_MODULES = {
     "SimpleDDPMPipeline": "pipeline_simple_ddpm",
     "SimpleDDPMScheduler": "scheduling_simple_ddpm",
     "SimpleDDPMSchedulerOutput": "scheduling_simple_ddpm",
+    "SimpleDDPMTextPipeline": "pipeline_simple_ddpm_text",
     "SimpleUNet2DModel": "modeling_simple_unet",
 }
 
 if TYPE_CHECKING:
     from .modeling_simple_unet import SimpleUNet2DModel
     from .pipeline_simple_ddpm import SimpleDDPMPipeline
+    from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
     from .scheduling_simple_ddpm import SimpleDDPMScheduler, SimpleDDPMSchedulerOutput
 
 __all__ = sorted(_CLASS_MODULES)

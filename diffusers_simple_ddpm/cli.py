@@ -90,10 +90,13 @@ def check_image_path(path: str, argument: str) -> None:
 
 
 def load_pipeline(model: str, device: str, dtype: str) -> "SimpleDDPMPipeline":
-    """Loads a pipeline folder or Hub repo id on `device` in `dtype`."""
+    """Loads a pipeline folder or Hub repo id, of the class its `model_index.json` names, on `device` in `dtype`."""
     from .pipeline_simple_ddpm import SimpleDDPMPipeline
+    from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
 
-    pipeline = SimpleDDPMPipeline.from_pretrained(model, dtype=DTYPES[dtype])
+    pipeline_classes = {cls.__name__: cls for cls in (SimpleDDPMPipeline, SimpleDDPMTextPipeline)}
+    pipeline_class = pipeline_classes.get(SimpleDDPMPipeline.load_config(model)["_class_name"], SimpleDDPMPipeline)
+    pipeline = pipeline_class.from_pretrained(model, dtype=DTYPES[dtype])
     return pipeline.to(device)
 
 
@@ -112,17 +115,32 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
     if args.clip_sample and scheduler_class is not None:
         clipping_overrides(scheduler_class)
     check_class_label_count(args.class_labels, args.num_images)
-    if args.guidance_scale != 1.0 and args.class_labels is None:
+    check_class_label_count(args.prompts, args.num_images, argument="--prompt")
+    if args.prompts is not None and args.class_labels is not None:
+        raise ValueError("Give `--prompt` (text pipelines) or `--class` (class-conditional pipelines), not both.")
+    if args.guidance_scale != 1.0 and args.class_labels is None and args.prompts is None:
         raise ValueError(
             f"`--guidance_scale {args.guidance_scale}` needs `--class`: guidance pushes each image towards its class "
-            "(class-conditional models only)."
+            "(class-conditional models only), or `--prompt` for a text pipeline."
         )
 
 
 def generate_from_args(args: argparse.Namespace, pipeline: "SimpleDDPMPipeline") -> list:
     """Generates the images that the `sample` and `evaluate` arguments ask for."""
+    from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
     from .sampling import generate_images, with_scheduler
 
+    is_text_pipeline = isinstance(pipeline, SimpleDDPMTextPipeline)
+    if args.prompts is not None and not is_text_pipeline:
+        raise ValueError(f"`--prompt` needs a text pipeline; {args.model} is a {type(pipeline).__name__}: use --class.")
+    if args.class_labels is not None and is_text_pipeline:
+        raise ValueError(f"{args.model} is a text pipeline: give `--prompt`, not `--class`.")
+    prompts = args.prompts
+    if is_text_pipeline and prompts is None:
+        prompts = pipeline.config.sample_prompts
+        if not prompts:
+            raise ValueError(f"{args.model} is a text pipeline without sample prompts: give `--prompt`.")
+        prompts = [prompts[index % len(prompts)] for index in range(args.num_images)]
     sampling_pipeline, default_steps = with_scheduler(pipeline, args.scheduler, clip_sample=args.clip_sample)
     return generate_images(
         sampling_pipeline,
@@ -133,6 +151,7 @@ def generate_from_args(args: argparse.Namespace, pipeline: "SimpleDDPMPipeline")
         class_labels=parse_class_labels(args.class_labels),
         guidance_scale=args.guidance_scale,
         eta=args.eta,
+        prompts=prompts,
     )
 
 
@@ -246,10 +265,17 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, num_images: int) -> 
         help="For a class-conditional model: one class (index or name) for all images, or one per image.",
     )
     parser.add_argument(
+        "--prompt",
+        dest="prompts",
+        nargs="+",
+        default=None,
+        help="For a text pipeline: one prompt for all images, or one per image. Default: its sample prompts in turn.",
+    )
+    parser.add_argument(
         "--guidance_scale",
         type=finite_float_at_least(1.0, "1 means no guidance"),
         default=1.0,
-        help="Classifier-free guidance for a class-conditional model with --class (1 = none).",
+        help="Classifier-free guidance for a class-conditional model with --class or a text pipeline (1 = none).",
     )
     parser.add_argument(
         "--eta",

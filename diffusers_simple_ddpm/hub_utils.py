@@ -34,6 +34,7 @@ PIPELINE_TAG = "unconditional-image-generation"
 # The Hub has no pipeline tag (task) for class-conditional generation: such a card has no `pipeline_tag`, rather than
 # a wrong one, and carries this tag and task name instead.
 CLASS_CONDITIONAL_TASK = "class-conditional-image-generation"
+TEXT_PIPELINE_TAG = "text-to-image"
 MODEL_CARD_TAGS = ["diffusers_simple_ddpm", "ddpm", "diffusers"]
 MIXED_PRECISION_MODES = ("no", "fp16", "bf16", "fp8")
 # What `download_pipeline` fetches besides the component folders: the pipeline index and the code of a repository
@@ -344,11 +345,12 @@ def create_model_card(
     model_name = repo_id.split("/")[-1]
     evaluation = training_details.evaluation if training_details is not None else None
     dataset_id = training_details.dataset_id if training_details is not None else None
-    task = CLASS_CONDITIONAL_TASK if pipeline.num_classes else PIPELINE_TAG
+    is_text_pipeline = getattr(pipeline, "text_encoder", None) is not None
+    task = TEXT_PIPELINE_TAG if is_text_pipeline else CLASS_CONDITIONAL_TASK if pipeline.num_classes else PIPELINE_TAG
     card_data = ModelCardData(
         library_name="diffusers",
         license=training_details.license if training_details is not None else DEFAULT_LICENSE,
-        pipeline_tag=None if pipeline.num_classes else PIPELINE_TAG,
+        pipeline_tag=None if task == CLASS_CONDITIONAL_TASK else task,
         tags=[*MODEL_CARD_TAGS, task],
         datasets=[dataset_id] if dataset_id else None,
         # `model-index` names the model; without evaluation results there is no `model-index`.
@@ -359,12 +361,26 @@ def create_model_card(
     sample_size = unet_config.sample_size
     height, width = (sample_size, sample_size) if isinstance(sample_size, int) else sample_size
     num_channels = unet_config.in_channels
+    text_encoder_details = sample_prompt = None
+    if is_text_pipeline:
+        text_encoder = pipeline.text_encoder
+        text_encoder_details = {
+            "class_name": type(text_encoder).__name__,
+            "num_parameters": f"{sum(parameter.numel() for parameter in text_encoder.parameters()):,}",
+            "hidden_size": text_encoder.config.hidden_size,
+            "source": pipeline.config.get("text_encoder_source"),
+            "license": pipeline.config.get("text_encoder_license"),
+        }
+        sample_prompt = (pipeline.config.get("sample_prompts") or ["a photo"])[0]
     return ModelCard.from_template(
         card_data,
         template_path=str(MODEL_CARD_TEMPLATE_PATH),
         repo_id=repo_id,
         model_name=model_name,
         include_code=include_code,
+        pipeline_class=type(pipeline).__name__,
+        text_encoder=text_encoder_details,
+        sample_prompt=sample_prompt,
         unet_class=type(pipeline.unet).__name__,
         num_parameters=f"{sum(parameter.numel() for parameter in pipeline.unet.parameters()):,}",
         block_out_channels=unet_config.get("block_out_channels"),
@@ -372,7 +388,7 @@ def create_model_card(
         width=width,
         color={1: "grayscale", 3: "RGB"}.get(num_channels, f"{num_channels}-channel"),
         num_classes=pipeline.num_classes,
-        class_names=pipeline.config.class_names,
+        class_names=pipeline.config.get("class_names"),
         scheduler_class=type(pipeline.scheduler).__name__,
         num_train_timesteps=scheduler_config.num_train_timesteps,
         beta_schedule=scheduler_config.get("beta_schedule"),

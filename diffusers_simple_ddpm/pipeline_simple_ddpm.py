@@ -533,12 +533,14 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         **kwargs,
     ) -> dict[str, Any] | tuple:
         r"""
-        Reads `model_index.json` as [`~ConfigMixin.load_config`] does, with two additions:
+        Reads `model_index.json` as [`~ConfigMixin.load_config`] does, with three additions:
 
         - a folder without it raises a `ValueError` that says which folder to pass;
         - the custom-code layout of `save_pretrained(..., include_code=True)` is read as the package layout: the
           pipeline, and every component whose module the folder carries, are the classes of the package that defines
-          this pipeline class, so `from_pretrained` loads them without running the folder's code.
+          this pipeline class, so `from_pretrained` loads them without running the folder's code;
+        - the modules of this package that components come from are imported (the package imports them only on first
+          use, and diffusers loads a component only from a module already imported).
 
         Args:
             pretrained_model_name_or_path (`str` or `os.PathLike`): A pipeline folder or repository id.
@@ -565,6 +567,12 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 library, class_name = config[name]
                 if library is not None and library not in LOADABLE_LIBRARIES:
                     config[name] = [f"{package}.{library}", class_name]
+        # diffusers loads a component only from a module already imported; the package imports its modules lazily.
+        package_prefix = cls.__module__.rpartition(".")[0] + "."
+        for name in cls._get_signature_keys(cls)[0] & config.keys():
+            library = config[name][0]
+            if isinstance(library, str) and library.startswith(package_prefix):
+                importlib.import_module(library)
         return outputs
 
     def _resolve_include_code(self, include_code: bool | None) -> bool:

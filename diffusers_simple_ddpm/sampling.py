@@ -94,21 +94,28 @@ def with_scheduler(
         new_scheduler = pipeline.scheduler
     else:
         new_scheduler = scheduler_class.from_config(pipeline.scheduler.config)
-    swapped = SimpleDDPMPipeline(unet=pipeline.unet, scheduler=new_scheduler, class_names=pipeline.config.class_names)
+    # The same pipeline class, components and settings (`class_names`, `sample_prompts`, ...), with the new scheduler.
+    _, settings = pipeline._get_signature_keys(pipeline)
+    settings = {name: pipeline.config[name] for name in settings if name in pipeline.config}
+    swapped = type(pipeline)(**{**pipeline.components, "scheduler": new_scheduler}, **settings)
     swapped.set_progress_bar_config(**getattr(pipeline, "_progress_bar_config", {}))
     return swapped, default_steps
 
 
-def check_class_label_count(class_labels: list[int | str] | None, num_images: int) -> None:
+def check_class_label_count(
+    class_labels: list[int | str] | None, num_images: int, argument: str = "--class"
+) -> None:
     """
     Raises a `ValueError` unless `class_labels` is `None`, one label for every image, or one label per image.
 
     Args:
-        class_labels (`list`, *optional*): The labels, as given to `--class`.
+        class_labels (`list`, *optional*): The labels, as given to `--class` (or the prompts, given to `--prompt`).
         num_images (`int`): How many images are generated.
+        argument (`str`, *optional*, defaults to `"--class"`): The flag they came from, quoted in the error.
     """
     if class_labels is not None and len(class_labels) not in (1, num_images):
-        raise ValueError(f"`--class` takes one label or one per image ({num_images}), got {len(class_labels)}.")
+        what = "prompt" if argument == "--prompt" else "label"
+        raise ValueError(f"`{argument}` takes one {what} or one per image ({num_images}), got {len(class_labels)}.")
 
 
 def generate_images(
@@ -121,6 +128,7 @@ def generate_images(
     guidance_scale: float = 1.0,
     eta: float = 0.0,
     output_type: Literal["pil", "np", "pt"] = "pil",
+    prompts: list[str] | None = None,
 ) -> list[PIL.Image.Image] | np.ndarray | torch.Tensor:
     """
     Generates `num_images` images in batches; image `i` uses a generator seeded with `seed + i`, so the batch size
@@ -136,6 +144,8 @@ def generate_images(
         guidance_scale (`float`, *optional*, defaults to 1.0): Classifier-free guidance scale.
         eta (`float`, *optional*, defaults to 0.0): DDIM η, for schedulers that take it.
         output_type (`str`, *optional*, defaults to `"pil"`): `"pil"`, `"np"` or `"pt"`, as for the pipeline.
+        prompts (`list[str]`, *optional*): For a text pipeline (`SimpleDDPMTextPipeline`): one prompt for every image,
+            or one per image.
 
     Returns:
         `list[PIL.Image.Image]`, `np.ndarray` or `torch.Tensor`: the images; arrays hold all of them, [N, H, W, C]
@@ -144,21 +154,25 @@ def generate_images(
     if num_images < 1 or batch_size < 1:
         raise ValueError(f"`num_images` and `batch_size` must be at least 1, got {num_images} and {batch_size}.")
     check_class_label_count(class_labels, num_images)
+    check_class_label_count(prompts, num_images, argument="--prompt")
     batches = []
     for start in range(0, num_images, batch_size):
         count = min(batch_size, num_images - start)
         generators = [torch.Generator().manual_seed(seed + start + index) for index in range(count)]
-        batch_labels = None
-        if class_labels is not None:
-            batch_labels = class_labels if len(class_labels) == 1 else class_labels[start : start + count]
+        if prompts is not None:
+            condition = {"prompt": prompts * count if len(prompts) == 1 else prompts[start : start + count]}
+        else:
+            batch_labels = None
+            if class_labels is not None:
+                batch_labels = class_labels if len(class_labels) == 1 else class_labels[start : start + count]
+            condition = {"batch_size": count, "class_labels": batch_labels}
         output = pipeline(
-            batch_size=count,
             generator=generators,
             num_inference_steps=num_inference_steps,
-            class_labels=batch_labels,
             guidance_scale=guidance_scale,
             eta=eta,
             output_type=output_type,
+            **condition,
         )
         batches.append(output.images)
     if output_type == "pt":

@@ -45,8 +45,17 @@ from .hub_utils import (
 from .image_utils import make_sample_grid
 from .modeling_simple_unet import NOTEBOOK_NUM_LEVELS, SimpleUNet2DModel, check_spatial_size
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
+from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
 from .sampling import clipping_overrides, resolve_scheduler, with_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
+from .text_utils import (
+    CAPTION_INDEX_COLUMN,
+    CaptionEmbeddings,
+    add_caption_index_column,
+    check_text_args,
+    load_text_encoder,
+    sample_prompts_of,
+)
 from .training_args import build_parser
 from .training_utils import (
     AUTO_PRESETS,
@@ -124,6 +133,7 @@ def check_args(args: argparse.Namespace) -> None:
         num_levels = len(model_kwargs.get("block_out_channels", ())) or NOTEBOOK_NUM_LEVELS
         check_spatial_size(args.resolution, args.resolution, argument="--resolution", num_levels=num_levels)
     check_training_arguments(args)
+    check_text_args(args)
     resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
     eval_scheduler_class, _ = resolve_scheduler(args.eval_scheduler, argument="--eval_scheduler")
     if args.eval_clip_sample and eval_scheduler_class is not None:
@@ -268,6 +278,19 @@ def train(args: argparse.Namespace) -> None:
     class_names = class_names_of(dataset, args.label_column) if args.class_conditional else None
     transform = ImageTransform(args.resolution, num_channels, center_crop=args.center_crop, random_flip=args.random_flip)
     label_column = args.label_column if args.class_conditional else None
+    text_encoder = caption_embeddings = None
+    if args.text_conditional:
+        # The batches then carry each image's index in the caption table under "class_labels".
+        label_column = CAPTION_INDEX_COLUMN
+        caption_column = None if builtin_mnist else args.caption_column
+        dataset, captions = add_caption_index_column(dataset, caption_column, seed=args.seed)
+        sample_prompts = sample_prompts_of(dataset, caption_column)
+        tokenizer, text_encoder, text_encoder_source, text_encoder_license = load_text_encoder(
+            args.text_encoder_name_or_path, args.text_encoder_license
+        )
+        text_encoder.to(accelerator.device)
+        caption_embeddings = CaptionEmbeddings(captions, tokenizer, text_encoder, accelerator.device)
+        logger.info(f"  Encoded {len(captions)} distinct captions once, with {type(text_encoder).__name__}")
     device_batches = make_device_batches(args, accelerator, dataset, image_column, transform, label_column)
     train_dataloader = None
     if device_batches is None:
@@ -285,12 +308,15 @@ def train(args: argparse.Namespace) -> None:
         )
 
     # Model, noise scheduler, optimizer.
+    model_config = load_model_config(args.model_config, accelerator.device.type)
+    if text_encoder is not None:
+        model_config["cross_attention_dim"] = text_encoder.config.hidden_size
     unet = SimpleUNet2DModel(
         sample_size=args.resolution,
         in_channels=num_channels,
         out_channels=num_channels,
         num_class_embeds=len(class_names) if class_names else None,
-        **load_model_config(args.model_config, accelerator.device.type),
+        **model_config,
     )
     if args.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
@@ -338,6 +364,8 @@ def train(args: argparse.Namespace) -> None:
         max_grad_norm=settings.max_grad_norm,
         num_class_embeds=len(class_names) if class_names else None,
         class_dropout_prob=settings.class_dropout_prob,
+        caption_embeddings=caption_embeddings,
+        caption_dropout=args.caption_dropout,
         memory_format=memory_format,
         backward=accelerator.backward,
         clip_grad_norm=accelerator.clip_grad_norm_,
@@ -412,11 +440,14 @@ def train(args: argparse.Namespace) -> None:
             pipeline, args.eval_scheduler, clip_sample=args.eval_clip_sample
         )
         generator = torch.Generator(device="cpu").manual_seed(args.seed)
+        if isinstance(pipeline, SimpleDDPMTextPipeline):
+            prompts = pipeline.config.sample_prompts
+            condition = {"prompt": [prompts[index % len(prompts)] for index in range(args.eval_batch_size)]}
+        else:
+            labels = torch.arange(args.eval_batch_size) % len(class_names) if class_names else None
+            condition = {"batch_size": args.eval_batch_size, "class_labels": labels}
         images = sampling_pipeline(
-            batch_size=args.eval_batch_size,
-            generator=generator,
-            num_inference_steps=args.ddpm_num_inference_steps or default_steps,
-            class_labels=torch.arange(args.eval_batch_size) % len(class_names) if class_names else None,
+            generator=generator, num_inference_steps=args.ddpm_num_inference_steps or default_steps, **condition
         ).images
         grid = make_sample_grid(images, scale=GRID_SCALE if args.resolution < 64 else 1)
         grid_path = os.path.join(args.output_dir, SAMPLE_GRID_NAME)
@@ -438,7 +469,18 @@ def train(args: argparse.Namespace) -> None:
             model = SimpleUNet2DModel.from_config(trained.config)
             model.load_state_dict(trained.state_dict())
             model.eval()
-        pipeline = SimpleDDPMPipeline(unet=model, scheduler=noise_scheduler, class_names=class_names)
+        if text_encoder is not None:
+            pipeline = SimpleDDPMTextPipeline(
+                unet=model,
+                scheduler=noise_scheduler,
+                text_encoder=text_encoder,
+                tokenizer=tokenizer,
+                text_encoder_source=text_encoder_source,
+                text_encoder_license=text_encoder_license,
+                sample_prompts=sample_prompts,
+            )
+        else:
+            pipeline = SimpleDDPMPipeline(unet=model, scheduler=noise_scheduler, class_names=class_names)
         pipeline.set_progress_bar_config(desc="Sampling", leave=False)
         return pipeline
 

