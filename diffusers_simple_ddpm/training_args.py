@@ -46,7 +46,7 @@ DEFAULT_SETTINGS = OptimizationSettings()
 
 
 # The length of a run when neither `--num_epochs` nor `--max_train_steps` is given: 3 passes over the 60,000 MNIST
-# training digits at batch 64 (2,813 optimizer updates, about 15 minutes of the `default` preset on a 2-core CPU).
+# training digits at batch 64 (2,814 optimizer updates, about 16 minutes of the `default` preset on a 2-core CPU).
 DEFAULT_NUM_EPOCHS = 3
 # `--model_config` presets. "notebook" is the teaching notebook's network, exactly. The others are the residual
 # layout of `SimpleUNet2DModel` (see docs/benchmarks/quality.md for how they were chosen and what they reach):

@@ -305,7 +305,7 @@ def test_model_card_usage_snippet_runs(num_class_embeds, training_details, tmp_p
     # The snippet loads "ddpm-tiny", the folder's name: from the folder's parent, that is the local folder.
     monkeypatch.chdir(tmp_path)
     exec(snippet, {})
-    for grid in ("samples.png", "samples_ddim.png"):
+    for grid in ("samples.png", "samples_dpm.png"):
         assert Image.open(tmp_path / grid).size == (4 * 8, 4 * 8)
 
 

@@ -391,7 +391,7 @@ def test_model_card_names_the_encoder_and_its_snippet_runs(text_pipeline, tmp_pa
     assert 'prompt = "a handwritten 7"' in snippet
     monkeypatch.chdir(tmp_path)
     exec(snippet.replace("num_inference_steps=50", "num_inference_steps=2"), {})
-    for name in ("samples.png", "samples_ddim.png"):
+    for name in ("samples.png", "samples_dpm.png"):
         assert Image.open(tmp_path / name).size == (4 * 8, 4 * 8)
 
 
