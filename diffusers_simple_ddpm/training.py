@@ -115,6 +115,8 @@ def check_args(args: argparse.Namespace) -> None:
     for name in positive:
         if getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be at least 1, got {getattr(args, name)}.")
+    if args.num_cpu_threads is not None and args.num_cpu_threads < 1:
+        raise ValueError(f"`--num_cpu_threads` must be at least 1 when given, got {args.num_cpu_threads}.")
     for name in ("lr_warmup_steps", "dataloader_num_workers", "data_on_device_max_mib", "eval_num_images"):
         if getattr(args, name) < 0:
             raise ValueError(f"`--{name}` must be 0 or more, got {getattr(args, name)}.")
