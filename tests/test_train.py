@@ -24,6 +24,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from diffusers_simple_ddpm import SimpleDDPMPipeline
 from diffusers_simple_ddpm import training as train
 from diffusers_simple_ddpm.hub_utils import write_training_time
+from diffusers_simple_ddpm.training_args import DEFAULT_NUM_EPOCHS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -338,6 +339,15 @@ def test_push_to_hub_sends_the_pipeline_card_and_grid_with_token_and_privacy(tmp
         assert data == (output_dir / name).read_bytes(), name
     assert fake_hub.created_repos == [{"name": "ddpm-tiny", "organization": "user", "visibility": "private"}]
     assert {request.headers["authorization"] for request in fake_hub.repository_requests()} == {"Bearer hf_secret"}
+    # The token reaches no file: not the tensorboard hyper-parameters (hparams.yml, event files), logs or card.
+    (hparams,) = (output_dir / "logs").rglob("hparams.yml")
+    assert "hub_token" not in hparams.read_text() and "hub_model_id: user/ddpm-tiny" in hparams.read_text()
+    event_files = list((output_dir / "logs").rglob("events.out.tfevents.*"))
+    assert len(event_files) == 2 and any(b"hub_model_id" in path.read_bytes() for path in event_files)
+    for path in output_dir.rglob("*"):
+        assert not path.is_file() or b"hf_secret" not in path.read_bytes(), path
+    for data in commit["files"].values():
+        assert b"hf_secret" not in data
 
 
 def imported_modules(command: list[str]) -> set[str]:
@@ -354,7 +364,7 @@ def test_help_shows_every_default_before_the_heavy_imports():
     help_text = subprocess.run(
         [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
     ).stdout  # fmt: skip
-    assert "--num_epochs NUM_EPOCHS" in help_text and "(default: 4)" in help_text
+    assert "--num_epochs NUM_EPOCHS" in help_text and f"(default: {DEFAULT_NUM_EPOCHS})" in help_text
     assert "(default: 0.001)" in help_text and "(default: ddpm-mnist)" in help_text
     heavy = {"torch", "diffusers", "datasets", "accelerate", "transformers"}
     assert not heavy & imported_modules([str(SCRIPT), "--help"])
@@ -438,15 +448,6 @@ def test_simple_ddpm_train_ends_with_the_real_cause(tmp_path):
     assert last_line.startswith("ValueError: `--train_data_dir`") and "does not exist" in last_line
     assert "CalledProcessError" not in result.stderr
     assert "were not passed to `accelerate launch`" not in result.stderr
-    # The token reaches no file: not the tensorboard hyper-parameters (hparams.yml, event files), logs or card.
-    (hparams,) = (output_dir / "logs").rglob("hparams.yml")
-    assert "hub_token" not in hparams.read_text() and "hub_model_id: user/ddpm-tiny" in hparams.read_text()
-    event_files = list((output_dir / "logs").rglob("events.out.tfevents.*"))
-    assert len(event_files) == 2 and any(b"hub_model_id" in path.read_bytes() for path in event_files)
-    for path in output_dir.rglob("*"):
-        assert not path.is_file() or b"hf_secret" not in path.read_bytes(), path
-    for data in commit["files"].values():
-        assert b"hf_secret" not in data
 
 
 @pytest.fixture(scope="module")
