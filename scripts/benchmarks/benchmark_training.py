@@ -25,6 +25,7 @@ from benchmark_utils import (
     bar_chart,
     chart_path,
     count_parameters,
+    diffusers_unet_like,
     make_diffusers_unet,
     make_simple_unet,
     markdown_table,
@@ -46,8 +47,9 @@ from diffusers_simple_ddpm.sampling import with_scheduler
 from diffusers_simple_ddpm.training_args import AUTO_PRESETS, MODEL_PRESETS
 
 NAME = "training"
-# The diffusers UNet2DModel widths matching each preset's parameter count (see `make_diffusers_unet`).
-DIFFUSERS_WIDTHS = {"notebook": (32, 64, 128), "default": (16, 32, 64)}
+# The widths of the diffusers UNet2DModel beside the notebook network (about its parameter count); residual presets get
+# `diffusers_unet_like`, scaled to theirs.
+NOTEBOOK_DIFFUSERS_WIDTHS = (32, 64, 128)
 # (resolution, channels, data) of the two image formats.
 FORMATS = {"28x28x1": (28, 1, "mnist"), "32x32x3": (32, 3, "random RGB PNGs")}
 # The name part that marks a `MODEL_PRESETS` entry as made for a format's dataset (see `presets_for_format`).
@@ -156,6 +158,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if min(args.batch_sizes) < 1 or args.num_sampling_images < 0 or args.peak_tflops <= 0:
         raise ValueError("`--batch_sizes` must be at least 1, `--num_sampling_images` 0 or more, `--peak_tflops` > 0.")
     return args
+
+
+def diffusers_counterpart(preset: str, resolution: int, channels: int) -> torch.nn.Module:
+    """Diffusers' `UNet2DModel` of about the size of the `MODEL_PRESETS` entry `preset`, for the CPU comparison."""
+    if MODEL_PRESETS[preset].get("layers_per_block") is None:
+        return make_diffusers_unet(NOTEBOOK_DIFFUSERS_WIDTHS, resolution, channels)
+    return diffusers_unet_like(preset, resolution, channels)
 
 
 def presets_for_format(image_format: str, models: list[str] | None, device_type: str) -> list[str]:
@@ -339,11 +348,10 @@ def main(args: argparse.Namespace) -> None:
                         precisions.append(("bf16 + channels_last, compiled", "bf16", True, True))
                     if not on_gpu:
                         # The CPU comparison of earlier reports: fp32, and diffusers' UNet2DModel of about that size.
-                        widths = DIFFUSERS_WIDTHS.get(preset, DIFFUSERS_WIDTHS["default"])
                         builds.append(
                             (
                                 "bare loop, diffusers UNet2DModel",
-                                lambda: make_diffusers_unet(widths, resolution, channels),
+                                lambda: diffusers_counterpart(preset, resolution, channels),
                             )
                         )
                         precisions.insert(0, ("fp32", "no", False, False))
