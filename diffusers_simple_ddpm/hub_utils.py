@@ -121,6 +121,7 @@ class TrainingDetails:
         ema_max_decay (`float`, *optional*, defaults to 0.9999): The largest EMA decay.
         ema_inv_gamma (`float`, *optional*, defaults to 1.0): The inverse gamma of the EMA warm-up.
         ema_power (`float`, *optional*, defaults to 0.75): The power of the EMA warm-up.
+        snr_gamma (`float`, *optional*): γ of the Min-SNR loss weighting; `None` for the plain mean squared error.
         seed (`int`, *optional*): The seed of the run.
         dataset_id (`str`, *optional*): The Hub id of the training dataset, listed in the card's `datasets` metadata.
         license (`str`, *optional*, defaults to `"apache-2.0"`): The license of the weights (a Hub license id).
@@ -146,6 +147,7 @@ class TrainingDetails:
     ema_max_decay: float = 0.9999
     ema_inv_gamma: float = 1.0
     ema_power: float = 0.75
+    snr_gamma: float | None = None
     seed: int | None = None
     dataset_id: str | None = None
     license: str = DEFAULT_LICENSE

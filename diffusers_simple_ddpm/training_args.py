@@ -11,7 +11,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class OptimizationSettings:
     """
-    The optimizer, clipping and EMA settings of a training run. The defaults are those of the training program's
+    The optimizer, clipping, EMA and loss-weighting settings of a training run. The defaults are those of the training program's
     command line (`--learning_rate`, `--adam_beta1`, ...) and of the benchmarks' bare loop, which read them from here.
 
     Args:
@@ -27,6 +27,9 @@ class OptimizationSettings:
         ema_inv_gamma (`float`, defaults to 1.0): Inverse gamma of the EMA warm-up.
         ema_power (`float`, defaults to 3/4): Power of the EMA warm-up.
         class_dropout_prob (`float`, defaults to 0.1): Share of class labels replaced by "no class".
+        snr_gamma (`float`, *optional*): γ of the Min-SNR loss weighting (Hang et al. 2023): each image's loss is
+            weighted so that noise levels with a signal-to-noise ratio above γ count as if it were γ. `None`: the
+            plain mean squared error.
     """
 
     learning_rate: float = 1e-3
@@ -40,6 +43,7 @@ class OptimizationSettings:
     ema_inv_gamma: float = 1.0
     ema_power: float = 3 / 4
     class_dropout_prob: float = 0.1
+    snr_gamma: float | None = None
 
 
 DEFAULT_SETTINGS = OptimizationSettings()
@@ -282,6 +286,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_SETTINGS.max_grad_norm,
         help="Gradient clipping norm, positive; `inf` turns clipping off.",
+    )
+    training.add_argument(
+        "--snr_gamma",
+        type=float,
+        default=DEFAULT_SETTINGS.snr_gamma,
+        help="γ of the Min-SNR loss weighting (https://huggingface.co/papers/2303.09556), positive; 5 is the paper's "
+        "value. Default: the plain mean squared error.",
     )
     training.add_argument(
         "--use_ema",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from diffusers.training_utils import EMAModel
+from diffusers.training_utils import EMAModel, compute_snr
 
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 from .training_args import DEFAULT_SETTINGS, OptimizationSettings
@@ -71,6 +71,7 @@ class DiffusionTrainingStep:
         lr_scheduler (`torch.optim.lr_scheduler.LRScheduler`): The learning-rate schedule.
         ema_model (`EMAModel`, *optional*): The EMA of the weights, updated after each optimizer update.
         max_grad_norm (`float`, defaults to 1.0): Gradient clipping norm.
+        snr_gamma (`float`, *optional*): γ of the Min-SNR loss weighting; the plain mean squared error when not given.
         num_class_embeds (`int`, *optional*): The classes of a class-conditional model; label `num_class_embeds` is
             "no class".
         class_dropout_prob (`float`, defaults to 0.1): Share of labels replaced by "no class".
@@ -93,6 +94,7 @@ class DiffusionTrainingStep:
         lr_scheduler: torch.optim.lr_scheduler.LRScheduler,
         ema_model: EMAModel | None = None,
         max_grad_norm: float = DEFAULT_SETTINGS.max_grad_norm,
+        snr_gamma: float | None = DEFAULT_SETTINGS.snr_gamma,
         num_class_embeds: int | None = None,
         class_dropout_prob: float = DEFAULT_SETTINGS.class_dropout_prob,
         caption_embeddings: "CaptionEmbeddings | None" = None,
@@ -104,6 +106,8 @@ class DiffusionTrainingStep:
     ):
         if max_grad_norm <= 0:
             raise ValueError(f"`max_grad_norm` must be positive, got {max_grad_norm}.")
+        if snr_gamma is not None and not snr_gamma > 0:
+            raise ValueError(f"`snr_gamma` must be positive, got {snr_gamma}.")
         if not 0.0 <= class_dropout_prob < 1.0:
             raise ValueError(f"`class_dropout_prob` must be in [0, 1), got {class_dropout_prob}.")
         self.noise_scheduler = noise_scheduler
@@ -111,6 +115,7 @@ class DiffusionTrainingStep:
         self.lr_scheduler = lr_scheduler
         self.ema_model = ema_model
         self.max_grad_norm = max_grad_norm
+        self.snr_gamma = snr_gamma
         self.num_class_embeds = num_class_embeds
         self.class_dropout_prob = class_dropout_prob
         self.caption_embeddings = caption_embeddings
@@ -161,7 +166,28 @@ class DiffusionTrainingStep:
         with torch.autocast(device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             model_output = model(noisy_images, timesteps, class_labels=class_labels, **text_inputs).sample
         target = training_target(self.noise_scheduler, clean_images, noise, timesteps)
-        return F.mse_loss(model_output.float(), target.float())
+        if self.snr_gamma is None:
+            return F.mse_loss(model_output.float(), target.float())
+        per_image = F.mse_loss(model_output.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        return (per_image * self.min_snr_weights(timesteps)).mean()
+
+    def min_snr_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """
+        The Min-SNR-γ weight of each image's loss: min(SNR, γ) times the squared error of the clean image, written
+        for the target of the scheduler's `prediction_type` (whose squared error is that of the clean image times SNR
+        for ε, SNR + 1 for v, 1 for the sample itself).
+
+        Args:
+            timesteps (`torch.Tensor`): The timestep of every image.
+        """
+        snr = compute_snr(self.noise_scheduler, timesteps)
+        clipped = snr.clamp(max=self.snr_gamma)
+        prediction_type = self.noise_scheduler.config.prediction_type
+        if prediction_type == "epsilon":
+            return clipped / snr
+        if prediction_type == "v_prediction":
+            return clipped / (snr + 1)
+        return clipped
 
     def __call__(
         self,

@@ -153,6 +153,11 @@ def check_training_arguments(args: argparse.Namespace) -> None:
     for name in ("ema_inv_gamma", "ema_power"):
         if not 0 < getattr(args, name) < math.inf:
             raise ValueError(f"`--{name}` must be a positive finite number, got {getattr(args, name)}.")
+    if args.snr_gamma is not None and not 0 < args.snr_gamma < math.inf:
+        raise ValueError(
+            f"`--snr_gamma` must be a positive finite number (5 is the Min-SNR paper's value), got {args.snr_gamma}; "
+            "leave it out for the plain mean squared error."
+        )
     if args.logger == "wandb" and importlib.util.find_spec("wandb") is None:
         raise ValueError("`--logger wandb` needs the wandb package: `pip install wandb`, or use `--logger tensorboard`.")
     if args.hub_model_id is not None:

@@ -50,6 +50,14 @@ EXPECTED = {
             "| diffusers UNet2DModel | DDPM 4 | 16 |",
         ],
     ),
+    "recipe": (
+        ["recipe.png", "recipe-samples.png"],
+        [
+            "| Variant | Flags | Updates | Batch | Run minutes | Fast FD | Floor | FD / floor |",
+            "| baseline | `--model_config notebook` | 1 | 64 |",
+            "| min-SNR 5 | `--model_config notebook --snr_gamma 5` | 1 | 64 |",
+        ],
+    ),
     "conditional": (
         ["conditional.png"],
         [
@@ -71,7 +79,7 @@ def benchmark_module(monkeypatch):
 
 
 # Benchmarks whose quick run trains (a subprocess of scripts/train.py or the bare loop): tens of seconds each.
-TRAINING_BENCHMARKS = ("training", "ablation", "quality", "conditional")
+TRAINING_BENCHMARKS = ("training", "ablation", "quality", "recipe", "conditional")
 
 
 @pytest.mark.parametrize(

@@ -279,6 +279,7 @@ def test_save_pretrained_writes_the_model_card_of_a_run(tiny_pipeline, training_
         "0.0003, cosine schedule, 200 warm-up updates",
         "| Mixed precision | bf16 |",
         "decay up to 0.9999",
+        "| Loss | mean squared error of the predicted noise |",
         "2 x NVIDIA H200",
         "20 min 34 s",
         "| FID | 12.5 |",
@@ -289,6 +290,15 @@ def test_save_pretrained_writes_the_model_card_of_a_run(tiny_pipeline, training_
     ):
         assert fact in card.text, fact
     assert "trust_remote_code" not in card.text
+    assert "Min-SNR" not in card.text
+
+
+def test_the_card_states_the_min_snr_weighting_of_a_run(tiny_pipeline, training_details, tmp_path):
+    training_details.snr_gamma = 5.0
+    tiny_pipeline.training_details = training_details
+    tiny_pipeline.save_pretrained(tmp_path / "ddpm-tiny")
+    card = (tmp_path / "ddpm-tiny" / "README.md").read_text()
+    assert "| Loss | mean squared error of the predicted noise, Min-SNR-γ weighting with γ = 5.0 |" in card
 
 
 @pytest.mark.slow

@@ -250,6 +250,8 @@ def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
         (["--max_grad_norm", "-1"], "--max_grad_norm.*positive.*reverses them.*`inf` to turn gradient clipping off"),
         (["--max_grad_norm", "0"], "--max_grad_norm.*positive"),
         (["--max_grad_norm", "nan"], "--max_grad_norm.*positive"),
+        (["--snr_gamma", "0"], "--snr_gamma.*positive finite.*5 is the Min-SNR paper's value"),
+        (["--snr_gamma", "inf"], "--snr_gamma.*positive finite"),
         (["--learning_rate", "0"], "--learning_rate.*positive finite"),
         (["--learning_rate=-1e-4"], "--learning_rate.*positive finite"),
         (["--learning_rate", "inf"], "--learning_rate.*positive finite"),

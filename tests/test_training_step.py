@@ -179,6 +179,45 @@ def test_training_step_updates_weights_clips_and_steps_the_ema():
         )
 
 
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_min_snr_weighting_equals_the_clean_image_error_weighted_by_the_clipped_snr(prediction_type):
+    scheduler = SimpleDDPMScheduler(prediction_type=prediction_type)
+    unet = tiny_unet()
+    optimizer = make_optimizer(unet.parameters(), DEFAULT_SETTINGS, torch.device("cpu"))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    weighted = DiffusionTrainingStep(scheduler, optimizer, schedule, snr_gamma=5.0)
+    clean_images = torch.rand(32, 1, 8, 8) * 2 - 1
+    loss = weighted.loss(unet, clean_images, generator=torch.Generator().manual_seed(3))
+
+    # The same draws by hand: noise, then timesteps; the error of the implied clean image, weighted by min(SNR, 5).
+    generator = torch.Generator().manual_seed(3)
+    noise = torch.randn(clean_images.shape, generator=generator)
+    timesteps = torch.randint(0, 1000, (32,), generator=generator)
+    assert (timesteps < 90).any()  # some noise levels with SNR above 5, whose weight the clipping changes
+    assert (timesteps < 90).any()  # some noise levels with SNR above 5, whose weight the clipping changes
+    alpha_bar = scheduler.alphas_cumprod[timesteps].view(-1, 1, 1, 1)
+    noisy = alpha_bar.sqrt() * clean_images + (1 - alpha_bar).sqrt() * noise
+    with torch.no_grad():
+        output = unet(noisy, timesteps).sample
+    if prediction_type == "epsilon":
+        predicted_clean = (noisy - (1 - alpha_bar).sqrt() * output) / alpha_bar.sqrt()
+    elif prediction_type == "v_prediction":
+        predicted_clean = alpha_bar.sqrt() * noisy - (1 - alpha_bar).sqrt() * output
+    else:
+        predicted_clean = output
+    snr = (alpha_bar / (1 - alpha_bar)).flatten()
+    clean_error = ((predicted_clean - clean_images) ** 2).mean(dim=(1, 2, 3))
+    expected = (snr.clamp(max=5.0) * clean_error).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-3)
+    # Without γ the loss is the plain mean squared error of the target, a different number.
+    plain = DiffusionTrainingStep(scheduler, optimizer, schedule).loss(
+        unet, clean_images, generator=torch.Generator().manual_seed(3)
+    )
+    assert plain.item() != pytest.approx(loss.item(), rel=1e-3)
+    with pytest.raises(ValueError, match="snr_gamma"):
+        DiffusionTrainingStep(scheduler, optimizer, schedule, snr_gamma=0.0)
+
+
 def test_training_program_defaults_are_the_shared_settings(tmp_path):
     args = train.parse_args(["--output_dir", str(tmp_path / "out")])
     assert train.optimization_settings(args) == DEFAULT_SETTINGS

@@ -45,7 +45,7 @@ TRAIN_SCRIPT = REPOSITORY_ROOT / "scripts" / "train.py"
 INDEX_NAME = "benchmarks.md"
 SECTIONS_FOLDER = "benchmarks"
 # Order of the sections in the index; a section not listed here comes after these, by name.
-SECTION_ORDER = ("training", "scheduler", "sampling", "ablation", "quality", "conditional")
+SECTION_ORDER = ("training", "scheduler", "sampling", "ablation", "quality", "recipe", "conditional")
 LIBRARIES = ("torch", "diffusers", "accelerate", "numpy", "diffusers-simple-ddpm")
 # The samplers of the reports, by label: the scheduler name of `diffusers_simple_ddpm.sampling.with_scheduler` (the
 # command line's `--scheduler`) and whether to clip the predicted clean image to [-1, 1] at every step (`--clip_sample`).
@@ -506,6 +506,7 @@ class BareTrainer:
             get_scheduler("constant_with_warmup", optimizer=optimizer, num_warmup_steps=settings.lr_warmup_steps),
             ema_model=make_ema(self.model, settings) if use_ema else None,
             max_grad_norm=settings.max_grad_norm,
+            snr_gamma=settings.snr_gamma,
             num_class_embeds=self.model.config.num_class_embeds if labels is not None else None,
             class_dropout_prob=settings.class_dropout_prob,
             memory_format=memory_format,

@@ -1,0 +1,207 @@
+"""The training recipe, measured: the training program's own runs on MNIST, one per variant of its flags.
+
+    python scripts/benchmarks/benchmark_recipe.py [--train_images 60000] [--variants baseline "min-SNR 5" ...]
+
+Each variant is the README's main job (`accelerate launch scripts/train.py` on the built-in MNIST, `--model_config
+auto`) with a few flags changed: learning rate, batch size, loss weighting (Min-SNR-γ), prediction type, EMA. Every
+variant trains on the same number of images (`--train_images`, so batch sizes compare at equal data and about equal
+CPU time, which the report gives), then its saved EMA pipeline samples `--num_samples` digits with DPM-Solver++ 20
+with clipping (the training program's evaluation sampler, through `training_utils.evaluate_on_mnist`), scored by the
+fast Fréchet distance in the MNIST classifier's features beside its floor (as many real training digits). The report
+shows each variant's 8x8 sample grid.
+"""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from benchmark_utils import (
+    add_common_arguments,
+    bar_chart,
+    chart_path,
+    markdown_table,
+    run_train_script,
+    setup,
+    write_report,
+)
+from PIL import Image, ImageDraw
+
+from diffusers_simple_ddpm import SimpleDDPMPipeline
+from diffusers_simple_ddpm.training_utils import evaluate_on_mnist
+
+NAME = "recipe"
+# Variant name -> the training program's flags that it changes from the defaults.
+VARIANTS: dict[str, list[str]] = {
+    "baseline": [],
+    "min-SNR 5": ["--snr_gamma", "5"],
+    "lr 2e-3": ["--learning_rate", "2e-3"],
+    "lr 5e-4": ["--learning_rate", "5e-4"],
+    "batch 32": ["--train_batch_size", "32"],
+    "batch 128, lr 2e-3": ["--train_batch_size", "128", "--learning_rate", "2e-3"],
+    "v-prediction, min-SNR 5": ["--prediction_type", "v_prediction", "--snr_gamma", "5"],
+    "no EMA": ["--no-use_ema"],
+    "min-SNR 5, batch 32": ["--snr_gamma", "5", "--train_batch_size", "32"],
+    "min-SNR 5, batch 32, lr 2e-3": ["--snr_gamma", "5", "--train_batch_size", "32", "--learning_rate", "2e-3"],
+    "min-SNR 5, batch 16": ["--snr_gamma", "5", "--train_batch_size", "16"],
+    "min-SNR 5, batch 32, no EMA": ["--snr_gamma", "5", "--train_batch_size", "32", "--no-use_ema"],
+}
+QUICK_VARIANTS = ("baseline", "min-SNR 5")
+FD_NAME = "Fréchet distance (MNIST classifier features)"
+FLOOR_NAME = "Fréchet distance floor (real digits)"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--variants",
+        type=str,
+        nargs="+",
+        default=list(VARIANTS),
+        help=f"The variants to run, in order: any of {list(VARIANTS)}.",
+    )
+    parser.add_argument(
+        "--flags",
+        type=str,
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="Flags of scripts/train.py that every variant gets (before its own), such as `--snr_gamma 5`; last on "
+        "the command line.",
+    )
+    parser.add_argument(
+        "--report_name",
+        type=str,
+        default=NAME,
+        help="Stem of the report's section and charts in docs/benchmarks/ (a second sweep keeps the first's report).",
+    )
+    parser.add_argument("--train_images", type=int, default=60_000, help="Training images of each variant.")
+    parser.add_argument("--num_samples", type=int, default=500, help="Digits each variant samples and scores.")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.variants if name not in VARIANTS]
+    if unknown:
+        raise ValueError(f"--variants must be among {list(VARIANTS)}, got {unknown}.")
+    if args.train_images < 1 or args.num_samples < 2:
+        raise ValueError("--train_images must be positive and --num_samples at least 2.")
+    if args.quick:
+        args.variants = [name for name in args.variants if name in QUICK_VARIANTS] or list(QUICK_VARIANTS)
+        args.train_images, args.num_samples = 64, 16
+        args.flags = ["--model_config", "notebook", *args.flags]
+    return args
+
+
+def batch_size_of(flags: list[str]) -> int:
+    """The `--train_batch_size` among a run's flags (the last one counts, as for argparse), else the default 64."""
+    positions = [index for index, flag in enumerate(flags) if flag == "--train_batch_size"]
+    return int(flags[positions[-1] + 1]) if positions else 64
+
+
+def run_variant(args: argparse.Namespace, name: str, output_dir: Path) -> dict:
+    """Trains one variant with the training program, then scores its saved pipeline; returns the report's row."""
+    flags = [*args.flags, *VARIANTS[name]]
+    batch_size = batch_size_of(flags)
+    num_steps = max(1, args.train_images // batch_size)
+    script_args = [
+        "--max_train_steps",
+        str(num_steps),
+        "--checkpointing_steps",
+        str(10**9),
+        "--seed",
+        str(args.seed),
+        # The run's own sample grid, with the evaluation sampler (DPM-Solver++ with clipping, its default steps).
+        "--eval_batch_size",
+        "64",
+        "--ddpm_num_inference_steps",
+        "2" if args.quick else "20",
+        *flags,
+    ]
+    run = run_train_script(output_dir, script_args)
+    pipeline = SimpleDDPMPipeline.from_pretrained(output_dir)
+    pipeline.set_progress_bar_config(disable=True)
+    evaluation = evaluate_on_mnist(
+        pipeline,
+        args.num_samples,
+        scheduler="dpm",
+        clip_sample=True,
+        num_inference_steps=2 if args.quick else None,
+        seed=args.seed,
+    )
+    metrics = evaluation.metrics
+    return {
+        "name": name,
+        "flags": " ".join(flags) or "(defaults)",
+        "steps": num_steps,
+        "batch_size": batch_size,
+        "minutes": run["seconds"] / 60,
+        "fd": metrics[FD_NAME],
+        "floor": metrics[FLOOR_NAME],
+        "grid": Image.open(output_dir / "sample_grid.png").convert("L"),
+    }
+
+
+def grids_chart(path: Path, rows: list[dict]) -> str:
+    """One image of every variant's sample grid, side by side under its name and score; returns its Markdown line."""
+    margin, caption = 8, 30
+    width = max(row["grid"].width for row in rows)
+    height = max(row["grid"].height for row in rows)
+    columns = min(4, len(rows))
+    lines = (len(rows) + columns - 1) // columns
+    chart = Image.new("L", (columns * (width + margin) + margin, lines * (height + caption + margin) + margin), 255)
+    draw = ImageDraw.Draw(chart)
+    for index, row in enumerate(rows):
+        left = margin + (index % columns) * (width + margin)
+        top = margin + (index // columns) * (height + caption + margin)
+        draw.text((left, top), row["name"], fill=0)
+        draw.text((left, top + 14), f"FD {row['fd']:.1f} ({row['fd'] / row['floor']:.1f}x floor)", fill=0)
+        chart.paste(row["grid"], (left, top + caption))
+    chart.save(path)
+    return f"![Sample grids of the variants]({path.name})"
+
+
+def main(args: argparse.Namespace) -> None:
+    device, environment = setup(args)
+    if device.type != "cpu":
+        raise ValueError("benchmark_recipe.py runs the training program on this machine's CPU: use --device cpu.")
+    rows = []
+    with tempfile.TemporaryDirectory() as temporary:
+        for name in args.variants:
+            rows.append(run_variant(args, name, Path(temporary) / f"variant-{len(rows)}"))
+            row = rows[-1]
+            print(f"{name}: FD {row['fd']:.2f} (floor {row['floor']:.2f}) after {row['steps']} updates, {row['minutes']:.1f} min")
+    table = markdown_table(
+        ["Variant", "Flags", "Updates", "Batch", "Run minutes", "Fast FD", "Floor", "FD / floor"],
+        [
+            [row["name"], f"`{row['flags']}`", row["steps"], row["batch_size"], row["minutes"], row["fd"], row["floor"],
+             row["fd"] / row["floor"]]
+            for row in rows
+        ],
+    )  # fmt: skip
+    labels = [row["name"] for row in rows]
+    chart = bar_chart(
+        chart_path(args.output_dir, args.report_name, device),
+        f"Fast FD of {args.num_samples} DPM-Solver++ 20 clipped digits (tick: floor)",
+        labels,
+        [row["fd"] for row in rows],
+        "",
+        references=[row["floor"] for row in rows],
+    )
+    grids = grids_chart(chart_path(args.output_dir, args.report_name, device, "-samples"), rows)
+    body = [
+        f"Each variant: `accelerate launch scripts/train.py` on the built-in MNIST with the defaults (`--model_config "
+        f"auto`, the `default` preset on a CPU) and the flags shown, {args.train_images:,} training images (updates = "
+        f"images / batch), seed {args.seed}; its EMA pipeline samples {args.num_samples} digits with DPM-Solver++ 20 "
+        "with clipping, scored by the fast Fréchet distance against the MNIST test split beside the floor (as many "
+        "real training digits). Run minutes: the whole training command (start-up, training, saving, the run's grid).",
+        "",
+        *table,
+        "",
+        chart,
+        "",
+        grids,
+    ]
+    title = "Training recipe" if args.report_name == NAME else f"Training recipe ({args.report_name})"
+    path = write_report(args.output_dir, args.report_name, title, environment, body, device)
+    print(f"Report: {path}")
+
+
+if __name__ == "__main__":
+    main(parse_args())
