@@ -38,6 +38,26 @@ def check_spatial_size(height: int, width: int, argument: str = "sample", num_le
         )
 
 
+class GroupNorm(nn.GroupNorm):
+    """
+    `torch.nn.GroupNorm` (same parameters and results) that normalises `channels_last` activations on the CPU in the
+    contiguous layout and hands them back as `channels_last`: at the sizes of the 28x28 presets torch's CPU kernel for
+    `channels_last` is slower than the contiguous one with both copies, and GroupNorm took a quarter of a training step
+    of the `default` preset on the CPU.
+    """
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        channels_last_on_cpu = (
+            hidden_states.device.type == "cpu"
+            and not hidden_states.is_contiguous()
+            and hidden_states.is_contiguous(memory_format=torch.channels_last)
+        )
+        if not channels_last_on_cpu:
+            return super().forward(hidden_states)
+        normed = F.group_norm(hidden_states.contiguous(), self.num_groups, self.weight, self.bias, self.eps)
+        return normed.contiguous(memory_format=torch.channels_last)
+
+
 class ResnetBlock(nn.Module):
     r"""
     A residual block of two 3x3 convolutions with GroupNorm, SiLU and dropout, conditioned on the time (and class)
@@ -64,11 +84,11 @@ class ResnetBlock(nn.Module):
     ):
         super().__init__()
         self.time_scale_shift = time_scale_shift
-        self.norm1 = nn.GroupNorm(norm_num_groups, in_channels)
+        self.norm1 = GroupNorm(norm_num_groups, in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         time_out = 2 * out_channels if time_scale_shift == "scale_shift" else out_channels
         self.time_emb_proj = nn.Linear(temb_channels, time_out)
-        self.norm2 = nn.GroupNorm(norm_num_groups, out_channels)
+        self.norm2 = GroupNorm(norm_num_groups, out_channels)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         # The residual branch starts as the identity, which speeds up early training (as in the DDPM paper's code).
@@ -106,7 +126,7 @@ class AttentionBlock(nn.Module):
     ):
         super().__init__()
         self.num_heads = channels // attention_head_dim
-        self.group_norm = nn.GroupNorm(norm_num_groups, channels)
+        self.group_norm = GroupNorm(norm_num_groups, channels)
         self.to_qkv = nn.Linear(channels, 3 * channels)
         self.to_out = nn.Linear(channels, channels)
         nn.init.zeros_(self.to_out.weight)
@@ -368,7 +388,7 @@ class SimpleUNet2DModel(ModelMixin, ConfigMixin):
         block_widths = dict(zip(BLOCK_NAMES, (width1, width2, width3, width3, width3, width2, width1)))
         if config.norm_num_groups is not None:
             self.norms = nn.ModuleDict(
-                {name: nn.GroupNorm(config.norm_num_groups, width) for name, width in block_widths.items()}
+                {name: GroupNorm(config.norm_num_groups, width) for name, width in block_widths.items()}
             )
         if config.time_injection == "all":
             # conv3's projection is the notebook's `time_proj`; the other blocks get one each.
@@ -423,7 +443,7 @@ class SimpleUNet2DModel(ModelMixin, ConfigMixin):
             )  # fmt: skip
             for level in range(lowest)
         )
-        self.norm_out = nn.GroupNorm(config.norm_num_groups, widths[0])
+        self.norm_out = GroupNorm(config.norm_num_groups, widths[0])
         self.conv_out = nn.Conv2d(widths[0], config.out_channels, 3, padding=1)
 
     def _time_embedding(

@@ -28,8 +28,9 @@ class OptimizationSettings:
         ema_power (`float`, defaults to 3/4): Power of the EMA warm-up.
         class_dropout_prob (`float`, defaults to 0.1): Share of class labels replaced by "no class".
         snr_gamma (`float`, *optional*): γ of the Min-SNR loss weighting (Hang et al. 2023): each image's loss is
-            weighted so that noise levels with a signal-to-noise ratio above γ count as if it were γ. `None`: the
-            plain mean squared error.
+            weighted so that noise levels with a signal-to-noise ratio above γ count as if it were γ. `None` (the
+            default): the plain mean squared error. γ = 5 helped after one epoch but not over the README's whole job
+            (docs/benchmarks/recipe.md, README "Benchmarks").
     """
 
     learning_rate: float = 1e-3
@@ -47,6 +48,10 @@ class OptimizationSettings:
 
 
 DEFAULT_SETTINGS = OptimizationSettings()
+# Images per device and update. Smaller batches won after one epoch (docs/benchmarks/recipe.md), but over the README's
+# whole job (about 18 minutes on a 2-core CPU) 64 for 3 epochs scored at least as well as 16 for 2 epochs with Min-SNR
+# (README "Benchmarks").
+DEFAULT_TRAIN_BATCH_SIZE = 64
 
 
 # The length of a run when neither `--num_epochs` nor `--max_train_steps` is given: 3 passes over the 60,000 MNIST
@@ -120,6 +125,16 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None:
             return action.help
         return super()._get_help_string(action)
+
+
+def float_or_none(value: str) -> float | None:
+    """
+    An argparse type: a number, or `None` for the word `none` (any case).
+
+    Args:
+        value (`str`): The argument as typed.
+    """
+    return None if value.strip().lower() == "none" else float(value)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -245,7 +260,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="Train into a non-empty --output_dir (its old checkpoints are removed).",
     )
     training.add_argument("--seed", type=int, default=0, help="Seed of the whole run (data order, noise, weights).")
-    training.add_argument("--train_batch_size", type=int, default=64, help="Batch size per device.")
+    training.add_argument(
+        "--train_batch_size", type=int, default=DEFAULT_TRAIN_BATCH_SIZE, help="Batch size per device."
+    )
     training.add_argument("--eval_batch_size", type=int, default=64, help="Images in each sample grid.")
     training.add_argument(
         "--num_epochs", type=int, default=DEFAULT_NUM_EPOCHS, help="Passes over the data, unless --max_train_steps is set."
@@ -289,10 +306,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     training.add_argument(
         "--snr_gamma",
-        type=float,
+        type=float_or_none,
         default=DEFAULT_SETTINGS.snr_gamma,
-        help="γ of the Min-SNR loss weighting (https://huggingface.co/papers/2303.09556), positive; 5 is the paper's "
-        "value. Default: the plain mean squared error.",
+        help="γ of the Min-SNR loss weighting (https://huggingface.co/papers/2303.09556), positive (5 is the paper's "
+        "value). Default (or `none`): the plain mean squared error.",
     )
     training.add_argument(
         "--use_ema",

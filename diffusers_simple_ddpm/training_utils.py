@@ -156,7 +156,7 @@ def check_training_arguments(args: argparse.Namespace) -> None:
     if args.snr_gamma is not None and not 0 < args.snr_gamma < math.inf:
         raise ValueError(
             f"`--snr_gamma` must be a positive finite number (5 is the Min-SNR paper's value), got {args.snr_gamma}; "
-            "leave it out for the plain mean squared error."
+            "pass `--snr_gamma none` for the plain mean squared error."
         )
     if args.logger == "wandb" and importlib.util.find_spec("wandb") is None:
         raise ValueError("`--logger wandb` needs the wandb package: `pip install wandb`, or use `--logger tensorboard`.")

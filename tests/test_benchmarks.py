@@ -54,7 +54,7 @@ EXPECTED = {
         ["recipe.png", "recipe-samples.png"],
         [
             "| Variant | Flags | Updates | Batch | Run minutes | Fast FD | Floor | FD / floor |",
-            "| baseline | `--model_config notebook` | 1 | 64 |",
+            "| defaults | `--model_config notebook` | 1 | 64 |",
             "| min-SNR 5 | `--model_config notebook --snr_gamma 5` | 1 | 64 |",
         ],
     ),

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from diffusers_simple_ddpm import SimpleUNet2DModel
+from diffusers_simple_ddpm.modeling_simple_unet import GroupNorm
 from diffusers_simple_ddpm.notebook import SimpleUNet
 
 
@@ -158,6 +159,30 @@ def test_bf16_and_channels_last_match_float32(layout):
         output = fast(sample.to(torch.bfloat16, memory_format=torch.channels_last), 250).sample
     assert output.dtype == torch.bfloat16
     torch.testing.assert_close(output.float(), reference, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_group_norm_of_channels_last_activations_equals_torchs_and_stays_channels_last(dtype):
+    torch.manual_seed(0)
+    ours = GroupNorm(4, 16).to(dtype)
+    torch.nn.init.normal_(ours.weight)
+    torch.nn.init.normal_(ours.bias)
+    reference = torch.nn.GroupNorm(4, 16).to(dtype)
+    reference.load_state_dict(ours.state_dict())
+    activations = torch.randn(3, 16, 6, 5, dtype=dtype).to(memory_format=torch.channels_last)
+    inputs = [activations.clone().requires_grad_(), activations.clone().requires_grad_()]
+    output, expected = ours(inputs[0]), reference(inputs[1])
+    assert output.is_contiguous(memory_format=torch.channels_last) and not output.is_contiguous()
+    tolerance = {"rtol": 0.02, "atol": 0.02} if dtype == torch.bfloat16 else {}
+    torch.testing.assert_close(output, expected, **tolerance)
+    upstream = torch.randn_like(output)
+    output.backward(upstream)
+    expected.backward(upstream)
+    torch.testing.assert_close(inputs[0].grad, inputs[1].grad, **tolerance)
+    torch.testing.assert_close(ours.weight.grad, reference.weight.grad, **tolerance)
+    # Contiguous activations take torch's own path unchanged.
+    contiguous = torch.randn(3, 16, 6, 5, dtype=dtype)
+    assert torch.equal(ours(contiguous), reference(contiguous))
 
 
 def test_save_and_load_in_safetensors(tmp_path):

@@ -131,7 +131,9 @@ def test_training_step_loss_is_the_mse_to_the_prediction_types_target(prediction
     scheduler = SimpleDDPMScheduler(prediction_type=prediction_type)
     optimizer = make_optimizer(unet.parameters(), DEFAULT_SETTINGS, torch.device("cpu"))
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    step = DiffusionTrainingStep(scheduler, optimizer, lr_scheduler, num_class_embeds=3, class_dropout_prob=0.5)
+    step = DiffusionTrainingStep(
+        scheduler, optimizer, lr_scheduler, snr_gamma=None, num_class_embeds=3, class_dropout_prob=0.5
+    )
     clean = torch.rand(6, 1, 8, 8) * 2 - 1
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
 
@@ -210,7 +212,7 @@ def test_min_snr_weighting_equals_the_clean_image_error_weighted_by_the_clipped_
     expected = (snr.clamp(max=5.0) * clean_error).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-3)
     # Without γ the loss is the plain mean squared error of the target, a different number.
-    plain = DiffusionTrainingStep(scheduler, optimizer, schedule).loss(
+    plain = DiffusionTrainingStep(scheduler, optimizer, schedule, snr_gamma=None).loss(
         unet, clean_images, generator=torch.Generator().manual_seed(3)
     )
     assert plain.item() != pytest.approx(loss.item(), rel=1e-3)
@@ -222,6 +224,11 @@ def test_training_program_defaults_are_the_shared_settings(tmp_path):
     args = train.parse_args(["--output_dir", str(tmp_path / "out")])
     assert train.optimization_settings(args) == DEFAULT_SETTINGS
     assert args.data_on_device == "auto" and not args.compile
+    assert args.snr_gamma is None and args.train_batch_size == 64
+    weighted = train.parse_args(["--output_dir", str(tmp_path / "out"), "--snr_gamma", "5"])
+    assert train.optimization_settings(weighted).snr_gamma == 5.0
+    plain = train.parse_args(["--output_dir", str(tmp_path / "out"), "--snr_gamma", "None"])
+    assert train.optimization_settings(plain).snr_gamma is None
 
 
 @pytest.fixture()
@@ -248,6 +255,7 @@ def test_the_benchmarks_bare_loop_runs_the_shared_training_step(benchmark_utils,
     assert (group["betas"], group["eps"]) == ((0.95, 0.999), 1e-8)
     assert trainer.ema_model.decay == DEFAULT_SETTINGS.ema_max_decay
     assert trainer.training_step.max_grad_norm == DEFAULT_SETTINGS.max_grad_norm
+    assert trainer.training_step.snr_gamma == DEFAULT_SETTINGS.snr_gamma
 
 
 @pytest.mark.slow

@@ -42,6 +42,7 @@ from diffusers_simple_ddpm.evaluation import (
 )
 from diffusers_simple_ddpm.image_utils import make_sample_grid
 from diffusers_simple_ddpm.sampling import generate_images
+from diffusers_simple_ddpm.training_args import DEFAULT_TRAIN_BATCH_SIZE
 
 NAME = "conditional"
 
@@ -57,7 +58,9 @@ def add_guided_sampling_arguments(parser: argparse.ArgumentParser, pipeline_kind
     """
     parser.add_argument("--budget_minutes", type=float, default=10.0, help="Training time budget.")
     parser.add_argument("--model_config", type=str, default="default", help="The preset of scripts/train.py.")
-    parser.add_argument("--batch_size", type=int, default=64, help="Training batch size.")
+    parser.add_argument(
+        "--batch_size", type=int, default=DEFAULT_TRAIN_BATCH_SIZE, help="Training batch size (the training program's)."
+    )
     parser.add_argument("--guidance_scales", type=float, nargs="+", default=[1, 2, 3, 4, 5], help="Scales to test.")
     parser.add_argument("--num_per_class", type=int, default=50, help="Digits generated per class and scale.")
     parser.add_argument(

@@ -43,7 +43,7 @@ from diffusers_simple_ddpm.evaluation import SampleEvaluator
 from diffusers_simple_ddpm.evaluation_images import image_file_paths, load_image_files, to_image_tensor
 from diffusers_simple_ddpm.image_utils import make_sample_grid
 from diffusers_simple_ddpm.sampling import generate_images
-from diffusers_simple_ddpm.training_args import AUTO_PRESETS, MODEL_PRESETS
+from diffusers_simple_ddpm.training_args import AUTO_PRESETS, DEFAULT_TRAIN_BATCH_SIZE, MODEL_PRESETS
 
 NAME = "quality"
 # (sampler label of `benchmark_utils.SAMPLERS`, steps); DDPM 1000 is the notebook's ancestral sampler.
@@ -87,7 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Our preset; auto: the training program's choice for the device.",
     )
     parser.add_argument("--budget_minutes", type=float, default=10.0, help="Training wall-clock budget per network.")
-    parser.add_argument("--batch_size", type=int, default=64, help="Training batch size.")
+    parser.add_argument(
+        "--batch_size", type=int, default=DEFAULT_TRAIN_BATCH_SIZE, help="Training batch size (the training program's)."
+    )
     parser.add_argument(
         "--num_samples", type=int, default=None, help="Samples per figure (default: 10,000 on a GPU, 1,000 on a CPU)."
     )

@@ -27,12 +27,13 @@ from benchmark_utils import (
 from PIL import Image, ImageDraw
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline
+from diffusers_simple_ddpm.training_args import DEFAULT_SETTINGS, DEFAULT_TRAIN_BATCH_SIZE
 from diffusers_simple_ddpm.training_utils import evaluate_on_mnist
 
 NAME = "recipe"
-# Variant name -> the training program's flags that it changes from the defaults.
+# Variant name -> the training program's flags that it changes from the defaults (the report states the defaults).
 VARIANTS: dict[str, list[str]] = {
-    "baseline": [],
+    "defaults": [],
     "min-SNR 5": ["--snr_gamma", "5"],
     "lr 2e-3": ["--learning_rate", "2e-3"],
     "lr 5e-4": ["--learning_rate", "5e-4"],
@@ -42,10 +43,10 @@ VARIANTS: dict[str, list[str]] = {
     "no EMA": ["--no-use_ema"],
     "min-SNR 5, batch 32": ["--snr_gamma", "5", "--train_batch_size", "32"],
     "min-SNR 5, batch 32, lr 2e-3": ["--snr_gamma", "5", "--train_batch_size", "32", "--learning_rate", "2e-3"],
-    "min-SNR 5, batch 16": ["--snr_gamma", "5", "--train_batch_size", "16"],
     "min-SNR 5, batch 32, no EMA": ["--snr_gamma", "5", "--train_batch_size", "32", "--no-use_ema"],
+    "min-SNR 5, batch 16": ["--snr_gamma", "5", "--train_batch_size", "16"],
 }
-QUICK_VARIANTS = ("baseline", "min-SNR 5")
+QUICK_VARIANTS = ("defaults", "min-SNR 5")
 FD_NAME = "Fréchet distance (MNIST classifier features)"
 FLOOR_NAME = "Fréchet distance floor (real digits)"
 
@@ -90,9 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def batch_size_of(flags: list[str]) -> int:
-    """The `--train_batch_size` among a run's flags (the last one counts, as for argparse), else the default 64."""
+    """The `--train_batch_size` among a run's flags (the last one counts, as for argparse), else the default."""
     positions = [index for index, flag in enumerate(flags) if flag == "--train_batch_size"]
-    return int(flags[positions[-1] + 1]) if positions else 64
+    return int(flags[positions[-1] + 1]) if positions else DEFAULT_TRAIN_BATCH_SIZE
 
 
 def run_variant(args: argparse.Namespace, name: str, output_dir: Path) -> dict:
@@ -187,7 +188,9 @@ def main(args: argparse.Namespace) -> None:
     grids = grids_chart(chart_path(args.output_dir, args.report_name, device, "-samples"), rows)
     body = [
         f"Each variant: `accelerate launch scripts/train.py` on the built-in MNIST with the defaults (`--model_config "
-        f"auto`, the `default` preset on a CPU) and the flags shown, {args.train_images:,} training images (updates = "
+        f"auto`, the `default` preset on a CPU; batch {DEFAULT_TRAIN_BATCH_SIZE}, learning rate "
+        f"{DEFAULT_SETTINGS.learning_rate:g}, Min-SNR γ {DEFAULT_SETTINGS.snr_gamma}, EMA up to "
+        f"{DEFAULT_SETTINGS.ema_max_decay}) and the flags shown, {args.train_images:,} training images (updates = "
         f"images / batch), seed {args.seed}; its EMA pipeline samples {args.num_samples} digits with DPM-Solver++ 20 "
         "with clipping, scored by the fast Fréchet distance against the MNIST test split beside the floor (as many "
         "real training digits). Run minutes: the whole training command (start-up, training, saving, the run's grid).",
