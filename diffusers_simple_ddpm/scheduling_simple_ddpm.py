@@ -486,6 +486,23 @@ class SimpleDDPMScheduler(SchedulerMixin, ConfigMixin):
             + self._gather("sqrt_one_minus_alpha_prod", timesteps, original_samples) * noise
         )
 
+    def signal_to_noise_ratio(self, timesteps: int | torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+        """
+        The signal-to-noise ratio `alpha_bar_t / (1 - alpha_bar_t)` at `timesteps` (what diffusers'
+        `training_utils.compute_snr` gives), from the tables cached on the sample's device: no copy per call.
+
+        Args:
+            timesteps (`int` or `torch.Tensor`): One timestep, or one per sample.
+            sample (`torch.Tensor`): The tensor the ratio is combined with; it follows its device and dtype and
+                broadcasts over its shape.
+
+        Returns:
+            `torch.Tensor`: The ratio, of shape `(batch_size or 1, 1, ..., 1)`.
+        """
+        signal = self._gather("sqrt_alpha_prod", timesteps, sample)
+        noise = self._gather("sqrt_one_minus_alpha_prod", timesteps, sample)
+        return (signal / noise) ** 2
+
     def get_velocity(self, sample: torch.Tensor, noise: torch.Tensor, timesteps: int | torch.Tensor) -> torch.Tensor:
         """
         Computes the velocity target of `v_prediction`: `sqrt(alpha_bar_t) * noise - sqrt(1 - alpha_bar_t) * x_0`.

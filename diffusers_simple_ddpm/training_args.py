@@ -11,8 +11,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class OptimizationSettings:
     """
-    The optimizer, clipping, EMA and loss-weighting settings of a training run. The defaults are those of the training program's
-    command line (`--learning_rate`, `--adam_beta1`, ...) and of the benchmarks' bare loop, which read them from here.
+    The optimizer, clipping, EMA and loss-weighting settings of a training run. The defaults are those of the training
+    program's command line (`--learning_rate`, `--adam_beta1`, ...) and of the benchmarks' bare loop, which read them
+    from here.
 
     Args:
         learning_rate (`float`, defaults to 1e-3): Peak learning rate of AdamW (3e-4 suited the notebook network; the

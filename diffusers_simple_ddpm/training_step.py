@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from diffusers.training_utils import EMAModel, compute_snr
+from diffusers.training_utils import EMAModel
 
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 from .training_args import DEFAULT_SETTINGS, OptimizationSettings
@@ -169,9 +169,9 @@ class DiffusionTrainingStep:
         if self.snr_gamma is None:
             return F.mse_loss(model_output.float(), target.float())
         per_image = F.mse_loss(model_output.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-        return (per_image * self.min_snr_weights(timesteps)).mean()
+        return (per_image * self.min_snr_weights(timesteps, per_image)).mean()
 
-    def min_snr_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
+    def min_snr_weights(self, timesteps: torch.Tensor, per_image_loss: torch.Tensor) -> torch.Tensor:
         """
         The Min-SNR-γ weight of each image's loss: min(SNR, γ) times the squared error of the clean image, written
         for the target of the scheduler's `prediction_type` (whose squared error is that of the clean image times SNR
@@ -179,8 +179,10 @@ class DiffusionTrainingStep:
 
         Args:
             timesteps (`torch.Tensor`): The timestep of every image.
+            per_image_loss (`torch.Tensor`): The loss of every image, shape `(batch_size,)`; the weights follow its
+                device and dtype.
         """
-        snr = compute_snr(self.noise_scheduler, timesteps)
+        snr = self.noise_scheduler.signal_to_noise_ratio(timesteps, per_image_loss)
         clipped = snr.clamp(max=self.snr_gamma)
         prediction_type = self.noise_scheduler.config.prediction_type
         if prediction_type == "epsilon":

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+from diffusers.training_utils import compute_snr
 from diffusers.utils.torch_utils import randn_tensor
 
 import diffusers_simple_ddpm.scheduling_simple_ddpm as scheduling_simple_ddpm
@@ -402,3 +403,13 @@ def test_choices_are_typed_as_literals_within_ddpm_ones(option):
     SimpleDDPMScheduler(**{option: typing.get_args(ours)[-1]})
     with pytest.raises(ValueError, match=re.escape(f"`{option}` must be one of {typing.get_args(ours)}")):
         SimpleDDPMScheduler(**{option: "other"})
+
+
+@pytest.mark.parametrize("beta_schedule", ["linear", "squaredcos_cap_v2"])
+def test_signal_to_noise_ratio_equals_diffusers_compute_snr(beta_schedule):
+    scheduler = SimpleDDPMScheduler(beta_schedule=beta_schedule)
+    timesteps = torch.tensor([0, 1, 90, 500, 999])
+    expected = compute_snr(DDPMScheduler(beta_schedule=beta_schedule), timesteps)
+    ratio = scheduler.signal_to_noise_ratio(timesteps, torch.zeros(5))
+    assert ratio.shape == (5,) and ratio.dtype == torch.float32
+    torch.testing.assert_close(ratio, expected, rtol=1e-5, atol=0)

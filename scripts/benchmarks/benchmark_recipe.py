@@ -1,6 +1,6 @@
 """The training recipe, measured: the training program's own runs on MNIST, one per variant of its flags.
 
-    python scripts/benchmarks/benchmark_recipe.py [--train_images 60000] [--variants baseline "min-SNR 5" ...]
+    python scripts/benchmarks/benchmark_recipe.py [--train_images 60000] [--variants defaults "min-SNR 5" ...]
 
 Each variant is the README's main job (`accelerate launch scripts/train.py` on the built-in MNIST, `--model_config
 auto`) with a few flags changed: learning rate, batch size, loss weighting (Min-SNR-γ), prediction type, EMA. Every
@@ -167,7 +167,10 @@ def main(args: argparse.Namespace) -> None:
         for name in args.variants:
             rows.append(run_variant(args, name, Path(temporary) / f"variant-{len(rows)}"))
             row = rows[-1]
-            print(f"{name}: FD {row['fd']:.2f} (floor {row['floor']:.2f}) after {row['steps']} updates, {row['minutes']:.1f} min")
+            print(
+                f"{name}: FD {row['fd']:.2f} (floor {row['floor']:.2f}) after {row['steps']} updates, "
+                f"{row['minutes']:.1f} min"
+            )
     table = markdown_table(
         ["Variant", "Flags", "Updates", "Batch", "Run minutes", "Fast FD", "Floor", "FD / floor"],
         [
