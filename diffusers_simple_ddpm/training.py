@@ -123,11 +123,12 @@ def check_args(args: argparse.Namespace) -> None:
     for name in ("max_train_steps", "save_images_steps", "checkpoints_total_limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be at least 1 when given, got {getattr(args, name)}.")
-    if args.ddpm_num_inference_steps is not None and not 1 <= args.ddpm_num_inference_steps <= args.ddpm_num_steps:
-        raise ValueError(
-            f"`--ddpm_num_inference_steps` must be between 1 and `--ddpm_num_steps` ({args.ddpm_num_steps}), got "
-            f"{args.ddpm_num_inference_steps}."
-        )
+    for name in ("ddpm_num_inference_steps", "eval_num_inference_steps"):
+        steps = getattr(args, name)
+        if steps is not None and not 1 <= steps <= args.ddpm_num_steps:
+            raise ValueError(
+                f"`--{name}` must be between 1 and `--ddpm_num_steps` ({args.ddpm_num_steps}), got {steps}."
+            )
     if not 0.0 <= args.class_dropout_prob < 1.0:
         raise ValueError(f"`--class_dropout_prob` must be in [0, 1), got {args.class_dropout_prob}.")
     for device_type in AUTO_PRESETS:
@@ -438,10 +439,11 @@ def train(args: argparse.Namespace) -> None:
     elif args.resume_from_checkpoint:
         accelerator.print(f"No checkpoint in {args.output_dir} yet: starting a new run.")
 
+    # The sample grids and the evaluation sample under the autocast of the training's mixed precision.
+    sampling_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.mixed_precision)
+
     def save_sample_grid(pipeline: SimpleDDPMPipeline, step: int) -> str:
-        sampling_pipeline, default_steps = with_scheduler(
-            pipeline, args.eval_scheduler, clip_sample=args.eval_clip_sample
-        )
+        sampling_pipeline, _ = with_scheduler(pipeline, args.eval_scheduler, clip_sample=args.eval_clip_sample)
         generator = torch.Generator(device="cpu").manual_seed(args.seed)
         if isinstance(pipeline, SimpleDDPMTextPipeline):
             prompts = pipeline.config.sample_prompts
@@ -449,9 +451,9 @@ def train(args: argparse.Namespace) -> None:
         else:
             labels = torch.arange(args.eval_batch_size) % len(class_names) if class_names else None
             condition = {"batch_size": args.eval_batch_size, "class_labels": labels}
-        images = sampling_pipeline(
-            generator=generator, num_inference_steps=args.ddpm_num_inference_steps or default_steps, **condition
-        ).images
+        num_inference_steps = args.ddpm_num_inference_steps or args.eval_num_inference_steps
+        with torch.autocast(accelerator.device.type, dtype=sampling_dtype, enabled=sampling_dtype is not None):
+            images = sampling_pipeline(generator=generator, num_inference_steps=num_inference_steps, **condition).images
         grid = make_sample_grid(images, scale=GRID_SCALE if args.resolution < 64 else 1)
         grid_path = os.path.join(args.output_dir, SAMPLE_GRID_NAME)
         grid.save(grid_path)
@@ -577,6 +579,7 @@ def train(args: argparse.Namespace) -> None:
                 clip_sample=args.eval_clip_sample,
                 num_inference_steps=args.eval_num_inference_steps,
                 seed=args.seed,
+                autocast_dtype=sampling_dtype,
             )
             accelerator.log({"eval/fast_fd": next(iter(evaluation.metrics.values()))}, step=global_step)
         hardware = hardware_description(accelerator.device, accelerator.num_processes)

@@ -159,11 +159,12 @@ def test_benchmarks_sample_what_the_command_line_samples(sampler, benchmark_modu
     utils = benchmark_module("utils")
     unet = make_tiny_unet()
     scheduler, clip_sample = utils.SAMPLERS[sampler]
-    SimpleDDPMPipeline(unet=unet, scheduler=SimpleDDPMScheduler()).save_pretrained(tmp_path / "model")
+    noise_scheduler = SimpleDDPMScheduler(prediction_type="epsilon")
+    SimpleDDPMPipeline(unet=unet, scheduler=noise_scheduler).save_pretrained(tmp_path / "model")
     command = ["sample", str(tmp_path / "model"), "--num_images", "3", "--steps", "4", "--scheduler", scheduler]
     main([*command, "--output_dir", str(tmp_path / "images"), *(["--clip_sample"] if clip_sample else [])])
 
-    pipeline = utils.sampling_pipeline(unet, sampler)
+    pipeline = utils.sampling_pipeline(unet, sampler, noise_scheduler)
     images = generate_images(pipeline, 3, 4, batch_size=2, output_type="pt")
     assert images.shape == (3, 1, 8, 8)
     written = np.stack([np.asarray(Image.open(tmp_path / "images" / f"{index:05d}.png")) for index in range(3)])

@@ -109,7 +109,9 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     metrics = {metric["name"]: metric["value"] for metric in card.data.to_dict()["model-index"][0]["results"][0]["metrics"]}
     assert metrics["Fréchet distance (MNIST classifier features)"] > metrics["Fréchet distance floor (real digits)"] > 0
     assert "| Optimizer updates | 6 (1 epochs) |" in card.text and "| Mixed precision | bf16 |" in card.text
-    assert "8 images sampled with DPMSolverMultistepScheduler, 2 steps (predicted clean image clipped" in card.text
+    # The evaluation's default sampler: the pipeline's own DDPM scheduler, clipping the predicted clean image.
+    assert "8 images sampled with SimpleDDPMScheduler, 2 steps (predicted clean image clipped to [-1, 1] at every " \
+        "step) under bfloat16 autocast, seeds 0 to 7" in card.text.replace("\n", " ")
     assert "| Network | `--model_config config.json` |" in card.text
     assert sorted(path.name for path in output_dir.iterdir() if path.name.startswith("checkpoint")) == [
         "checkpoint-4",
@@ -118,6 +120,10 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
 
     pipeline = SimpleDDPMPipeline.from_pretrained(output_dir)
     assert pipeline.unet.config.in_channels == 1 and pipeline.unet.config.sample_size == 8
+    # The default prediction type, recorded in the saved scheduler and stated by the card.
+    assert pipeline.scheduler.config.prediction_type == "v_prediction"
+    assert "The model predicts the velocity (v)." in card.text
+    assert "| Loss | mean squared error of the predicted velocity |" in card.text
     images = pipeline(batch_size=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0)).images
     assert [image.mode for image in images] == ["L", "L"]
 
@@ -205,16 +211,17 @@ def test_warmup_and_schedule_count_optimizer_updates_under_accumulation(tmp_path
 
 
 @pytest.mark.slow
-def test_class_conditional_v_prediction_run(tmp_path, tiny_model_config):
+def test_class_conditional_epsilon_prediction_run(tmp_path, tiny_model_config):
     output_dir = tmp_path / "conditional"
     launch(
         train_args(output_dir, tiny_model_config, "--max_train_steps", "3", "--class_conditional",
-                   "--prediction_type", "v_prediction", "--checkpointing_steps", "100")
+                   "--prediction_type", "epsilon", "--checkpointing_steps", "100")
     )  # fmt: skip
     pipeline = SimpleDDPMPipeline.from_pretrained(output_dir)
     assert pipeline.config.class_names == [str(digit) for digit in range(10)]
     assert pipeline.unet.config.num_class_embeds == 10
-    assert pipeline.scheduler.config.prediction_type == "v_prediction"
+    assert pipeline.scheduler.config.prediction_type == "epsilon"
+    assert "The model predicts the noise (ε)." in (output_dir / "README.md").read_text()
     images = pipeline(batch_size=2, class_labels=["7", "1"], num_inference_steps=2, guidance_scale=2.0).images
     assert len(images) == 2
 
@@ -245,6 +252,8 @@ def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
         (["--eval_scheduler", "fastest"], "--eval_scheduler.*ddpm, ddim, dpm, euler"),
         (["--eval_scheduler", "ddim"], "--eval_clip_sample.*does not work with DDIMScheduler"),
         (["--ddpm_num_inference_steps", "0"], "--ddpm_num_inference_steps.*between 1 and"),
+        (["--eval_num_inference_steps", "2000"], r"--eval_num_inference_steps.*between 1 and `--ddpm_num_steps`"),
+        (["--ddpm_num_steps", "40"], r"--eval_num_inference_steps.*between 1 and `--ddpm_num_steps` \(40\), got 50"),
         (["--num_cpu_threads", "0"], "--num_cpu_threads.*at least 1"),
         (["--eval_num_images", "-1"], "--eval_num_images"),
         (["--max_grad_norm", "-1"], "--max_grad_norm.*positive.*reverses them.*`inf` to turn gradient clipping off"),

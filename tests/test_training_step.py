@@ -21,6 +21,7 @@ from diffusers_simple_ddpm.data import (
     load_builtin_mnist,
     load_images_to_memory,
 )
+from diffusers_simple_ddpm.training_args import DEFAULT_PREDICTION_TYPE
 from diffusers_simple_ddpm.training_step import DEFAULT_SETTINGS, DiffusionTrainingStep, make_ema, make_optimizer
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "scripts" / "benchmarks"
@@ -225,6 +226,8 @@ def test_training_program_defaults_are_the_shared_settings(tmp_path):
     assert train.optimization_settings(args) == DEFAULT_SETTINGS
     assert args.data_on_device == "auto" and not args.compile
     assert args.snr_gamma is None and args.train_batch_size == 64
+    assert args.prediction_type == DEFAULT_PREDICTION_TYPE
+    assert (args.eval_scheduler, args.eval_num_inference_steps, args.eval_clip_sample) == ("ddpm", 50, True)
     weighted = train.parse_args(["--output_dir", str(tmp_path / "out"), "--snr_gamma", "5"])
     assert train.optimization_settings(weighted).snr_gamma == 5.0
     plain = train.parse_args(["--output_dir", str(tmp_path / "out"), "--snr_gamma", "None"])
@@ -256,6 +259,14 @@ def test_the_benchmarks_bare_loop_runs_the_shared_training_step(benchmark_utils,
     assert trainer.ema_model.decay == DEFAULT_SETTINGS.ema_max_decay
     assert trainer.training_step.max_grad_norm == DEFAULT_SETTINGS.max_grad_norm
     assert trainer.training_step.snr_gamma == DEFAULT_SETTINGS.snr_gamma
+    # The bare loop trains, and its sampling pipelines sample, with the training program's default prediction type.
+    assert trainer.training_step.noise_scheduler.config.prediction_type == DEFAULT_PREDICTION_TYPE
+    pipeline = benchmark_utils.sampling_pipeline(trainer.ema_copy(), "DDPM clip")
+    assert pipeline.scheduler.config.prediction_type == DEFAULT_PREDICTION_TYPE
+    assert pipeline.scheduler.config.clip_sample
+    trained_with = SimpleDDPMScheduler(prediction_type="sample")
+    pipeline = benchmark_utils.sampling_pipeline(trainer.ema_copy(), "DDIM", trained_with)
+    assert pipeline.scheduler.config.prediction_type == "sample"
 
 
 @pytest.mark.slow

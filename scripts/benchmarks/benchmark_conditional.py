@@ -159,7 +159,8 @@ def main(args: argparse.Namespace) -> None:
         else:
             output_dir = Path(args.pipeline_dir or Path(workdir) / "pipeline")
             training = train_pipeline(args, output_dir, device)
-        unet = SimpleDDPMPipeline.from_pretrained(output_dir).unet.to(device).eval()
+        trained = SimpleDDPMPipeline.from_pretrained(output_dir)
+        unet, noise_scheduler = trained.unet.to(device).eval(), trained.scheduler
 
     classifier = load_classifier(device=device)
     test_images, test_labels = load_mnist_arrays("test")
@@ -179,7 +180,7 @@ def main(args: argparse.Namespace) -> None:
     accuracy_rows, distance_rows, accuracies, sample_sets = [], [], [], []
     for sampler, scale in settings:
         samples = generate_images(
-            sampling_pipeline(unet, sampler),
+            sampling_pipeline(unet, sampler, noise_scheduler),
             len(requested),
             args.num_inference_steps,
             seed=args.seed,

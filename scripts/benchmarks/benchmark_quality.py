@@ -43,12 +43,19 @@ from diffusers_simple_ddpm.evaluation import SampleEvaluator
 from diffusers_simple_ddpm.evaluation_images import image_file_paths, load_image_files, to_image_tensor
 from diffusers_simple_ddpm.image_utils import make_sample_grid
 from diffusers_simple_ddpm.sampling import generate_images
-from diffusers_simple_ddpm.training_args import AUTO_PRESETS, DEFAULT_TRAIN_BATCH_SIZE, MODEL_PRESETS
+from diffusers_simple_ddpm.training_args import (
+    AUTO_PRESETS,
+    DEFAULT_PREDICTION_TYPE,
+    DEFAULT_TRAIN_BATCH_SIZE,
+    MODEL_PRESETS,
+)
 
 NAME = "quality"
-# (sampler label of `benchmark_utils.SAMPLERS`, steps); DDPM 1000 is the notebook's ancestral sampler.
+# (sampler label of `benchmark_utils.SAMPLERS`, steps); DDPM 1000 is the notebook's ancestral sampler, DDPM clip 50 the
+# training program's evaluation sampler.
 SAMPLER_SETTINGS = (
     ("DDPM", 1000),
+    ("DDPM clip", 50),
     ("DDIM", 50),
     ("DPM-Solver++", 20),
     ("DPM-Solver++", 10),
@@ -56,8 +63,10 @@ SAMPLER_SETTINGS = (
     ("DPM-Solver++ clip", 10),
 )
 QUICK_SAMPLER_SETTINGS = (("DDPM", 4), ("DDIM", 2), ("DPM-Solver++", 2), ("DPM-Solver++ clip", 2))
-# The sampler of the grids (the command line's default fast sampler), else the first of the run.
-GRID_SAMPLER = ("DPM-Solver++", 20)
+# The sampler of the grids (the training program's evaluation sampler), else the first of the run.
+GRID_SAMPLER = ("DDPM clip", 50)
+# Settings with more steps than this sample `--num_ddpm_samples` images (slow on a CPU).
+SLOW_SAMPLER_STEPS = 250
 GRID_SIDE = 8
 GRID_SCALE = 3
 DATASETS = {"mnist": (28, 1), "cifar10": (32, 3)}
@@ -97,7 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--num_ddpm_samples",
         type=int,
         default=None,
-        help="Samples of the DDPM 1000-step figures (default: --num_samples on a GPU, 200 on a CPU).",
+        help=f"Samples of the figures of samplers with more than {SLOW_SAMPLER_STEPS} steps (DDPM 1000; default: "
+        "--num_samples on a GPU, 200 on a CPU).",
     )
     parser.add_argument("--sample_batch_size", type=int, default=None, help="Samples per pipeline call.")
     parser.add_argument(
@@ -236,7 +246,7 @@ def main(args: argparse.Namespace) -> None:
         ema_model = trainer.ema_copy()
         del trainer
         for sampler, steps in settings:
-            count = args.num_ddpm_samples if sampler.startswith("DDPM") else args.num_samples
+            count = args.num_ddpm_samples if steps > SLOW_SAMPLER_STEPS else args.num_samples
             samples = generate_images(
                 sampling_pipeline(ema_model, sampler),
                 count,
@@ -266,15 +276,17 @@ def main(args: argparse.Namespace) -> None:
     body = [
         f"Dataset {args.dataset}; every network trained for {args.budget_minutes:g} min of wall time with the same "
         "recipe: the training program's update in the bare loop (AdamW with the program's defaults, warm-up then a "
-        f"constant learning rate, gradient clipping, EMA, {precision} autocast, batch {args.batch_size}). The training program trains only `SimpleUNet2DModel`, so all "
+        f"constant learning rate, gradient clipping, EMA, {precision} autocast, batch {args.batch_size}, prediction "
+        f"type {DEFAULT_PREDICTION_TYPE}). The training program trains only `SimpleUNet2DModel`, so all "
         "three train in the bare loop. Diffusers' `UNet2DModel` has the DDPM paper's layout with the preset's levels, "
         "residual blocks per level and attention levels, its widths scaled to about the preset's parameter count.",
         "",
         *markdown_table(["network", "parameters", "updates", "seconds", "last loss"], training_rows),
         "",
         f"{scorer.metric} of the EMA weights against {reference}. Samples per figure: {args.num_samples} "
-        f"({args.num_ddpm_samples} for DDPM 1000). \"clip\": the predicted clean image clipped to [-1, 1] at every step "
-        "(dynamic thresholding at 1.0).",
+        f"({args.num_ddpm_samples} for samplers of more than {SLOW_SAMPLER_STEPS} steps). \"clip\": the predicted "
+        "clean image clipped to [-1, 1] at every step (DDPM's `clip_sample`, DPM-Solver++'s dynamic thresholding at "
+        "1.0).",
         "",
         *markdown_table(["network", "sampler", "samples", scorer.metric, "floor", "x floor"], rows),
         "",

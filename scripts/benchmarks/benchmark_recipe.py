@@ -5,10 +5,10 @@
 Each variant is the README's main job (`accelerate launch scripts/train.py` on the built-in MNIST, `--model_config
 auto`) with a few flags changed: learning rate, batch size, loss weighting (Min-SNR-γ), prediction type, EMA. Every
 variant trains on the same number of images (`--train_images`, so batch sizes compare at equal data and about equal
-CPU time, which the report gives), then its saved EMA pipeline samples `--num_samples` digits with DPM-Solver++ 20
-with clipping (the training program's evaluation sampler, through `training_utils.evaluate_on_mnist`), scored by the
-fast Fréchet distance in the MNIST classifier's features beside its floor (as many real training digits). The report
-shows each variant's 8x8 sample grid.
+CPU time, which the report gives), and the run's own evaluation (`--eval_num_images`, the training program's default
+sampler) scores its EMA pipeline on `--num_samples` digits: the fast Fréchet distance in the MNIST classifier's
+features beside its floor (as many real training digits), read from its model card. The report shows each variant's
+8x8 sample grid.
 """
 
 import argparse
@@ -24,11 +24,16 @@ from benchmark_utils import (
     setup,
     write_report,
 )
+from huggingface_hub import ModelCard
 from PIL import Image, ImageDraw
 
-from diffusers_simple_ddpm import SimpleDDPMPipeline
-from diffusers_simple_ddpm.training_args import DEFAULT_SETTINGS, DEFAULT_TRAIN_BATCH_SIZE
-from diffusers_simple_ddpm.training_utils import evaluate_on_mnist
+from diffusers_simple_ddpm.training_args import (
+    DEFAULT_EVAL_NUM_INFERENCE_STEPS,
+    DEFAULT_EVAL_SCHEDULER,
+    DEFAULT_PREDICTION_TYPE,
+    DEFAULT_SETTINGS,
+    DEFAULT_TRAIN_BATCH_SIZE,
+)
 
 NAME = "recipe"
 # Variant name -> the training program's flags that it changes from the defaults (the report states the defaults).
@@ -39,6 +44,7 @@ VARIANTS: dict[str, list[str]] = {
     "lr 5e-4": ["--learning_rate", "5e-4"],
     "batch 32": ["--train_batch_size", "32"],
     "batch 128, lr 2e-3": ["--train_batch_size", "128", "--learning_rate", "2e-3"],
+    "ε-prediction": ["--prediction_type", "epsilon"],
     "v-prediction, min-SNR 5": ["--prediction_type", "v_prediction", "--snr_gamma", "5"],
     "no EMA": ["--no-use_ema"],
     "min-SNR 5, batch 32": ["--snr_gamma", "5", "--train_batch_size", "32"],
@@ -97,10 +103,11 @@ def batch_size_of(flags: list[str]) -> int:
 
 
 def run_variant(args: argparse.Namespace, name: str, output_dir: Path) -> dict:
-    """Trains one variant with the training program, then scores its saved pipeline; returns the report's row."""
+    """Trains one variant with the training program, which scores its EMA pipeline; returns the report's row."""
     flags = [*args.flags, *VARIANTS[name]]
     batch_size = batch_size_of(flags)
     num_steps = max(1, args.train_images // batch_size)
+    num_inference_steps = 2 if args.quick else DEFAULT_EVAL_NUM_INFERENCE_STEPS
     script_args = [
         "--max_train_steps",
         str(num_steps),
@@ -108,25 +115,20 @@ def run_variant(args: argparse.Namespace, name: str, output_dir: Path) -> dict:
         str(10**9),
         "--seed",
         str(args.seed),
-        # The run's own sample grid, with the evaluation sampler (DPM-Solver++ with clipping, its default steps).
+        # The run's own evaluation and sample grid, with its default sampler; the model card keeps the figures.
+        "--eval_num_images",
+        str(args.num_samples),
         "--eval_batch_size",
         "64",
         "--ddpm_num_inference_steps",
-        "2" if args.quick else "20",
+        str(num_inference_steps),
+        "--eval_num_inference_steps",
+        str(num_inference_steps),
         *flags,
     ]
     run = run_train_script(output_dir, script_args)
-    pipeline = SimpleDDPMPipeline.from_pretrained(output_dir)
-    pipeline.set_progress_bar_config(disable=True)
-    evaluation = evaluate_on_mnist(
-        pipeline,
-        args.num_samples,
-        scheduler="dpm",
-        clip_sample=True,
-        num_inference_steps=2 if args.quick else None,
-        seed=args.seed,
-    )
-    metrics = evaluation.metrics
+    card_metrics = ModelCard.load(output_dir / "README.md").data.to_dict()["model-index"][0]["results"][0]["metrics"]
+    metrics = {metric["name"]: metric["value"] for metric in card_metrics}
     return {
         "name": name,
         "flags": " ".join(flags) or "(defaults)",
@@ -182,7 +184,7 @@ def main(args: argparse.Namespace) -> None:
     labels = [row["name"] for row in rows]
     chart = bar_chart(
         chart_path(args.output_dir, args.report_name, device),
-        f"Fast FD of {args.num_samples} DPM-Solver++ 20 clipped digits (tick: floor)",
+        f"Fast FD of {args.num_samples} digits of the run's evaluation (tick: floor)",
         labels,
         [row["fd"] for row in rows],
         "",
@@ -192,11 +194,14 @@ def main(args: argparse.Namespace) -> None:
     body = [
         f"Each variant: `accelerate launch scripts/train.py` on the built-in MNIST with the defaults (`--model_config "
         f"auto`, the `default` preset on a CPU; batch {DEFAULT_TRAIN_BATCH_SIZE}, learning rate "
-        f"{DEFAULT_SETTINGS.learning_rate:g}, Min-SNR γ {DEFAULT_SETTINGS.snr_gamma}, EMA up to "
+        f"{DEFAULT_SETTINGS.learning_rate:g}, Min-SNR γ {DEFAULT_SETTINGS.snr_gamma}, prediction type "
+        f"{DEFAULT_PREDICTION_TYPE}, EMA up to "
         f"{DEFAULT_SETTINGS.ema_max_decay}) and the flags shown, {args.train_images:,} training images (updates = "
-        f"images / batch), seed {args.seed}; its EMA pipeline samples {args.num_samples} digits with DPM-Solver++ 20 "
-        "with clipping, scored by the fast Fréchet distance against the MNIST test split beside the floor (as many "
-        "real training digits). Run minutes: the whole training command (start-up, training, saving, the run's grid).",
+        f"images / batch), seed {args.seed}; the run's own evaluation (`--eval_num_images {args.num_samples}`, its "
+        f"default sampler `{DEFAULT_EVAL_SCHEDULER}` with {DEFAULT_EVAL_NUM_INFERENCE_STEPS} steps and clipping, under "
+        "bf16 autocast) scores its EMA pipeline by the fast Fréchet distance against the MNIST test split beside the "
+        "floor (as many real training digits), as in its model card. Run minutes: the whole training command "
+        "(start-up, training, saving, the grid and the evaluation).",
         "",
         *table,
         "",

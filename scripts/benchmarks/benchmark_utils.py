@@ -38,6 +38,7 @@ from diffusers_simple_ddpm.training_step import (
     make_ema,
     make_optimizer,
 )
+from diffusers_simple_ddpm.training_args import DEFAULT_PREDICTION_TYPE
 from diffusers_simple_ddpm.training_utils import MODEL_PRESETS, cpu_model_name
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -453,6 +454,12 @@ def mnist_labels(split: str = "train", num_images: int | None = None) -> torch.T
     return torch.from_numpy(load_mnist_arrays(split)[1][:num_images].copy())
 
 
+def bare_loop_scheduler() -> SimpleDDPMScheduler:
+    """The noise schedule `BareTrainer` trains with: the training program's default one (linear β, its default
+    prediction type)."""
+    return SimpleDDPMScheduler(prediction_type=DEFAULT_PREDICTION_TYPE)
+
+
 class BareTrainer:
     """
     The training update of `scripts/train.py` (`diffusers_simple_ddpm.training_step.DiffusionTrainingStep`, with the
@@ -501,7 +508,7 @@ class BareTrainer:
         self.device = device
         optimizer = make_optimizer(self.model.parameters(), settings, device)
         self.training_step = DiffusionTrainingStep(
-            SimpleDDPMScheduler(),
+            bare_loop_scheduler(),
             optimizer,
             get_scheduler("constant_with_warmup", optimizer=optimizer, num_warmup_steps=settings.lr_warmup_steps),
             ema_model=make_ema(self.model, settings) if use_ema else None,
@@ -683,7 +690,9 @@ def steps_for_budget(trainer: "BareTrainer", budget_s: float, num_steps: int = 1
     return max(trainer.num_steps, int(budget_s * num_steps / seconds))
 
 
-def sampling_pipeline(unet: nn.Module, sampler: str) -> SimpleDDPMPipeline:
+def sampling_pipeline(
+    unet: nn.Module, sampler: str, noise_scheduler: SimpleDDPMScheduler | None = None
+) -> SimpleDDPMPipeline:
     """
     A `SimpleDDPMPipeline` of `unet` with a sampler of `SAMPLERS`, built as `simple-ddpm sample --scheduler` builds it,
     for `diffusers_simple_ddpm.sampling.generate_images` (without a progress bar).
@@ -691,10 +700,12 @@ def sampling_pipeline(unet: nn.Module, sampler: str) -> SimpleDDPMPipeline:
     Args:
         unet (`nn.Module`): The model, on its device.
         sampler (`str`): A label of `SAMPLERS`.
+        noise_scheduler (`SimpleDDPMScheduler`, *optional*): The schedule the model was trained with (a saved
+            pipeline's scheduler); `BareTrainer`'s when not given.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"The sampler must be one of {tuple(SAMPLERS)}, got {sampler!r}.")
-    pipeline = SimpleDDPMPipeline(unet=unet, scheduler=SimpleDDPMScheduler())
+    pipeline = SimpleDDPMPipeline(unet=unet, scheduler=noise_scheduler or bare_loop_scheduler())
     pipeline.set_progress_bar_config(disable=True)
     scheduler, clip_sample = SAMPLERS[sampler]
     return with_scheduler(pipeline, scheduler, clip_sample=clip_sample)[0]
