@@ -56,7 +56,7 @@ DEFAULT_TRAIN_BATCH_SIZE = 64
 
 
 # The length of a run when neither `--num_epochs` nor `--max_train_steps` is given: 3 passes over the 60,000 MNIST
-# training digits at batch 64 (2,814 optimizer updates, about 16 minutes of the `default` preset on a 2-core CPU).
+# training digits at batch 64 (2,814 optimizer updates, about 15 minutes of the `default` preset on a 2-core CPU).
 DEFAULT_NUM_EPOCHS = 3
 # The sampler of the training program's sample grids and model-card evaluation: the pipeline's own stochastic DDPM
 # sampler with 50 of the 1000 steps. On the README job's model it scored a fast Fréchet distance about a third lower
