@@ -59,8 +59,8 @@ DEFAULT_TRAIN_BATCH_SIZE = 64
 # training digits at batch 64 (2,814 optimizer updates, about 15 minutes of the `default` preset on a 2-core CPU).
 DEFAULT_NUM_EPOCHS = 3
 # The sampler of the training program's sample grids and model-card evaluation: the pipeline's own stochastic DDPM
-# sampler with 50 of the 1000 steps. On the README job's model it scored a fast Fréchet distance about a third lower
-# than DPM-Solver++ 20 (an ODE solver), and no better with 100 or 250 steps (README "Benchmarks").
+# sampler with 50 of the 1000 steps. On the README job's model it scored a fast Fréchet distance about a quarter lower
+# than DPM-Solver++ 20, an ODE solver (README "Benchmarks").
 DEFAULT_EVAL_SCHEDULER = "ddpm"
 DEFAULT_EVAL_NUM_INFERENCE_STEPS = 50
 # `--model_config` presets. "notebook" is the teaching notebook's network, exactly. The others are the residual

@@ -275,8 +275,7 @@ def evaluate_on_mnist(
         scheduler (`str`, *optional*, defaults to `"dpm"`): The sampler (see `sampling.with_scheduler`).
         num_inference_steps (`int`, *optional*): Denoising steps; the scheduler's default when not given.
         seed (`int`, *optional*, defaults to 0): Seed of the first image.
-        batch_size (`int`, *optional*, defaults to 256): Images per pipeline call (larger batches sample more images
-            per second, on a CPU too; the images do not depend on it).
+        batch_size (`int`, *optional*, defaults to 256): Images per pipeline call (the images do not depend on it).
         clip_sample (`bool`, *optional*, defaults to `False`): Clip the predicted clean image to [-1, 1] at every step.
         autocast_dtype (`torch.dtype`, *optional*): Sample under autocast to this dtype (the training run's mixed
             precision); in the model's own dtype when not given.

@@ -45,17 +45,19 @@ from diffusers_simple_ddpm.image_utils import make_sample_grid
 from diffusers_simple_ddpm.sampling import generate_images
 from diffusers_simple_ddpm.training_args import (
     AUTO_PRESETS,
+    DEFAULT_EVAL_NUM_INFERENCE_STEPS,
     DEFAULT_PREDICTION_TYPE,
     DEFAULT_TRAIN_BATCH_SIZE,
     MODEL_PRESETS,
 )
 
 NAME = "quality"
-# (sampler label of `benchmark_utils.SAMPLERS`, steps); DDPM 1000 is the notebook's ancestral sampler, DDPM clip 50 the
-# training program's evaluation sampler.
+# The training program's default evaluation sampler (`--eval_scheduler ddpm` with clipping), as a `SAMPLERS` setting.
+EVAL_SAMPLER = ("DDPM clip", DEFAULT_EVAL_NUM_INFERENCE_STEPS)
+# (sampler label of `benchmark_utils.SAMPLERS`, steps); DDPM 1000 is the notebook's ancestral sampler.
 SAMPLER_SETTINGS = (
     ("DDPM", 1000),
-    ("DDPM clip", 50),
+    EVAL_SAMPLER,
     ("DDIM", 50),
     ("DPM-Solver++", 20),
     ("DPM-Solver++", 10),
@@ -64,7 +66,7 @@ SAMPLER_SETTINGS = (
 )
 QUICK_SAMPLER_SETTINGS = (("DDPM", 4), ("DDIM", 2), ("DPM-Solver++", 2), ("DPM-Solver++ clip", 2))
 # The sampler of the grids (the training program's evaluation sampler), else the first of the run.
-GRID_SAMPLER = ("DDPM clip", 50)
+GRID_SAMPLER = EVAL_SAMPLER
 # Settings with more steps than this sample `--num_ddpm_samples` images (slow on a CPU).
 SLOW_SAMPLER_STEPS = 250
 GRID_SIDE = 8
