@@ -480,7 +480,7 @@ def launch_training(output_dir: Path, text_encoder_dir: Path, *extra: str) -> No
         "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT),
         "--output_dir", str(output_dir), "--model_config", tiny_model_config(output_dir.parent), "--resolution", "8",
         "--train_batch_size", "4", "--max_train_steps", "3", "--ddpm_num_steps", "50",
-        "--ddpm_num_inference_steps", "2",
+        "--ddpm_num_inference_steps", "2", "--eval_num_inference_steps", "2",
         "--eval_batch_size", "2", "--eval_num_images", "0", "--lr_warmup_steps", "1",
         "--text_conditional", "--text_encoder_name_or_path", str(text_encoder_dir), "--text_encoder_license", "mit",
         *extra,

@@ -253,7 +253,7 @@ def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
         (["--eval_scheduler", "ddim"], "--eval_clip_sample.*does not work with DDIMScheduler"),
         (["--ddpm_num_inference_steps", "0"], "--ddpm_num_inference_steps.*between 1 and"),
         (["--eval_num_inference_steps", "2000"], r"--eval_num_inference_steps.*between 1 and `--ddpm_num_steps`"),
-        (["--ddpm_num_steps", "40"], r"--eval_num_inference_steps.*between 1 and `--ddpm_num_steps` \(40\), got 50"),
+        (["--ddpm_num_steps", "40"], r"--eval_num_inference_steps.*between 1 and `--ddpm_num_steps` \(40\), got 100"),
         (["--num_cpu_threads", "0"], "--num_cpu_threads.*at least 1"),
         (["--eval_num_images", "-1"], "--eval_num_images"),
         (["--max_grad_norm", "-1"], "--max_grad_norm.*positive.*reverses them.*`inf` to turn gradient clipping off"),
