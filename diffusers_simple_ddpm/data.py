@@ -611,21 +611,25 @@ def load_images_to_memory(
         `tuple[torch.Tensor, torch.Tensor | None]` or `None`: uint8 images [N, C, H, W] and int64 labels [N] (or
         `None` without `label_column`), on the CPU; `None` when the dataset is too large or its prepared images differ
         in size.
+
+    Raises:
+        `ValueError`: When an image cannot be read, naming its file and `--skip_unreadable_images`, as the DataLoader's
+            dataset does.
     """
     if max_bytes < 0:
         raise ValueError(f"`max_bytes` must be 0 or more, got {max_bytes}.")
-    width, height = transform.prepare(dataset[0][image_column]).size
-    if len(dataset) * transform.num_channels * width * height > max_bytes:
-        return None
-    images = torch.empty((len(dataset), height, width, transform.num_channels), dtype=torch.uint8)
-    columns = dataset.select_columns([image_column])
-    for start in range(0, len(dataset), chunk_size):
-        for offset, image in enumerate(columns[start : start + chunk_size][image_column]):
-            prepared = transform.prepare(image)
-            if prepared.size != (width, height):
+    images = None
+    for index, value in undecoded_images(dataset, image_column, batch_size=chunk_size):
+        prepared = transform.prepare(decode_training_image(value, index))
+        if images is None:
+            width, height = prepared.size
+            if len(dataset) * transform.num_channels * width * height > max_bytes:
                 return None
-            pixels = np.asarray(prepared, dtype=np.uint8)
-            images[start + offset] = torch.from_numpy(pixels.reshape(height, width, transform.num_channels))
+            images = torch.empty((len(dataset), height, width, transform.num_channels), dtype=torch.uint8)
+        if prepared.size != (width, height):
+            return None
+        pixels = np.array(prepared, dtype=np.uint8)
+        images[index] = torch.from_numpy(pixels.reshape(height, width, transform.num_channels))
     labels = None
     if label_column is not None:
         labels = torch.tensor(dataset[label_column], dtype=torch.int64)

@@ -200,7 +200,7 @@ def make_device_batches(
         transform (`ImageTransform`): The training transform.
         label_column (`str`, *optional*): Its label column, for class-conditional training.
     """
-    if args.data_on_device == "never" or (args.data_on_device == "auto" and accelerator.device.type == "cpu"):
+    if args.data_on_device == "never":
         return None
     loaded = load_images_to_memory(
         dataset, image_column, transform, max_bytes=args.data_on_device_max_mib * 2**20, label_column=label_column

@@ -213,9 +213,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         type=str,
         default="auto",
         choices=("auto", "always", "never"),
-        help="Hold the whole dataset on the training device as uint8 and cut, crop and flip batches there, with no "
-        "DataLoader: 'auto' does so on a GPU when the images fit in --data_on_device_max_mib and share one size "
-        "after resizing, 'always' on any device (refused when they do not fit), 'never' keeps the DataLoader.",
+        help="Hold the whole dataset on the training device (GPU or CPU memory) as uint8 and cut, crop and flip "
+        "batches there, with no DataLoader: 'auto' does so when the images fit in --data_on_device_max_mib and share "
+        "one size after resizing, 'always' refuses to train when they do not, 'never' keeps the DataLoader.",
     )
     data.add_argument(
         "--data_on_device_max_mib",

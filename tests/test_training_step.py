@@ -1,5 +1,6 @@
 """The shared training update (`training_step`) and the batches cut on the device (`data.DeviceImageBatches`)."""
 
+import argparse
 import importlib
 import sys
 from pathlib import Path
@@ -124,6 +125,36 @@ def test_load_images_to_memory_keeps_the_dataloader_for_large_or_mixed_datasets(
         load_images_to_memory(dataset, "image", transform, max_bytes=-1)
     with pytest.raises(ValueError, match="shorter side of 8"):
         DeviceImageBatches(torch.zeros(2, 3, 9, 9, dtype=torch.uint8), transform, 2, torch.device("cpu"))
+
+
+def test_load_images_to_memory_names_an_unreadable_image(tmp_path):
+    path = tmp_path / "broken.png"
+    PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:60])  # its header reads, its pixels do not
+    dataset = datasets.Dataset.from_dict({"image": [str(path)]}, features=datasets.Features({"image": datasets.Image()}))
+    with pytest.raises(ValueError, match=f"Cannot read the training image '{path}'.*--skip_unreadable_images"):
+        load_images_to_memory(dataset, "image", ImageTransform(8, 1), max_bytes=2**20)
+
+
+def test_data_on_device_auto_holds_a_dataset_that_fits_in_cpu_memory_too():
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)
+    transform = ImageTransform(8, 3)
+    dataset = rectangular_rgb_dataset(4)  # 4 images of 3x8x10 uint8 pixels: 960 bytes
+
+    def batches(data_on_device: str, max_mib: float):
+        args = argparse.Namespace(
+            data_on_device=data_on_device, data_on_device_max_mib=max_mib, resolution=8, train_batch_size=2, seed=0
+        )
+        return train.make_device_batches(args, accelerator, dataset, "image", transform, "label")
+
+    held = batches("auto", 1)
+    assert isinstance(held, DeviceImageBatches) and held.device == torch.device("cpu")
+    assert batches("never", 1) is None
+    assert batches("auto", 959 / 2**20) is None  # one byte short: the DataLoader stays
+    with pytest.raises(ValueError, match="--data_on_device always"):
+        batches("always", 959 / 2**20)
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v_prediction"])

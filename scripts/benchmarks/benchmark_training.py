@@ -462,7 +462,7 @@ def report_body(args, rows: list, overhead_rows: list, sampling_rows: list, char
             "### scripts/train.py beside the bare loop",
             "",
             f"`accelerate launch scripts/train.py`{compiled} with its defaults (bf16 autocast, channels_last, EMA, "
-            f"`--data_on_device auto`: the data held on a GPU, the DataLoader on the CPU; one process) for "
+            f"`--data_on_device auto`: the data held in device memory when it fits, the DataLoader otherwise; one process) for "
             f"{args.train_script_steps} updates; images/s is the mean of the `images_per_s` it logs to tensorboard "
             f"every {args.train_script_logging_steps} updates, the first interval (warm-up) left out. The bare loop is "
             f"the same model and update at the precision named. The script's memory is the peak RSS of its whole "
