@@ -127,6 +127,17 @@ def test_unknown_ablation_config_is_rejected(benchmark_module):
         module.parse_args(["--configs", "notebook", "+ attention"])
 
 
+def test_every_recipe_variant_is_a_valid_training_command_line(benchmark_module, tmp_path):
+    from diffusers_simple_ddpm import training
+
+    module = benchmark_module("recipe")
+    for name, flags in module.VARIANTS.items():
+        args = training.parse_args(["--output_dir", str(tmp_path / "out"), *flags])
+        assert args.train_batch_size == module.batch_size_of(flags), name
+    cosine = training.parse_args(["--output_dir", str(tmp_path / "out"), *module.VARIANTS["cosine β schedule"]])
+    assert cosine.ddpm_beta_schedule == "squaredcos_cap_v2"
+
+
 def test_bare_trainer_rejects_fp16(benchmark_module):
     utils = benchmark_module("utils")
     model = utils.make_simple_unet("notebook", 8, 1)

@@ -3,12 +3,12 @@
     python scripts/benchmarks/benchmark_recipe.py [--train_images 60000] [--variants defaults "min-SNR 5" ...]
 
 Each variant is the README's main job (`accelerate launch scripts/train.py` on the built-in MNIST, `--model_config
-auto`) with a few flags changed: learning rate, batch size, loss weighting (Min-SNR-γ), prediction type, EMA. Every
-variant trains on the same number of images (`--train_images`, so batch sizes compare at equal data and about equal
-CPU time, which the report gives), and the run's own evaluation (`--eval_num_images`, the training program's default
-sampler) scores its EMA pipeline on `--num_samples` digits: the fast Fréchet distance in the MNIST classifier's
-features beside its floor (as many real training digits), read from its model card. The report shows each variant's
-8x8 sample grid.
+auto`) with a few flags changed: learning rate, batch size, loss weighting (Min-SNR-γ), prediction type, EMA, the β
+schedule (the pipeline samples with the schedule it was trained with). Every variant trains on the same number of
+images (`--train_images`, so batch sizes compare at equal data and about equal CPU time, which the report gives), and
+the run's own evaluation (`--eval_num_images`, the training program's default sampler) scores its EMA pipeline on
+`--num_samples` digits: the fast Fréchet distance in the MNIST classifier's features beside its floor (as many real
+training digits), read from its model card. The report shows each variant's 8x8 sample grid.
 """
 
 import argparse
@@ -51,6 +51,8 @@ VARIANTS: dict[str, list[str]] = {
     "min-SNR 5, batch 32, lr 2e-3": ["--snr_gamma", "5", "--train_batch_size", "32", "--learning_rate", "2e-3"],
     "min-SNR 5, batch 32, no EMA": ["--snr_gamma", "5", "--train_batch_size", "32", "--no-use_ema"],
     "min-SNR 5, batch 16": ["--snr_gamma", "5", "--train_batch_size", "16"],
+    "cosine β schedule": ["--ddpm_beta_schedule", "squaredcos_cap_v2"],
+    "scaled-linear β schedule": ["--ddpm_beta_schedule", "scaled_linear"],
 }
 QUICK_VARIANTS = ("defaults", "min-SNR 5")
 FD_NAME = "Fréchet distance (MNIST classifier features)"
