@@ -134,8 +134,8 @@ def test_every_recipe_variant_is_a_valid_training_command_line(benchmark_module,
     for name, flags in module.VARIANTS.items():
         args = training.parse_args(["--output_dir", str(tmp_path / "out"), *flags])
         assert args.train_batch_size == module.batch_size_of(flags), name
-    cosine = training.parse_args(["--output_dir", str(tmp_path / "out"), *module.VARIANTS["cosine β schedule"]])
-    assert cosine.ddpm_beta_schedule == "squaredcos_cap_v2"
+    linear = training.parse_args(["--output_dir", str(tmp_path / "out"), *module.VARIANTS["linear β schedule"]])
+    assert linear.ddpm_beta_schedule == "linear"
 
 
 def test_bare_trainer_rejects_fp16(benchmark_module):

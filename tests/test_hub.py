@@ -293,6 +293,18 @@ def test_save_pretrained_writes_the_model_card_of_a_run(tiny_pipeline, training_
     assert "Min-SNR" not in card.text
 
 
+@pytest.mark.parametrize(
+    "beta_schedule, statement",
+    [
+        ("linear", "1000 diffusion steps, linear β from 0.0001 to 0.02."),
+        ("squaredcos_cap_v2", "1000 diffusion steps, the cosine β schedule (`squaredcos_cap_v2`)."),
+    ],
+)
+def test_the_card_states_the_noise_schedule(beta_schedule, statement):
+    pipeline = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler(beta_schedule=beta_schedule))
+    assert statement in create_model_card(pipeline, REPO_ID).text
+
+
 def test_the_card_states_the_min_snr_weighting_of_a_run(tiny_pipeline, training_details, tmp_path):
     training_details.snr_gamma = 5.0
     tiny_pipeline.training_details = training_details

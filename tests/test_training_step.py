@@ -258,6 +258,7 @@ def test_training_program_defaults_are_the_shared_settings(tmp_path):
     assert args.data_on_device == "auto" and not args.compile
     assert args.snr_gamma is None and args.train_batch_size == 64
     assert args.prediction_type == DEFAULT_PREDICTION_TYPE
+    assert args.ddpm_beta_schedule == "squaredcos_cap_v2"
     assert (args.eval_scheduler, args.eval_num_inference_steps, args.eval_clip_sample) == ("ddpm", 100, True)
     weighted = train.parse_args(["--output_dir", str(tmp_path / "out"), "--snr_gamma", "5"])
     assert train.optimization_settings(weighted).snr_gamma == 5.0

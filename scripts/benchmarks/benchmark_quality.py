@@ -45,6 +45,7 @@ from diffusers_simple_ddpm.image_utils import make_sample_grid
 from diffusers_simple_ddpm.sampling import generate_images
 from diffusers_simple_ddpm.training_args import (
     AUTO_PRESETS,
+    DEFAULT_BETA_SCHEDULE,
     DEFAULT_EVAL_NUM_INFERENCE_STEPS,
     DEFAULT_PREDICTION_TYPE,
     DEFAULT_TRAIN_BATCH_SIZE,
@@ -279,9 +280,10 @@ def main(args: argparse.Namespace) -> None:
         f"Dataset {args.dataset}; every network trained for {args.budget_minutes:g} min of wall time with the same "
         "recipe: the training program's update in the bare loop (AdamW with the program's defaults, warm-up then a "
         f"constant learning rate, gradient clipping, EMA, {precision} autocast, batch {args.batch_size}, prediction "
-        f"type {DEFAULT_PREDICTION_TYPE}). The training program trains only `SimpleUNet2DModel`, so all "
-        "three train in the bare loop. Diffusers' `UNet2DModel` has the DDPM paper's layout with the preset's levels, "
-        "residual blocks per level and attention levels, its widths scaled to about the preset's parameter count.",
+        f"type {DEFAULT_PREDICTION_TYPE}, β schedule {DEFAULT_BETA_SCHEDULE}). The training program trains only "
+        "`SimpleUNet2DModel`, so all three train in the bare loop. Diffusers' `UNet2DModel` has the DDPM paper's "
+        "layout with the preset's levels, residual blocks per level and attention levels, its widths scaled to about "
+        "the preset's parameter count.",
         "",
         *markdown_table(["network", "parameters", "updates", "seconds", "last loss"], training_rows),
         "",

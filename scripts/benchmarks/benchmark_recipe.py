@@ -51,7 +51,7 @@ VARIANTS: dict[str, list[str]] = {
     "min-SNR 5, batch 32, lr 2e-3": ["--snr_gamma", "5", "--train_batch_size", "32", "--learning_rate", "2e-3"],
     "min-SNR 5, batch 32, no EMA": ["--snr_gamma", "5", "--train_batch_size", "32", "--no-use_ema"],
     "min-SNR 5, batch 16": ["--snr_gamma", "5", "--train_batch_size", "16"],
-    "cosine β schedule": ["--ddpm_beta_schedule", "squaredcos_cap_v2"],
+    "linear β schedule": ["--ddpm_beta_schedule", "linear"],
     "scaled-linear β schedule": ["--ddpm_beta_schedule", "scaled_linear"],
 }
 QUICK_VARIANTS = ("defaults", "min-SNR 5")

@@ -38,7 +38,7 @@ from diffusers_simple_ddpm.training_step import (
     make_ema,
     make_optimizer,
 )
-from diffusers_simple_ddpm.training_args import DEFAULT_PREDICTION_TYPE
+from diffusers_simple_ddpm.training_args import DEFAULT_BETA_SCHEDULE, DEFAULT_PREDICTION_TYPE
 from diffusers_simple_ddpm.training_utils import MODEL_PRESETS, cpu_model_name
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -455,9 +455,9 @@ def mnist_labels(split: str = "train", num_images: int | None = None) -> torch.T
 
 
 def bare_loop_scheduler() -> SimpleDDPMScheduler:
-    """The noise schedule `BareTrainer` trains with: the training program's default one (linear β, its default
+    """The noise schedule `BareTrainer` trains with: the training program's default one (its default β schedule and
     prediction type)."""
-    return SimpleDDPMScheduler(prediction_type=DEFAULT_PREDICTION_TYPE)
+    return SimpleDDPMScheduler(beta_schedule=DEFAULT_BETA_SCHEDULE, prediction_type=DEFAULT_PREDICTION_TYPE)
 
 
 class BareTrainer:
