@@ -462,8 +462,8 @@ def report_body(args, rows: list, overhead_rows: list, sampling_rows: list, char
             "### scripts/train.py beside the bare loop",
             "",
             f"`accelerate launch scripts/train.py`{compiled} with its defaults (bf16 autocast, channels_last, EMA, "
-            f"`--data_on_device auto`: the data held in device memory when it fits, the DataLoader otherwise; one process) for "
-            f"{args.train_script_steps} updates; images/s is the mean of the `images_per_s` it logs to tensorboard "
+            "`--data_on_device auto`: the data held in device memory when it fits, the DataLoader otherwise; one "
+            f"process) for {args.train_script_steps} updates; images/s is the mean of the `images_per_s` it logs to tensorboard "
             f"every {args.train_script_logging_steps} updates, the first interval (warm-up) left out. The bare loop is "
             f"the same model and update at the precision named. The script's memory is the peak RSS of its whole "
             f"process tree (absolute, not a growth), CPU runs only.",
