@@ -13,6 +13,7 @@ from diffusers.models.unets.unet_2d import UNet2DOutput
 TIME_EMBEDDING_TYPES = ("linear", "sinusoidal")
 TIME_INJECTION_MODES = ("mid", "all")
 TIME_SCALE_SHIFT_MODES = ("default", "scale_shift")
+UPSAMPLE_TYPES = ("conv", "conv_transpose")
 # Every convolution block of the notebook layout, in forward order, with the name of its convolution.
 BLOCK_NAMES = ("conv1", "conv2", "conv3", "mid_conv1", "mid_conv2", "up1", "up2")
 NOTEBOOK_NUM_LEVELS = 3
@@ -254,6 +255,11 @@ class SimpleUNet2DModel(ModelMixin, ConfigMixin):
         cross_attention_dim (`int`, *optional*, defaults to `None`):
             Residual layout: width of the encoder tokens (`encoder_hidden_states`) that every attention block also
             attends to, for text conditioning; `None` for none.
+        upsample_type (`str`, *optional*, defaults to `"conv"`):
+            Residual layout: how the way up doubles the resolution. `"conv"` (the DDPM paper's) repeats each pixel 2x2
+            and applies a 3x3 convolution at the lower level's width; `"conv_transpose"` (the notebook's) applies a 4x4
+            stride-2 transposed convolution straight to the higher level's width, so the blocks after it also take
+            fewer channels (a third fewer multiply-adds for the `default` preset's widths).
     """
 
     _supports_gradient_checkpointing = True
@@ -276,6 +282,7 @@ class SimpleUNet2DModel(ModelMixin, ConfigMixin):
         attention_levels: tuple[int, ...] = (),
         attention_head_dim: int = 32,
         cross_attention_dim: int | None = None,
+        upsample_type: Literal["conv", "conv_transpose"] = "conv",
     ):
         super().__init__()
         residual = layers_per_block is not None
@@ -306,12 +313,14 @@ class SimpleUNet2DModel(ModelMixin, ConfigMixin):
         if residual:
             self._check_residual_options(
                 block_out_channels, time_injection, norm_num_groups, layers_per_block, resnet_time_scale_shift,
-                attention_levels, attention_head_dim, cross_attention_dim,
+                attention_levels, attention_head_dim, cross_attention_dim, upsample_type,
             )  # fmt: skip
-        elif (tuple(attention_levels), resnet_time_scale_shift, cross_attention_dim) != ((), "default", None):
+        elif (tuple(attention_levels), resnet_time_scale_shift, cross_attention_dim, upsample_type) != (
+            (), "default", None, "conv"
+        ):
             raise ValueError(
-                "`attention_levels`, `resnet_time_scale_shift` and `cross_attention_dim` belong to the residual layout: "
-                "set `layers_per_block` to use them."
+                "`attention_levels`, `resnet_time_scale_shift`, `cross_attention_dim` and `upsample_type` belong to the "
+                "residual layout: set `layers_per_block` to use them."
             )
 
         time_input_dim = 1 if time_embedding_type == "linear" else time_embedding_dim
@@ -338,6 +347,7 @@ class SimpleUNet2DModel(ModelMixin, ConfigMixin):
         attention_levels: tuple[int, ...],
         attention_head_dim: int,
         cross_attention_dim: int | None,
+        upsample_type: str,
     ) -> None:
         """Refuses residual-layout options that cannot build a network, naming the option and what is allowed."""
         if not isinstance(layers_per_block, int) or layers_per_block < 1:
@@ -352,6 +362,8 @@ class SimpleUNet2DModel(ModelMixin, ConfigMixin):
             raise ValueError(
                 f"`resnet_time_scale_shift` must be one of {TIME_SCALE_SHIFT_MODES}, got {resnet_time_scale_shift!r}."
             )
+        if upsample_type not in UPSAMPLE_TYPES:
+            raise ValueError(f"`upsample_type` must be one of {UPSAMPLE_TYPES}, got {upsample_type!r}.")
         levels = range(len(block_out_channels))
         if any(level not in levels for level in attention_levels):
             raise ValueError(
@@ -433,12 +445,19 @@ class SimpleUNet2DModel(ModelMixin, ConfigMixin):
             widths[max(lowest - 1, 0)], widths[lowest], max(config.layers_per_block, 2), lowest in config.attention_levels,
             block_kwargs, attention_kwargs,
         )  # fmt: skip
-        self.upsamplers = nn.ModuleList(
-            nn.Conv2d(widths[level + 1], widths[level + 1], 3, padding=1) for level in range(lowest)
-        )
+        if config.upsample_type == "conv_transpose":
+            self.upsamplers = nn.ModuleList(
+                nn.ConvTranspose2d(widths[level + 1], widths[level], 4, stride=2, padding=1) for level in range(lowest)
+            )
+            upsampled_widths = widths[:lowest]
+        else:
+            self.upsamplers = nn.ModuleList(
+                nn.Conv2d(widths[level + 1], widths[level + 1], 3, padding=1) for level in range(lowest)
+            )
+            upsampled_widths = widths[1:]
         self.up_levels = nn.ModuleList(
             ResidualLevel(
-                widths[level + 1] + widths[level], widths[level], config.layers_per_block,
+                upsampled_widths[level] + widths[level], widths[level], config.layers_per_block,
                 level in config.attention_levels, block_kwargs, attention_kwargs,
             )  # fmt: skip
             for level in range(lowest)
@@ -545,7 +564,9 @@ class SimpleUNet2DModel(ModelMixin, ConfigMixin):
             hidden_states = downsampler(hidden_states)
         hidden_states = self._run_level(self.mid_level, hidden_states, temb, *context)
         for level, upsampler, skip in zip(reversed(self.up_levels), reversed(self.upsamplers), reversed(skips)):
-            hidden_states = upsampler(F.interpolate(hidden_states, scale_factor=2.0, mode="nearest"))
+            if self.config.upsample_type == "conv":
+                hidden_states = F.interpolate(hidden_states, scale_factor=2.0, mode="nearest")
+            hidden_states = upsampler(hidden_states)
             hidden_states = self._run_level(level, torch.cat([hidden_states, skip], dim=1), temb, *context)
         return self.conv_out(F.silu(self.norm_out(hidden_states)))
 

@@ -138,6 +138,26 @@ def test_every_recipe_variant_is_a_valid_training_command_line(benchmark_module,
     assert linear.ddpm_beta_schedule == "linear"
 
 
+def test_every_network_variant_of_the_recipe_is_the_cpu_preset_with_its_changes(benchmark_module, tmp_path):
+    from diffusers_simple_ddpm import SimpleUNet2DModel
+    from diffusers_simple_ddpm.training_utils import load_model_config
+
+    module = benchmark_module("recipe")
+    args = module.parse_args(["--variants", *module.MODEL_VARIANTS, "--flags", "--snr_gamma", "5"])
+    assert args.variants == list(module.MODEL_VARIANTS)
+    for index, (name, changes) in enumerate(module.MODEL_VARIANTS.items()):
+        flags, shown = module.variant_flags(args, name, tmp_path / str(index))
+        assert flags[:3] == ["--snr_gamma", "5", "--model_config"]
+        config = load_model_config(flags[3])
+        as_tuples = {key: tuple(value) if isinstance(value, list) else value for key, value in config.items()}
+        assert as_tuples == {**load_model_config("auto", "cpu"), **changes}
+        model = SimpleUNet2DModel(sample_size=28, in_channels=1, out_channels=1, **config)
+        assert all(model.config[key] == value for key, value in changes.items())
+        assert shown.startswith("--snr_gamma 5 --model_config (default with ")
+    with pytest.raises(ValueError, match="--variants must be among.*up-sampling"):
+        module.parse_args(["--variants", "wider"])
+
+
 def test_bare_trainer_rejects_fp16(benchmark_module):
     utils = benchmark_module("utils")
     model = utils.make_simple_unet("notebook", 8, 1)

@@ -145,13 +145,15 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         torch.testing.assert_close(checkpointed, reference)
 
 
-@pytest.mark.parametrize("layout", ["notebook", "residual"])
+@pytest.mark.parametrize("layout", ["notebook", "residual", "residual-conv-transpose"])
 def test_bf16_and_channels_last_match_float32(layout):
     torch.manual_seed(0)
     if layout == "notebook":
         model = tiny_unet(norm_num_groups=4, time_embedding_type="sinusoidal").eval()
-    else:
+    elif layout == "residual":
         model = residual_unet().eval()
+    else:
+        model = residual_unet(upsample_type="conv_transpose").eval()
     sample = torch.randn(2, 1, 8, 8)
     with torch.no_grad():
         reference = model(sample, 250).sample
@@ -221,8 +223,10 @@ def residual_unet(**kwargs) -> SimpleUNet2DModel:
         (dict(block_out_channels=(4, 8), attention_levels=(0, 1)), (6, 6)),
         (dict(block_out_channels=(4, 8, 8, 8), attention_levels=(1, 3), sample_size=16), (16, 16)),
         (dict(block_out_channels=(8,), attention_levels=(0,), in_channels=3, out_channels=3, sample_size=5), (5, 7)),
+        (dict(upsample_type="conv_transpose"), (8, 12)),
+        (dict(upsample_type="conv_transpose", block_out_channels=(4, 8, 8, 8), sample_size=16), (16, 8)),
     ],
-    ids=["3-levels", "2-layers-additive", "2-levels", "4-levels", "1-level-rgb"],
+    ids=["3-levels", "2-layers-additive", "2-levels", "4-levels", "1-level-rgb", "conv-transpose", "conv-transpose-4"],
 )
 def test_residual_layout_output_shapes(kwargs, size):
     model = residual_unet(**kwargs)
@@ -261,6 +265,7 @@ def test_residual_layout_spatial_rule_follows_the_number_of_levels():
         (dict(attention_head_dim=3), "attention_head_dim"),
         (dict(cross_attention_dim=6, attention_levels=()), "cross_attention_dim.*attention_levels"),
         (dict(block_out_channels=(4, 0, 8)), "block_out_channels"),
+        (dict(upsample_type="nearest"), "upsample_type.*conv_transpose.*nearest"),
     ],
 )
 def test_bad_residual_config_is_refused(kwargs, match):
@@ -269,7 +274,7 @@ def test_bad_residual_config_is_refused(kwargs, match):
 
 
 @pytest.mark.parametrize("option", [dict(attention_levels=(1,)), dict(resnet_time_scale_shift="scale_shift"),
-                                    dict(cross_attention_dim=8)])  # fmt: skip
+                                    dict(cross_attention_dim=8), dict(upsample_type="conv_transpose")])  # fmt: skip
 def test_residual_options_are_refused_in_the_notebook_layout(option):
     with pytest.raises(ValueError, match="residual layout.*layers_per_block"):
         tiny_unet(**option)
@@ -323,8 +328,24 @@ def test_encoder_hidden_states_are_checked():
         text_model(sample, 1, encoder_hidden_states=torch.randn(2, 3, 4))
 
 
-def test_residual_layout_gradient_checkpointing_gives_the_same_gradients():
-    model = residual_unet(cross_attention_dim=6, num_class_embeds=2, dropout=0.0)
+def test_transposed_convolution_upsampling_goes_straight_to_the_higher_levels_width():
+    conv = residual_unet()
+    transposed = residual_unet(upsample_type="conv_transpose")
+    # Widths (4, 8, 8): the 8 -> 4 step up is one 4x4 stride-2 transposed convolution, and the blocks after it take
+    # its 4 channels plus the skip's 4 instead of 8 plus 4.
+    assert isinstance(transposed.upsamplers[0], torch.nn.ConvTranspose2d)
+    assert (transposed.upsamplers[0].in_channels, transposed.upsamplers[0].out_channels) == (8, 4)
+    assert transposed.up_levels[0].resnets[0].conv1.in_channels == 8
+    assert conv.up_levels[0].resnets[0].conv1.in_channels == 12
+    # The transposed convolution reads neighbouring pixels: the output depends on the whole input, as with "conv".
+    sample = torch.zeros(1, 1, 8, 8, requires_grad=True)
+    transposed(sample, 10).sample[0, 0, 0, 0].backward()
+    assert (sample.grad[0, 0] != 0).sum() > 16
+
+
+@pytest.mark.parametrize("upsample_type", ["conv", "conv_transpose"])
+def test_residual_layout_gradient_checkpointing_gives_the_same_gradients(upsample_type):
+    model = residual_unet(cross_attention_dim=6, num_class_embeds=2, dropout=0.0, upsample_type=upsample_type)
     inputs = dict(sample=torch.randn(2, 1, 8, 8), timestep=torch.tensor([3, 500]), class_labels=torch.tensor([0, 1]),
                   encoder_hidden_states=torch.randn(2, 4, 6))  # fmt: skip
 
@@ -339,11 +360,14 @@ def test_residual_layout_gradient_checkpointing_gives_the_same_gradients():
         torch.testing.assert_close(checkpointed, reference)
 
 
-def test_residual_layout_save_and_reload_give_the_same_outputs(tmp_path):
-    model = residual_unet(block_out_channels=(4, 8, 8, 8), attention_levels=(2, 3), num_class_embeds=2).eval()
+@pytest.mark.parametrize("upsample_type", ["conv", "conv_transpose"])
+def test_residual_layout_save_and_reload_give_the_same_outputs(tmp_path, upsample_type):
+    model = residual_unet(block_out_channels=(4, 8, 8, 8), attention_levels=(2, 3), num_class_embeds=2,
+                          upsample_type=upsample_type).eval()  # fmt: skip
     model.save_pretrained(tmp_path)
     reloaded = SimpleUNet2DModel.from_pretrained(tmp_path).eval()
     assert reloaded.config.layers_per_block == 1 and tuple(reloaded.config.attention_levels) == (2, 3)
+    assert reloaded.config.upsample_type == upsample_type
     sample = torch.randn(2, 1, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(reloaded(sample, 7, class_labels=torch.tensor([1, 0])).sample,

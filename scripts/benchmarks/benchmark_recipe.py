@@ -4,7 +4,8 @@
 
 Each variant is the README's main job (`accelerate launch scripts/train.py` on the built-in MNIST, `--model_config
 auto`) with a few flags changed: learning rate, batch size, loss weighting (Min-SNR-γ), prediction type, EMA, the β
-schedule (the pipeline samples with the schedule it was trained with). Every variant trains on the same number of
+schedule (the pipeline samples with the schedule it was trained with), or with options of the CPU preset's network
+changed (`MODEL_VARIANTS`, passed as a `--model_config` file). Every variant trains on the same number of
 images (`--train_images`, so batch sizes compare at equal data and about equal CPU time, which the report gives), and
 the run's own evaluation (`--eval_num_images`, the training program's default sampler) scores its EMA pipeline on
 `--num_samples` digits: the fast Fréchet distance in the MNIST classifier's features beside its floor (as many real
@@ -12,6 +13,7 @@ training digits), read from its model card. The report shows each variant's 8x8 
 """
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 
@@ -28,11 +30,13 @@ from huggingface_hub import ModelCard
 from PIL import Image, ImageDraw
 
 from diffusers_simple_ddpm.training_args import (
+    AUTO_PRESETS,
     DEFAULT_EVAL_NUM_INFERENCE_STEPS,
     DEFAULT_EVAL_SCHEDULER,
     DEFAULT_PREDICTION_TYPE,
     DEFAULT_SETTINGS,
     DEFAULT_TRAIN_BATCH_SIZE,
+    MODEL_PRESETS,
 )
 
 NAME = "recipe"
@@ -54,6 +58,12 @@ VARIANTS: dict[str, list[str]] = {
     "linear β schedule": ["--ddpm_beta_schedule", "linear"],
     "scaled-linear β schedule": ["--ddpm_beta_schedule", "scaled_linear"],
 }
+# Variant name -> options of `SimpleUNet2DModel` that it changes in the CPU preset (`--model_config auto` on a CPU); the
+# run gets the changed preset as a `--model_config` file.
+MODEL_VARIANTS: dict[str, dict] = {
+    "up-sampling: nearest + conv": {"upsample_type": "conv"},
+    "up-sampling: transposed conv": {"upsample_type": "conv_transpose"},
+}
 QUICK_VARIANTS = ("defaults", "min-SNR 5")
 FD_NAME = "Fréchet distance (MNIST classifier features)"
 FLOOR_NAME = "Fréchet distance floor (real digits)"
@@ -67,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=str,
         nargs="+",
         default=list(VARIANTS),
-        help=f"The variants to run, in order: any of {list(VARIANTS)}.",
+        help=f"The variants to run, in order: any of {[*VARIANTS, *MODEL_VARIANTS]}.",
     )
     parser.add_argument(
         "--flags",
@@ -86,9 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train_images", type=int, default=60_000, help="Training images of each variant.")
     parser.add_argument("--num_samples", type=int, default=500, help="Digits each variant samples and scores.")
     args = parser.parse_args(argv)
-    unknown = [name for name in args.variants if name not in VARIANTS]
+    unknown = [name for name in args.variants if name not in VARIANTS and name not in MODEL_VARIANTS]
     if unknown:
-        raise ValueError(f"--variants must be among {list(VARIANTS)}, got {unknown}.")
+        raise ValueError(f"--variants must be among {[*VARIANTS, *MODEL_VARIANTS]}, got {unknown}.")
     if args.train_images < 1 or args.num_samples < 2:
         raise ValueError("--train_images must be positive and --num_samples at least 2.")
     if args.quick:
@@ -104,9 +114,26 @@ def batch_size_of(flags: list[str]) -> int:
     return int(flags[positions[-1] + 1]) if positions else DEFAULT_TRAIN_BATCH_SIZE
 
 
+def variant_flags(args: argparse.Namespace, name: str, folder: Path) -> tuple[list[str], str]:
+    """
+    The training program's flags of one variant, and how the report shows them. A variant of the network writes the CPU
+    preset with its options changed to `folder/model_config.json` and passes that file as `--model_config`.
+    """
+    if name in VARIANTS:
+        flags = [*args.flags, *VARIANTS[name]]
+        return flags, " ".join(flags) or "(defaults)"
+    preset = AUTO_PRESETS["cpu"]
+    config_path = folder / "model_config.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps({**MODEL_PRESETS[preset], **MODEL_VARIANTS[name]}), encoding="utf-8")
+    flags = [*args.flags, "--model_config", str(config_path)]
+    changes = ", ".join(f"{key}={value!r}" for key, value in MODEL_VARIANTS[name].items())
+    return flags, " ".join([*args.flags, f"--model_config ({preset} with {changes})"])
+
+
 def run_variant(args: argparse.Namespace, name: str, output_dir: Path) -> dict:
     """Trains one variant with the training program, which scores its EMA pipeline; returns the report's row."""
-    flags = [*args.flags, *VARIANTS[name]]
+    flags, shown_flags = variant_flags(args, name, output_dir.parent / f"{output_dir.name}-config")
     batch_size = batch_size_of(flags)
     num_steps = max(1, args.train_images // batch_size)
     num_inference_steps = 2 if args.quick else DEFAULT_EVAL_NUM_INFERENCE_STEPS
@@ -133,7 +160,7 @@ def run_variant(args: argparse.Namespace, name: str, output_dir: Path) -> dict:
     metrics = {metric["name"]: metric["value"] for metric in card_metrics}
     return {
         "name": name,
-        "flags": " ".join(flags) or "(defaults)",
+        "flags": shown_flags,
         "steps": num_steps,
         "batch_size": batch_size,
         "minutes": run["seconds"] / 60,
