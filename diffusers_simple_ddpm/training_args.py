@@ -55,10 +55,10 @@ DEFAULT_SETTINGS = OptimizationSettings()
 DEFAULT_TRAIN_BATCH_SIZE = 64
 
 
-# The length of a run when neither `--num_epochs` nor `--max_train_steps` is given: 9 passes over the 60,000 MNIST
-# training digits at batch 64 (8,442 optimizer updates, about 15 minutes of the `default` preset on a quiet 2-core CPU;
+# The length of a run when neither `--num_epochs` nor `--max_train_steps` is given: 10 passes over the 60,000 MNIST
+# training digits at batch 64 (9,380 optimizer updates, about 15 minutes of the `default` preset on a quiet 2-core CPU;
 # README "Benchmarks").
-DEFAULT_NUM_EPOCHS = 9
+DEFAULT_NUM_EPOCHS = 10
 # The sampler of the training program's sample grids and model-card evaluation: the pipeline's own stochastic DDPM
 # sampler with 100 of the 1000 steps. Stochastic sampling corrects more of a briefly trained model's errors than an
 # ODE solver such as DPM-Solver++, and more of them with more steps (README "Benchmarks").
@@ -70,7 +70,7 @@ DEFAULT_EVAL_NUM_INFERENCE_STEPS = 100
 # "cifar10" the 32x32 RGB preset (four levels, the DDPM paper's CIFAR-10 layout with one skip per level). "default"
 # goes up a level with the notebook's transposed convolution rather than the DDPM paper's nearest + convolution at
 # the lower level's width, a third fewer multiply-adds: over 180,000 images it scored about the same (fast FD 36.8
-# against 35.7) in 15% less time (docs/benchmarks/recipe-upsampling.md), time that buys a ninth epoch.
+# against 35.7) in 15% less time (docs/benchmarks/recipe-upsampling.md), time that buys a ninth and a tenth epoch.
 MODEL_PRESETS: dict[str, dict] = {
     "notebook": {},
     "default": {
