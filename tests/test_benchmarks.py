@@ -204,3 +204,18 @@ def test_benchmarks_sample_what_the_command_line_samples(sampler, benchmark_modu
     np.testing.assert_allclose(in_one_batch, images.permute(0, 2, 3, 1).numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="sampler must be one of"):
         utils.sampling_pipeline(unet, "DPM")
+
+
+def test_chart_labels_draw_greek_letters(benchmark_module):
+    # Variant names such as "cosine β schedule" label the charts; PIL's default font drew their β as a missing-glyph box.
+    from PIL import ImageDraw
+
+    font = benchmark_module("utils").label_font()
+
+    def glyph(text: str) -> bytes:
+        image = Image.new("L", (40, 20), 0)
+        ImageDraw.Draw(image).text((2, 2), text, font=font, fill=255)
+        return image.tobytes()
+
+    missing = glyph("\u0b95")  # a Tamil letter that neither font has: the missing-glyph box
+    assert glyph("β") != missing and glyph("b") != missing

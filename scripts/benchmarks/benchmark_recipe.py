@@ -21,6 +21,7 @@ from benchmark_utils import (
     add_common_arguments,
     bar_chart,
     chart_path,
+    label_font,
     markdown_table,
     run_train_script,
     setup,
@@ -179,6 +180,7 @@ def grids_chart(path: Path, rows: list[dict]) -> str:
     lines = (len(rows) + columns - 1) // columns
     chart = Image.new("L", (columns * (width + margin) + margin, lines * (height + caption + margin) + margin), 255)
     draw = ImageDraw.Draw(chart)
+    draw.font = label_font()
     for index, row in enumerate(rows):
         left = margin + (index % columns) * (width + margin)
         top = margin + (index // columns) * (height + caption + margin)

@@ -25,7 +25,7 @@ import psutil
 import torch
 from diffusers import UNet2DModel
 from diffusers.optimization import get_scheduler
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
@@ -234,6 +234,15 @@ def write_index(output_dir: str | os.PathLike) -> Path:
     return index
 
 
+def label_font() -> ImageFont.ImageFont:
+    """The font of the charts' text: DejaVu Sans where the system has it (it draws Greek letters such as the β of
+    "cosine β schedule", which PIL's default font draws as a box), else PIL's default font."""
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", 10)
+    except OSError:
+        return ImageFont.load_default()
+
+
 def bar_chart(
     path: str | os.PathLike,
     title: str,
@@ -261,6 +270,7 @@ def bar_chart(
     height = 40 + row_height * len(labels) + margin
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
+    draw.font = label_font()
     draw.text((margin, 10), title, fill="black")
     marks = [mark for mark in (references or []) if mark is not None]
     largest = max([*values, *marks, 1e-12])
