@@ -6,7 +6,8 @@ The parts live beside this module and are importable from here too:
 - `evaluation_networks`: the feature networks (the FID Inception network and the small MNIST classifier of the fast
   metrics), their weight checks, and `classifier_features` and `inception_features`;
 - `evaluation_images`: the accepted image forms (tensors, arrays, PIL images, folders) and `to_image_tensor`;
-- `evaluation_metrics`: Fréchet distance, Kernel Inception Distance, classifier Inception Score and class coverage.
+- `evaluation_metrics`: Fréchet distance, Kernel Inception Distance, classifier Inception Score, class coverage and
+  the share of recognised digits.
 
 Every metric is compared with the MNIST test split by default. Its floor, the same metric for real training digits at
 the same sample count, shows how much of a figure is only due to the finite number of samples.
@@ -32,11 +33,13 @@ from .evaluation_images import (
     to_image_tensor,
 )
 from .evaluation_metrics import (
+    RECOGNISED_THRESHOLD,
     class_coverage,
     classifier_inception_score,
     feature_statistics,
     frechet_distance,
     kernel_inception_distance,
+    recognised_share,
 )
 from .evaluation_networks import (
     CLASSIFIER_PATH,
@@ -60,6 +63,7 @@ __all__ = [
     "INCEPTION_INSTALL_COMMAND",
     "INCEPTION_SHA1",
     "NUM_CLASSES",
+    "RECOGNISED_THRESHOLD",
     "ImageInput",
     "MNISTClassifier",
     "SampleEvaluator",
@@ -77,6 +81,7 @@ __all__ = [
     "load_classifier",
     "load_image_folder",
     "load_inception",
+    "recognised_share",
     "to_image_tensor",
 ]
 
@@ -258,8 +263,9 @@ class SampleEvaluator:
         Returns:
             `dict`: `num_samples`, `num_reference` and `feature_spaces` (what each metric is computed in); with `"fast"`: `fast_fd` (Fréchet distance of the classifier
             features), `kid` and `kid_std` (KID of the classifier features, mean and standard deviation over the
-            subsets), `classifier_is` (classifier Inception Score) and `class_coverage` (list of the shares of samples
-            predicted as each digit 0-9); with `"fid"`: `fid`.
+            subsets), `classifier_is` (classifier Inception Score), `class_coverage` (list of the shares of samples
+            predicted as each digit 0-9) and `recognised_share` (share of samples the classifier assigns to one digit
+            with probability 0.9 or more, `RECOGNISED_THRESHOLD`); with `"fid"`: `fid`.
         """
         images = to_image_tensor(images)
         if "fast" in self.metrics:
@@ -362,6 +368,7 @@ class SampleEvaluator:
             probabilities = outputs["classifier_probabilities"]
             results["classifier_is"] = classifier_inception_score(probabilities)
             results["class_coverage"] = class_coverage(probabilities).tolist()
+            results["recognised_share"] = recognised_share(probabilities)
         if "fid" in self.metrics:
             results["fid"] = frechet_distance(
                 outputs["inception_mu"],

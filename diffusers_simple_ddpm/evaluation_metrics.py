@@ -1,5 +1,5 @@
 """The maths of the sample-quality metrics, on features and class probabilities: Fréchet distance, Kernel Inception
-Distance, classifier Inception Score and class coverage."""
+Distance, classifier Inception Score, class coverage and the share of recognised digits."""
 
 import numpy as np
 
@@ -149,3 +149,28 @@ def class_coverage(probabilities: np.ndarray) -> np.ndarray:
     """
     counts = np.bincount(np.argmax(probabilities, axis=1), minlength=probabilities.shape[1])
     return counts / len(probabilities)
+
+
+# The classifier's confidence above which a sample counts as a recognisable digit: real digits reach it 97-99% of the
+# time (97.5% of the first 2,000 test digits, 98.9% of the first 2,000 training digits).
+RECOGNISED_THRESHOLD = 0.9
+
+
+def recognised_share(probabilities: np.ndarray, threshold: float = RECOGNISED_THRESHOLD) -> float:
+    """Share of the samples that the classifier assigns to one class with probability at least `threshold`: a measure
+    of how many samples are recognisable digits at all, whatever their class.
+
+    It complements the Fréchet distance and does not replace it, nor a look at the samples: the classifier never saw
+    anything but digits, so it is confident about some shapes that are not digits (uniform noise, for one), and it
+    only flags the samples it finds ambiguous.
+
+    Args:
+        probabilities (`np.ndarray`): Class probabilities [N, C] of the samples.
+        threshold (`float`, defaults to `RECOGNISED_THRESHOLD`, 0.9): The smallest top probability that counts.
+
+    Returns:
+        `float`: the share, from 0 to 1.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"`threshold` must be in (0, 1], got {threshold}.")
+    return float(np.mean(np.max(probabilities, axis=1) >= threshold))

@@ -305,6 +305,8 @@ def evaluate_on_mnist(
         "Fréchet distance floor (real digits)": results["fast_fd_floor"],
         "KID (MNIST classifier features)": results["kid"],
         "Classifier Inception Score": results["classifier_is"],
+        "Recognised digits (classifier confidence at least 0.9)": results["recognised_share"],
+        "Recognised digits floor (real digits)": results["recognised_share_floor"],
     }
     precision = f" under {str(autocast_dtype).removeprefix('torch.')} autocast" if autocast_dtype is not None else ""
     protocol = (

@@ -53,7 +53,7 @@ EXPECTED = {
     "recipe": (
         ["recipe.png", "recipe-samples.png"],
         [
-            "| Variant | Flags | Updates | Batch | Run minutes | Fast FD | Floor | FD / floor |",
+            "| Variant | Flags | Updates | Batch | Run minutes | Fast FD | Floor | FD / floor | Recognised |",
             "| defaults | `--model_config notebook` | 1 | 64 |",
             "| min-SNR 5 | `--model_config notebook --snr_gamma 5` | 1 | 64 |",
         ],

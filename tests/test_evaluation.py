@@ -31,6 +31,7 @@ from diffusers_simple_ddpm.evaluation import (
     kernel_inception_distance,
     load_classifier,
     load_inception,
+    recognised_share,
     to_image_tensor,
 )
 
@@ -209,6 +210,21 @@ def test_class_coverage_sums_to_one_and_is_even_on_real_digits(classifier, test_
     noise = np.random.default_rng(0).integers(0, 256, size=(100, 28, 28), dtype=np.uint8)
     _, noise_probabilities = classifier_features(noise, classifier)
     assert class_coverage(noise_probabilities).max() > 0.5
+
+
+def test_recognised_share_counts_the_confident_samples():
+    probabilities = np.array([[0.95, 0.05], [0.6, 0.4], [0.1, 0.9], [0.5, 0.5]])
+    assert recognised_share(probabilities) == pytest.approx(0.5)
+    assert recognised_share(probabilities, threshold=0.55) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="threshold"):
+        recognised_share(probabilities, threshold=0)
+
+
+def test_recognised_share_is_high_on_real_digits_and_low_on_blurred_ones(classifier, test_digits):
+    digits = test_digits[0][:500]
+    blurred = np.stack([np.asarray(PIL.Image.fromarray(digit).filter(PIL.ImageFilter.GaussianBlur(radius=2))) for digit in digits])
+    assert recognised_share(classifier_features(digits, classifier)[1]) > 0.95
+    assert recognised_share(classifier_features(blurred, classifier)[1]) < 0.5
 
 
 @pytest.mark.slow

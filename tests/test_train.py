@@ -108,6 +108,8 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     assert card.data.library_name == "diffusers" and card.data.datasets == ["ylecun/mnist"]
     metrics = {metric["name"]: metric["value"] for metric in card.data.to_dict()["model-index"][0]["results"][0]["metrics"]}
     assert metrics["Fréchet distance (MNIST classifier features)"] > metrics["Fréchet distance floor (real digits)"] > 0
+    assert 0 <= metrics["Recognised digits (classifier confidence at least 0.9)"] <= 1
+    assert metrics["Recognised digits floor (real digits)"] >= 0.75
     assert "| Optimizer updates | 6 (1 epochs) |" in card.text and "| Mixed precision | bf16 |" in card.text
     # The evaluation's default sampler: the pipeline's own DDPM scheduler, clipping the predicted clean image.
     assert "8 images sampled with SimpleDDPMScheduler, 2 steps (predicted clean image clipped to [-1, 1] at every " \
