@@ -51,13 +51,18 @@ export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv
 
 echo "== 1. MNIST: the README's main job"
+# Its length (10 epochs of the `large` preset) was chosen on the CPU and never timed on a GPU: past 180 s (target 1
+# allows 120) it is stopped, so that part 2 keeps its time within the call's 600 s; the log keeps its progress.
 start=$SECONDS
-accelerate launch -q scripts/train.py --output_dir /tmp/ddpm-mnist --overwrite_output_dir
-echo "main job: $((SECONDS - start)) s"
-python3 -m diffusers_simple_ddpm.cli evaluate /tmp/ddpm-mnist --num_images 10000 --scheduler dpm \
-    --steps 20 --metrics fast --json "$OUT/mnist.json"
-cp /tmp/ddpm-mnist/sample_grid.png "$OUT/mnist-sample_grid.png"
-cp /tmp/ddpm-mnist/README.md "$OUT/mnist-model_card.md"
+if timeout 180 accelerate launch -q scripts/train.py --output_dir /tmp/ddpm-mnist --overwrite_output_dir; then
+    echo "main job: $((SECONDS - start)) s"
+    python3 -m diffusers_simple_ddpm.cli evaluate /tmp/ddpm-mnist --num_images 10000 --scheduler dpm \
+        --steps 20 --metrics fast --json "$OUT/mnist.json"
+    cp /tmp/ddpm-mnist/sample_grid.png "$OUT/mnist-sample_grid.png"
+    cp /tmp/ddpm-mnist/README.md "$OUT/mnist-model_card.md"
+else
+    echo "main job: stopped after $((SECONDS - start)) s, over target 1's 120 s; not evaluated"
+fi
 
 echo "== 2. CIFAR-10: the cifar10 preset for 6 minutes"
 python3 scripts/benchmarks/benchmark_quality.py --dataset cifar10 --train_data_dir /tmp/cifar10/train \
