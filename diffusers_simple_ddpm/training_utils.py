@@ -18,7 +18,7 @@ import torch
 from diffusers.training_utils import EMAModel
 from safetensors import safe_open
 
-from .evaluation import evaluate_images
+from .evaluation import RECOGNISED_THRESHOLD, evaluate_images
 from .hub_utils import EvaluationResults, check_repo_id
 from .modeling_simple_unet import SimpleUNet2DModel
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
@@ -38,6 +38,10 @@ SECRET_ARGUMENTS = ("hub_token",)
 RANDOM_STATES_NAME = "random_states_{}.pkl"
 # The files of a model folder in a checkpoint (`unet/`, `unet_ema/`).
 MODEL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
+# The names of `evaluate_on_mnist`'s metrics in the model card (the benchmarks read them back from it).
+FD_METRIC = "Fréchet distance (MNIST classifier features)"
+FD_FLOOR_METRIC = "Fréchet distance floor (real digits)"
+RECOGNISED_METRIC = f"Recognised digits (classifier confidence at least {RECOGNISED_THRESHOLD:g})"
 
 logger = logging.getLogger(__name__)
 
@@ -301,11 +305,11 @@ def evaluate_on_mnist(
         )
     results = evaluate_images(images, reference="mnist-test", metrics=("fast",), include_floor=True)
     metrics = {
-        "Fréchet distance (MNIST classifier features)": results["fast_fd"],
-        "Fréchet distance floor (real digits)": results["fast_fd_floor"],
+        FD_METRIC: results["fast_fd"],
+        FD_FLOOR_METRIC: results["fast_fd_floor"],
         "KID (MNIST classifier features)": results["kid"],
         "Classifier Inception Score": results["classifier_is"],
-        "Recognised digits (classifier confidence at least 0.9)": results["recognised_share"],
+        RECOGNISED_METRIC: results["recognised_share"],
         "Recognised digits floor (real digits)": results["recognised_share_floor"],
     }
     precision = f" under {str(autocast_dtype).removeprefix('torch.')} autocast" if autocast_dtype is not None else ""

@@ -222,7 +222,8 @@ def test_recognised_share_counts_the_confident_samples():
 
 def test_recognised_share_is_high_on_real_digits_and_low_on_blurred_ones(classifier, test_digits):
     digits = test_digits[0][:500]
-    blurred = np.stack([np.asarray(PIL.Image.fromarray(digit).filter(PIL.ImageFilter.GaussianBlur(radius=2))) for digit in digits])
+    blur = PIL.ImageFilter.GaussianBlur(radius=2)
+    blurred = np.stack([np.asarray(PIL.Image.fromarray(digit).filter(blur)) for digit in digits])
     assert recognised_share(classifier_features(digits, classifier)[1]) > 0.95
     assert recognised_share(classifier_features(blurred, classifier)[1]) < 0.5
 

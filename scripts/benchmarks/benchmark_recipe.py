@@ -39,6 +39,7 @@ from diffusers_simple_ddpm.training_args import (
     DEFAULT_TRAIN_BATCH_SIZE,
     MODEL_PRESETS,
 )
+from diffusers_simple_ddpm.training_utils import FD_FLOOR_METRIC, FD_METRIC, RECOGNISED_METRIC
 
 NAME = "recipe"
 # Variant name -> the training program's flags that it changes from the defaults (the report states the defaults).
@@ -66,9 +67,6 @@ MODEL_VARIANTS: dict[str, dict] = {
     "up-sampling: transposed conv": {"upsample_type": "conv_transpose"},
 }
 QUICK_VARIANTS = ("defaults", "min-SNR 5")
-FD_NAME = "Fréchet distance (MNIST classifier features)"
-FLOOR_NAME = "Fréchet distance floor (real digits)"
-RECOGNISED_NAME = "Recognised digits (classifier confidence at least 0.9)"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -166,9 +164,9 @@ def run_variant(args: argparse.Namespace, name: str, output_dir: Path) -> dict:
         "steps": num_steps,
         "batch_size": batch_size,
         "minutes": run["seconds"] / 60,
-        "fd": metrics[FD_NAME],
-        "floor": metrics[FLOOR_NAME],
-        "recognised": metrics[RECOGNISED_NAME],
+        "fd": metrics[FD_METRIC],
+        "floor": metrics[FD_FLOOR_METRIC],
+        "recognised": metrics[RECOGNISED_METRIC],
         "grid": Image.open(output_dir / "sample_grid.png").convert("L"),
     }
 
