@@ -118,11 +118,6 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
     check_class_label_count(args.prompts, args.num_images, argument="--prompt")
     if args.prompts is not None and args.class_labels is not None:
         raise ValueError("Give `--prompt` (text pipelines) or `--class` (class-conditional pipelines), not both.")
-    if args.guidance_scale != 1.0 and args.class_labels is None and args.prompts is None:
-        raise ValueError(
-            f"`--guidance_scale {args.guidance_scale}` needs `--class`: guidance pushes each image towards its class "
-            "(class-conditional models only), or `--prompt` for a text pipeline."
-        )
 
 
 def generate_from_args(args: argparse.Namespace, pipeline: "SimpleDDPMPipeline") -> list:
@@ -275,7 +270,8 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, num_images: int) -> 
         "--guidance_scale",
         type=finite_float_at_least(1.0, "1 means no guidance"),
         default=1.0,
-        help="Classifier-free guidance for a class-conditional model with --class or a text pipeline (1 = none).",
+        help="Guidance (1 = none): classifier-free for a class-conditional model with --class or a text pipeline, "
+        "autoguidance for an unconditional pipeline with a guidance_unet (what the training program saves).",
     )
     parser.add_argument(
         "--eta",

@@ -129,6 +129,7 @@ class TrainingDetails:
         sample_grid (`str` or `os.PathLike`, *optional*): An image of samples, copied next to the card.
         model_config (`str`, *optional*): The network preset or config file it was trained with, such as
             `"auto: default"`.
+        autoguidance_step (`int`, *optional*): The update after which the pipeline's `guidance_unet` was taken.
     """
 
     dataset_name: str
@@ -154,6 +155,7 @@ class TrainingDetails:
     evaluation: EvaluationResults | None = None
     sample_grid: str | os.PathLike | None = None
     model_config: str | None = None
+    autoguidance_step: int | None = None
 
     def __post_init__(self):
         counts = ("num_train_steps", "num_epochs", "train_batch_size", "num_processes", "gradient_accumulation_steps")
@@ -383,6 +385,7 @@ def create_model_card(
         pipeline_class=type(pipeline).__name__,
         text_encoder=text_encoder_details,
         sample_prompt=sample_prompt,
+        autoguidance=getattr(pipeline, "guidance_unet", None) is not None,
         unet_class=type(pipeline.unet).__name__,
         num_parameters=f"{sum(parameter.numel() for parameter in pipeline.unet.parameters()):,}",
         block_out_channels=unet_config.get("block_out_channels"),

@@ -144,6 +144,11 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         scheduler ([`SchedulerMixin`]): The scheduler used with `unet` to denoise the image.
         class_names (`list[str]`, *optional*): Names of the classes of a class-conditional `unet`, in label order, so
             that `class_labels` may be given by name.
+        guidance_unet ([`SimpleUNet2DModel`] or [`~diffusers.UNet2DModel`], *optional*): A weaker version of an
+            unconditional `unet` (the same network after a fraction of its training), for autoguidance ([Karras et al.
+            2024](https://huggingface.co/papers/2406.02507)): with `guidance_scale > 1` every step mixes the two
+            predictions as `weak + guidance_scale * (strong - weak)`, steering the samples away from the weak model's
+            errors; the training program saves one with every unconditional run (`--autoguidance_fraction`).
 
     Attributes:
         training_details ([`~diffusers_simple_ddpm.hub_utils.TrainingDetails`], *optional*): What the training run
@@ -151,14 +156,40 @@ class SimpleDDPMPipeline(DiffusionPipeline):
             sample grid; `push_to_hub` always uploads a model card, with a training section only when it is set.
     """
 
-    model_cpu_offload_seq = "unet"
+    model_cpu_offload_seq = "unet->guidance_unet"
+    _optional_components = ["guidance_unet"]
     _callback_tensor_inputs = ["latents"]
 
-    def __init__(self, unet, scheduler, class_names: list[str] | None = None):
+    def __init__(self, unet, scheduler, class_names: list[str] | None = None, guidance_unet=None):
         super().__init__()
-        self.register_modules(unet=unet, scheduler=scheduler)
+        if guidance_unet is not None:
+            self.check_guidance_unet(unet, guidance_unet)
+        self.register_modules(unet=unet, scheduler=scheduler, guidance_unet=guidance_unet)
         self.register_to_config(class_names=list(class_names) if class_names is not None else None)
         self.training_details = None
+
+    @staticmethod
+    def check_guidance_unet(unet, guidance_unet) -> None:
+        """
+        Raises a `ValueError` unless `guidance_unet` can guide `unet`: both unconditional, with the same image shape.
+
+        Args:
+            unet (`torch.nn.Module`): The denoising model.
+            guidance_unet (`torch.nn.Module`): The weaker model that autoguidance steers away from.
+        """
+        for name, model in (("unet", unet), ("guidance_unet", guidance_unet)):
+            if getattr(model.config, "num_class_embeds", None) is not None:
+                raise ValueError(
+                    f"`guidance_unet` is for unconditional models, but the `{name}` is class-conditional "
+                    "(`num_class_embeds` is set): a class-conditional pipeline guides with its own unconditional "
+                    "prediction (classifier-free guidance), so leave `guidance_unet` at None."
+                )
+        shape_keys = ("sample_size", "in_channels", "out_channels")
+        shapes = [{key: getattr(model.config, key, None) for key in shape_keys} for model in (unet, guidance_unet)]
+        if shapes[0] != shapes[1]:
+            raise ValueError(
+                f"`guidance_unet` must take and give images of the `unet`'s shape ({shapes[0]}), got {shapes[1]}."
+            )
 
     @property
     def num_classes(self) -> int | None:
@@ -172,12 +203,15 @@ class SimpleDDPMPipeline(DiffusionPipeline):
 
     @property
     def guidance_scale(self) -> float:
-        """The classifier-free guidance scale of the running call; a step-end callback may change `_guidance_scale`."""
+        """The guidance scale of the running call; a step-end callback may change `_guidance_scale`."""
         return self._guidance_scale
 
     @property
     def do_classifier_free_guidance(self) -> bool:
-        """Whether the current step mixes conditional and unconditional predictions (`guidance_scale > 1`)."""
+        """
+        Whether the current step mixes two predictions (`guidance_scale > 1`): conditional and unconditional for a
+        class-conditional unet, the unet's and the `guidance_unet`'s for an unconditional one.
+        """
         return self._guidance_scale > 1.0
 
     @property
@@ -261,9 +295,11 @@ class SimpleDDPMPipeline(DiffusionPipeline):
     ) -> torch.Tensor:
         """
         Runs the model once on `latents` and returns its output, the noise, clean sample or velocity that the model was
-        trained to predict (its scheduler's `prediction_type`); with classifier-free guidance (`guidance_scale > 1`), the
-        conditional and unconditional halves run in one batched forward pass and are mixed as `uncond +
-        guidance_scale * (cond - uncond)`.
+        trained to predict (its scheduler's `prediction_type`). With classifier-free guidance (`guidance_scale > 1` and
+        class labels), the conditional and unconditional halves run in one batched forward pass and are mixed as
+        `uncond + guidance_scale * (cond - uncond)`; with autoguidance (`guidance_scale > 1`, no class labels and a
+        `guidance_unet`), the weak model's prediction is mixed in the same way, `weak + guidance_scale * (strong -
+        weak)`.
 
         Args:
             latents (`torch.Tensor`): The scaled model input.
@@ -272,7 +308,11 @@ class SimpleDDPMPipeline(DiffusionPipeline):
             guidance_scale (`float`): The guidance scale; 1.0 or less means a plain conditional pass.
         """
         if class_labels is None:
-            return self.unet(latents, timestep).sample
+            prediction = self.unet(latents, timestep).sample
+            if guidance_scale <= 1.0:
+                return prediction
+            weak_prediction = self.guidance_unet(latents, timestep).sample
+            return weak_prediction + guidance_scale * (prediction - weak_prediction)
         if guidance_scale <= 1.0:
             return self.unet(latents, timestep, class_labels=class_labels).sample
         null_labels = torch.full_like(class_labels, self.num_classes)
@@ -340,13 +380,13 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 f"`guidance_scale` must be a finite number of at least 1.0 (1.0 means no guidance), got "
                 f"{guidance_scale!r}."
             )
-        if guidance_scale != 1.0 and self.num_classes is None:
+        if guidance_scale != 1.0 and self.num_classes is None and self.guidance_unet is None:
             raise ValueError(
                 f"`guidance_scale` is {guidance_scale}, but this pipeline's unet is unconditional (its config has no "
-                "`num_class_embeds`): classifier-free guidance needs a class-conditional unet. Leave `guidance_scale` "
-                "at 1.0."
+                "`num_class_embeds`) and it has no `guidance_unet`: guidance needs a class-conditional unet "
+                "(classifier-free guidance) or a `guidance_unet` (autoguidance). Leave `guidance_scale` at 1.0."
             )
-        if guidance_scale != 1.0 and class_labels is None:
+        if guidance_scale != 1.0 and self.num_classes is not None and class_labels is None:
             raise ValueError(
                 f"`guidance_scale` is {guidance_scale}, but no `class_labels` were given: guidance pushes each image "
                 "towards its class. Pass `class_labels`, or leave `guidance_scale` at 1.0."
@@ -399,7 +439,8 @@ class SimpleDDPMPipeline(DiffusionPipeline):
             class_labels (`int`, `str`, `list` or `torch.Tensor`, *optional*): For a class-conditional unet, the class of
                 every image (one label for all, or one per image), as indices or as names from `class_names`.
             guidance_scale (`float`, *optional*, defaults to 1.0): Classifier-free guidance scale for a class-conditional
-                unet with `class_labels`; 1.0 means no guidance.
+                unet with `class_labels`, or autoguidance scale for an unconditional unet with a `guidance_unet`; 1.0
+                means no guidance.
 
         Returns:
             [`~pipelines.ImagePipelineOutput`] or `tuple`: the generated images.

@@ -115,6 +115,7 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
     """
 
     model_cpu_offload_seq = "text_encoder->unet"
+    _optional_components = []
 
     def __init__(
         self,

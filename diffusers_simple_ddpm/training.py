@@ -59,6 +59,8 @@ from .text_utils import (
 from .training_args import build_parser
 from .training_utils import (
     AUTO_PRESETS,
+    GUIDANCE_UNET_FOLDER,
+    autoguidance_step,
     check_processes_in_sync,
     cpu_threads_per_process,
     check_resume_checkpoint,
@@ -71,6 +73,7 @@ from .training_utils import (
     hardware_description,
     list_checkpoints,
     load_model_config,
+    resolve_guidance_arguments,
     resolve_preset,
     resolve_resume_checkpoint,
     save_checkpoint,
@@ -137,6 +140,7 @@ def check_args(args: argparse.Namespace) -> None:
         check_spatial_size(args.resolution, args.resolution, argument="--resolution", num_levels=num_levels)
     check_training_arguments(args)
     check_text_args(args)
+    resolve_guidance_arguments(args)
     resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
     eval_scheduler_class, _ = resolve_scheduler(args.eval_scheduler, argument="--eval_scheduler")
     if args.eval_clip_sample and eval_scheduler_class is not None:
@@ -359,6 +363,20 @@ def train(args: argparse.Namespace) -> None:
             unet, settings, model_cls=SimpleUNet2DModel, model_config=accelerator.unwrap_model(unet).config
         )
         ema_model.to(accelerator.device)
+    # Autoguidance: after `guidance_step` updates the EMA weights (the weights without EMA) are frozen as the guiding
+    # model; checkpoints from then on carry it, so that a resumed run guides with the same one.
+    guidance_step = autoguidance_step(args.autoguidance_fraction, max_train_steps)
+    guidance_unet = None
+
+    def exported_unet() -> SimpleUNet2DModel:
+        # A copy of the weights a pipeline gets, the EMA's when there is one, in evaluation mode.
+        trained = accelerator.unwrap_model(unet)
+        if ema_model is not None:
+            return ema_unet(ema_model, trained)
+        model = SimpleUNet2DModel.from_config(trained.config)
+        model.load_state_dict(trained.state_dict())
+        return model.to(trained.device).eval()
+
     training_step = DiffusionTrainingStep(
         noise_scheduler,
         optimizer,
@@ -387,12 +405,18 @@ def train(args: argparse.Namespace) -> None:
             write_training_time(output_dir, training_seconds())
             if ema_model is not None:
                 ema_model.save_pretrained(os.path.join(output_dir, "unet_ema"))
+            if guidance_unet is not None:
+                guidance_unet.save_pretrained(os.path.join(output_dir, GUIDANCE_UNET_FOLDER))
             for model in models:
                 accelerator.unwrap_model(model).save_pretrained(os.path.join(output_dir, "unet"))
                 weights.pop()
 
     def load_model_hook(models, input_dir):
+        nonlocal guidance_unet
         training_clock["previous_seconds"] = read_training_time(input_dir)
+        if guidance_step is not None and os.path.isdir(os.path.join(input_dir, GUIDANCE_UNET_FOLDER)):
+            guidance_unet = SimpleUNet2DModel.from_pretrained(input_dir, subfolder=GUIDANCE_UNET_FOLDER)
+            guidance_unet = guidance_unet.to(accelerator.device).eval().requires_grad_(False)
         if ema_model is not None:
             saved_ema = EMAModel.from_pretrained(os.path.join(input_dir, "unet_ema"), SimpleUNet2DModel)
             ema_model.load_state_dict(saved_ema.state_dict())
@@ -432,6 +456,12 @@ def train(args: argparse.Namespace) -> None:
         accelerator.load_state(str(resume_checkpoint))
         global_step = checkpoint_step(resume_checkpoint)
         first_epoch = global_step // updates_per_epoch
+        if guidance_step is not None and global_step >= guidance_step and guidance_unet is None:
+            raise ValueError(
+                f"Checkpoint {resume_checkpoint} has no {GUIDANCE_UNET_FOLDER}/, the guiding model that "
+                f"`--autoguidance_fraction {args.autoguidance_fraction}` takes after update {guidance_step}: it was "
+                "saved by a run without autoguidance. Resume with `--autoguidance_fraction 0`."
+            )
         if global_step >= max_train_steps:
             # A finished run (or one killed after its last checkpoint) only exports: no update beyond the asked ones.
             accelerator.print(f"Step {global_step} reaches --max_train_steps {max_train_steps}: nothing left to train.")
@@ -441,6 +471,11 @@ def train(args: argparse.Namespace) -> None:
 
     # The sample grids and the evaluation sample under the autocast of the training's mixed precision.
     sampling_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.mixed_precision)
+
+    def sampling_guidance_scale(pipeline: SimpleDDPMPipeline) -> float:
+        # An autoguided run's pipelines have no guiding model before `guidance_step`: their grids are drawn unguided.
+        unguided = guidance_step is not None and pipeline.guidance_unet is None
+        return 1.0 if unguided else args.eval_guidance_scale
 
     def save_sample_grid(pipeline: SimpleDDPMPipeline, step: int) -> str:
         sampling_pipeline, _ = with_scheduler(pipeline, args.eval_scheduler, clip_sample=args.eval_clip_sample)
@@ -453,7 +488,12 @@ def train(args: argparse.Namespace) -> None:
             condition = {"batch_size": args.eval_batch_size, "class_labels": labels}
         num_inference_steps = args.ddpm_num_inference_steps or args.eval_num_inference_steps
         with torch.autocast(accelerator.device.type, dtype=sampling_dtype, enabled=sampling_dtype is not None):
-            images = sampling_pipeline(generator=generator, num_inference_steps=num_inference_steps, **condition).images
+            images = sampling_pipeline(
+                generator=generator,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=sampling_guidance_scale(pipeline),
+                **condition,
+            ).images
         grid = make_sample_grid(images, scale=GRID_SCALE if args.resolution < 64 else 1)
         grid_path = os.path.join(args.output_dir, SAMPLE_GRID_NAME)
         grid.save(grid_path)
@@ -467,13 +507,7 @@ def train(args: argparse.Namespace) -> None:
         return grid_path
 
     def export_pipeline() -> SimpleDDPMPipeline:
-        trained = accelerator.unwrap_model(unet)
-        if ema_model is not None:
-            model = ema_unet(ema_model, trained)
-        else:
-            model = SimpleUNet2DModel.from_config(trained.config)
-            model.load_state_dict(trained.state_dict())
-            model.eval()
+        model = exported_unet()
         if text_encoder is not None:
             pipeline = SimpleDDPMTextPipeline(
                 unet=model,
@@ -485,7 +519,9 @@ def train(args: argparse.Namespace) -> None:
                 sample_prompts=sample_prompts,
             )
         else:
-            pipeline = SimpleDDPMPipeline(unet=model, scheduler=noise_scheduler, class_names=class_names)
+            pipeline = SimpleDDPMPipeline(
+                unet=model, scheduler=noise_scheduler, class_names=class_names, guidance_unet=guidance_unet
+            )
         pipeline.set_progress_bar_config(desc="Sampling", leave=False)
         return pipeline
 
@@ -531,6 +567,9 @@ def train(args: argparse.Namespace) -> None:
             global_step += 1
             logged_updates += 1
             progress_bar.update(1)
+            if global_step == guidance_step:
+                guidance_unet = exported_unet().requires_grad_(False)
+                logger.info(f"Took the guiding model of autoguidance after update {global_step}.")
 
             if global_step % args.logging_steps == 0 or global_step == max_train_steps:
                 mean_loss = check_loss(accelerator.reduce(loss_sum, reduction="mean")) / logged_updates
@@ -580,6 +619,7 @@ def train(args: argparse.Namespace) -> None:
                 num_inference_steps=args.eval_num_inference_steps,
                 seed=args.seed,
                 autocast_dtype=sampling_dtype,
+                guidance_scale=sampling_guidance_scale(pipeline),
             )
             accelerator.log({"eval/fast_fd": next(iter(evaluation.metrics.values()))}, step=global_step)
         hardware = hardware_description(accelerator.device, accelerator.num_processes)
@@ -613,6 +653,7 @@ def train(args: argparse.Namespace) -> None:
                 if args.model_config == "auto"
                 else os.path.basename(args.model_config)
             ),
+            autoguidance_step=guidance_step if guidance_unet is not None else None,
         )
         pipeline.save_pretrained(
             args.output_dir,

@@ -60,10 +60,17 @@ DEFAULT_TRAIN_BATCH_SIZE = 64
 # README "Benchmarks").
 DEFAULT_NUM_EPOCHS = 10
 # The sampler of the training program's sample grids and model-card evaluation: the pipeline's own stochastic DDPM
-# sampler with 100 of the 1000 steps. Stochastic sampling corrects more of a briefly trained model's errors than an
-# ODE solver such as DPM-Solver++, and more of them with more steps (README "Benchmarks").
+# sampler with 50 of the 1000 steps. Stochastic sampling corrects more of a briefly trained model's errors than an
+# ODE solver such as DPM-Solver++; with autoguidance, which runs two networks per step, 50 steps scored as well as 100
+# (README "Benchmarks"), and without it about as well.
 DEFAULT_EVAL_SCHEDULER = "ddpm"
-DEFAULT_EVAL_NUM_INFERENCE_STEPS = 100
+DEFAULT_EVAL_NUM_INFERENCE_STEPS = 50
+# Autoguidance of unconditional runs: the EMA weights after this share of the updates become the pipeline's
+# `guidance_unet`, and the grids and the evaluation sample with this guidance scale. Over the README's job, guidance 2
+# with the weights of update 1,000 of 9,380 took the fast Fréchet distance from 10.5 to 5.4 and the recognised digits
+# from 86% to 94% (README "Benchmarks").
+DEFAULT_AUTOGUIDANCE_FRACTION = 0.1
+DEFAULT_AUTOGUIDANCE_SCALE = 2.0
 # `--model_config` presets. "notebook" is the teaching notebook's network, exactly. The others are the residual
 # layout of `SimpleUNet2DModel` (see docs/benchmarks/quality.md for how they were chosen and what they reach):
 # "default" is small enough to train MNIST on a 2-core CPU in minutes, "large" is the GPU preset for 28x28 data and
@@ -272,6 +279,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     model.add_argument("--label_column", type=str, default="label", help="The dataset column holding class labels.")
     model.add_argument(
+        "--autoguidance_fraction",
+        type=float,
+        default=None,
+        help="Autoguidance (Karras et al. 2024, 'Guiding a diffusion model with a bad version of itself'): after this "
+        "share of the updates (in (0, 1)) the EMA weights are frozen as the pipeline's guidance_unet, a weaker model "
+        "that sampling with guidance_scale > 1 steers away from; 0 turns it off. Default: "
+        f"{DEFAULT_AUTOGUIDANCE_FRACTION} for unconditional runs, off for --class_conditional and --text_conditional "
+        "(they use classifier-free guidance).",
+    )
+    model.add_argument(
         "--class_dropout_prob",
         type=float,
         default=DEFAULT_SETTINGS.class_dropout_prob,
@@ -428,6 +445,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         default=True,
         help="Clip the predicted clean image to [-1, 1] at every step of that sampler (not possible with ddim or "
         "euler: pass --no-eval_clip_sample for them).",
+    )
+    outputs.add_argument(
+        "--eval_guidance_scale",
+        type=float,
+        default=None,
+        help="Guidance scale of that sampler (at least 1; 1 = none): autoguidance for an unconditional run, "
+        "classifier-free guidance for a class- or text-conditional one. Default: "
+        f"{DEFAULT_AUTOGUIDANCE_SCALE} with autoguidance, else 1.",
     )
     outputs.add_argument(
         "--eval_num_inference_steps",

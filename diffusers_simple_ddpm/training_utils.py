@@ -24,7 +24,13 @@ from .modeling_simple_unet import SimpleUNet2DModel
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .sampling import generate_images, with_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
-from .training_args import AUTO_PRESETS, MODEL_PRESETS, PREDICTION_TYPES
+from .training_args import (
+    AUTO_PRESETS,
+    DEFAULT_AUTOGUIDANCE_FRACTION,
+    DEFAULT_AUTOGUIDANCE_SCALE,
+    MODEL_PRESETS,
+    PREDICTION_TYPES,
+)
 
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
@@ -38,6 +44,8 @@ SECRET_ARGUMENTS = ("hub_token",)
 RANDOM_STATES_NAME = "random_states_{}.pkl"
 # The files of a model folder in a checkpoint (`unet/`, `unet_ema/`).
 MODEL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
+# The checkpoint folder of autoguidance's guiding model, once taken (the pipeline's component of the same name).
+GUIDANCE_UNET_FOLDER = "guidance_unet"
 # The names of `evaluate_on_mnist`'s metrics in the model card (the benchmarks read them back from it).
 FD_METRIC = "Fréchet distance (MNIST classifier features)"
 FD_FLOOR_METRIC = "Fréchet distance floor (real digits)"
@@ -178,6 +186,57 @@ def check_training_arguments(args: argparse.Namespace) -> None:
             ) from None
 
 
+def resolve_guidance_arguments(args: argparse.Namespace) -> None:
+    """
+    Checks `--autoguidance_fraction` and `--eval_guidance_scale` and fills in their defaults: autoguidance at
+    `DEFAULT_AUTOGUIDANCE_FRACTION` of the updates for an unconditional run (none for a class- or text-conditional
+    one, which guide without a second network), sampled with `DEFAULT_AUTOGUIDANCE_SCALE`; no guidance otherwise.
+
+    Args:
+        args (`argparse.Namespace`): The parsed arguments of the training program, changed in place.
+    """
+    conditional_flag = (
+        "--class_conditional" if args.class_conditional else "--text_conditional" if args.text_conditional else None
+    )
+    if args.autoguidance_fraction is None:
+        args.autoguidance_fraction = 0.0 if conditional_flag else DEFAULT_AUTOGUIDANCE_FRACTION
+    elif not 0 <= args.autoguidance_fraction < 1:
+        raise ValueError(
+            f"`--autoguidance_fraction` must lie in [0, 1) (the share of the updates after which the guiding model "
+            f"is taken; 0 turns autoguidance off), got {args.autoguidance_fraction}."
+        )
+    elif args.autoguidance_fraction > 0 and conditional_flag:
+        raise ValueError(
+            f"`--autoguidance_fraction` is for unconditional runs; `{conditional_flag}` models guide with their own "
+            "unconditional prediction (classifier-free guidance). Leave it out or pass `--autoguidance_fraction 0`."
+        )
+    if args.eval_guidance_scale is None:
+        args.eval_guidance_scale = DEFAULT_AUTOGUIDANCE_SCALE if args.autoguidance_fraction > 0 else 1.0
+    elif not 1 <= args.eval_guidance_scale < math.inf:
+        raise ValueError(
+            f"`--eval_guidance_scale` must be a finite number of at least 1 (1 means no guidance), got "
+            f"{args.eval_guidance_scale}."
+        )
+    elif args.eval_guidance_scale > 1 and not (conditional_flag or args.autoguidance_fraction > 0):
+        raise ValueError(
+            f"`--eval_guidance_scale {args.eval_guidance_scale}` needs something to guide with: autoguidance "
+            "(`--autoguidance_fraction` above 0) or a conditional run (`--class_conditional`, `--text_conditional`)."
+        )
+
+
+def autoguidance_step(autoguidance_fraction: float, max_train_steps: int) -> int | None:
+    """
+    The optimizer update after which the guiding model of autoguidance is taken, `None` without autoguidance.
+
+    Args:
+        autoguidance_fraction (`float`): `--autoguidance_fraction`, resolved (0 for none).
+        max_train_steps (`int`): The updates of the whole run.
+    """
+    if autoguidance_fraction <= 0:
+        return None
+    return max(1, round(autoguidance_fraction * max_train_steps))
+
+
 def tracker_config(args: argparse.Namespace) -> dict:
     """
     The hyper-parameters a tracker records (tensorboard's `hparams.yml` and event file, wandb's config): every
@@ -267,6 +326,7 @@ def evaluate_on_mnist(
     batch_size: int = 256,
     clip_sample: bool = False,
     autocast_dtype: torch.dtype | None = None,
+    guidance_scale: float = 1.0,
 ) -> EvaluationResults:
     """
     Scores a pipeline trained on MNIST digits with the fast metrics of `evaluation` (the MNIST classifier's
@@ -283,6 +343,8 @@ def evaluate_on_mnist(
         clip_sample (`bool`, *optional*, defaults to `False`): Clip the predicted clean image to [-1, 1] at every step.
         autocast_dtype (`torch.dtype`, *optional*): Sample under autocast to this dtype (the training run's mixed
             precision); in the model's own dtype when not given.
+        guidance_scale (`float`, *optional*, defaults to 1.0): Guidance scale of the sampling: classifier-free for a
+            class- or text-conditional pipeline, autoguidance for one with a `guidance_unet`; 1.0 means none.
 
     Returns:
         `EvaluationResults`: the figures and how they were computed, for the model card.
@@ -301,6 +363,7 @@ def evaluate_on_mnist(
             seed=seed,
             batch_size=batch_size,
             class_labels=class_labels,
+            guidance_scale=guidance_scale,
             prompts=prompts,
         )
     results = evaluate_images(images, reference="mnist-test", metrics=("fast",), include_floor=True)
@@ -313,9 +376,14 @@ def evaluate_on_mnist(
         "Recognised digits floor (real digits)": results["recognised_share_floor"],
     }
     precision = f" under {str(autocast_dtype).removeprefix('torch.')} autocast" if autocast_dtype is not None else ""
+    guidance = ""
+    if guidance_scale > 1:
+        kind = "classifier-free guidance" if getattr(pipeline, "guidance_unet", None) is None else "autoguidance"
+        guidance = f", {kind} at scale {guidance_scale:g}"
     protocol = (
         f"{num_images} images sampled with {type(sampling_pipeline.scheduler).__name__}, {steps} steps"
-        f"{' (predicted clean image clipped to [-1, 1] at every step)' if clip_sample else ''}{precision}, seeds {seed} "
+        f"{' (predicted clean image clipped to [-1, 1] at every step)' if clip_sample else ''}{guidance}{precision}, "
+        f"seeds {seed} "
         f"to {seed + num_images - 1}, compared with the 10,000 digits of the MNIST test split through the penultimate "
         "features of the package's MNIST classifier (`diffusers_simple_ddpm.evaluation`); the floor is the same "
         f"distance for {num_images} real training digits."
@@ -473,6 +541,8 @@ def check_resume_checkpoint(
                 f"was saved by a run without EMA: resume with `--no-use_ema`; otherwise it is incomplete: {elsewhere}."
             )
         required += [Path("unet_ema", name) for name in MODEL_FILES]
+    if (checkpoint / GUIDANCE_UNET_FOLDER).is_dir():
+        required += [Path(GUIDANCE_UNET_FOLDER, name) for name in MODEL_FILES]
     # accelerate's other states: the sampler's (`sampler.bin`), fp16's gradient scaler (`scaler.pt`), ...
     for pattern in ("*.bin", "*.pt"):
         required += sorted(path.relative_to(checkpoint) for path in checkpoint.glob(pattern))

@@ -2,6 +2,7 @@
 the index. They check the report's structure, never a timing."""
 
 import importlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from conftest import make_tiny_unet
 from PIL import Image
 
-from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
+from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, training
 from diffusers_simple_ddpm.cli import main
 from diffusers_simple_ddpm.sampling import generate_images
 
@@ -219,3 +220,26 @@ def test_chart_labels_draw_greek_letters(benchmark_module):
 
     missing = glyph("\u0b95")  # a Tamil letter that neither font has: the missing-glyph box
     assert glyph("β") != missing and glyph("b") != missing
+
+
+def test_autoguidance_measures_the_checkpoints_of_a_finished_run(benchmark_module, tmp_path):
+    run_dir = tmp_path / "run"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"block_out_channels": [4, 8, 8], "time_embedding_dim": 8}))
+    training.main(["--output_dir", str(run_dir), "--model_config", str(config), "--max_train_steps", "4",
+                   "--checkpointing_steps", "2", "--train_batch_size", "8", "--eval_num_images", "0",
+                   "--ddpm_num_inference_steps", "2", "--eval_batch_size", "4"])  # fmt: skip
+    module = benchmark_module("autoguidance")
+    with pytest.raises(ValueError, match=r"--checkpoints \[3\] are not checkpoints of --run_dir .*; it has \[2, 4\]"):
+        module.parse_args(["--run_dir", str(run_dir), "--checkpoints", "3"])
+    with pytest.raises(ValueError, match="--scales must all be above 1"):
+        module.parse_args(["--run_dir", str(run_dir), "--checkpoints", "2", "--scales", "1"])
+    output_dir = tmp_path / "docs"
+    module.main(module.parse_args(["--quick", "--run_dir", str(run_dir), "--checkpoints", "2", "--scales", "2", "3",
+                                   "--output_dir", str(output_dir)]))  # fmt: skip
+    section = (output_dir / "benchmarks" / "autoguidance.md").read_text()
+    assert "| Guiding model (EMA weights after) | Guidance scale | Fast FD | Floor | FD / floor | Recognised |" in section
+    rows = [line for line in section.splitlines() if line.startswith(("| –", "| update"))]
+    assert [row.split(" | ")[:2] for row in rows] == [["| –", "1.00"], ["| update 2", "2.00"], ["| update 2", "3.00"]]
+    assert "](autoguidance-samples.png)" in section
+    assert Image.open(output_dir / "benchmarks" / "autoguidance-samples.png").width > 100

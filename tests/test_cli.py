@@ -110,7 +110,6 @@ def test_bad_numbers_are_refused_by_the_parser(model_dir, command, arguments, me
         (["--grid", "{tmp}/grid"], r"`--grid` '.*/grid' needs the suffix of an image format, such as .png"),
         (["--output_dir", "{tmp}/file.txt"], r"`--output_dir` '.*/file.txt' exists and is not a folder"),
         (["--output_dir", "{tmp}/file.txt/images"], r"`--output_dir` '.*' cannot be created: '.*/file.txt' is a file"),
-        (["--guidance_scale", "3"], r"`--guidance_scale 3.0` needs `--class`"),
         (["--scheduler", "fastest"], r"`--scheduler` must be one of ddpm, ddim, dpm, euler"),
         (["--num_images", "3", "--class", "1", "2"], r"`--class` takes one label or one per image \(3\), got 2"),
     ],
@@ -143,6 +142,20 @@ def test_sample_a_class(conditional_model_dir, tmp_path):
     assert len(list((tmp_path / "sevens").glob("*.png"))) == 2
     with pytest.raises(ValueError, match="--class"):
         main(["sample", str(conditional_model_dir), "--num_images", "3", "--class", "1", "2", "--grid", "x.png"])
+
+
+def test_guidance_of_an_unconditional_pipeline_needs_its_guidance_unet(model_dir, tmp_path):
+    guided_dir = tmp_path / "guided"
+    unet, guide = make_tiny_unet(), make_tiny_unet(block_out_channels=(4, 4, 4))
+    SimpleDDPMPipeline(unet=unet, scheduler=SimpleDDPMScheduler(), guidance_unet=guide).save_pretrained(guided_dir)
+    for guidance_scale in ("1", "2"):
+        main(["sample", str(guided_dir), "--num_images", "2", "--steps", "2", "--guidance_scale", guidance_scale,
+              "--output_dir", str(tmp_path / guidance_scale)])  # fmt: skip
+    unguided, guided = (np.stack([np.asarray(Image.open(path)) for path in sorted((tmp_path / name).glob("*.png"))])
+                        for name in ("1", "2"))  # fmt: skip
+    assert unguided.shape == guided.shape == (2, 8, 8) and not np.array_equal(unguided, guided)
+    with pytest.raises(ValueError, match="unconditional .* and it has no `guidance_unet`"):
+        main(["sample", str(model_dir), "--num_images", "2", "--steps", "2", "--guidance_scale", "2"])
 
 
 def test_evaluate_a_model_and_a_folder(model_dir, tmp_path, capsys):

@@ -7,6 +7,7 @@ installed with `huggingface_hub.set_client_factory`. Tests of other environments
 subprocess.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -313,12 +314,29 @@ def test_the_card_states_the_min_snr_weighting_of_a_run(tiny_pipeline, training_
     assert "| Loss | mean squared error of the predicted noise, Min-SNR-γ weighting with γ = 5.0 |" in card
 
 
+def test_the_card_of_an_autoguided_pipeline_says_how_to_guide(training_details, tmp_path):
+    pipeline = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler(), guidance_unet=make_tiny_unet())
+    pipeline.training_details = dataclasses.replace(training_details, autoguidance_step=300)
+    pipeline.save_pretrained(tmp_path / "ddpm-tiny")
+    card = " ".join((tmp_path / "ddpm-tiny" / "README.md").read_text().split())
+    assert "**Guiding model:** `guidance_unet`, the same network after 300 of its 3000 updates, for autoguidance" in card
+    assert "| Autoguidance | guiding model: the EMA weights after update 300 |" in card
+    assert card.count("guidance_scale=2.0") == 2
+    plain = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler())
+    plain.training_details = training_details
+    plain.save_pretrained(tmp_path / "plain")
+    plain_card = (tmp_path / "plain" / "README.md").read_text()
+    assert "Guiding model" not in plain_card and "guidance_scale" not in plain_card and "Autoguidance" not in plain_card
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("num_class_embeds", [None, 3])
-def test_model_card_usage_snippet_runs(num_class_embeds, training_details, tmp_path, monkeypatch):
+@pytest.mark.parametrize("num_class_embeds, autoguided", [(None, False), (3, False), (None, True)])
+def test_model_card_usage_snippet_runs(num_class_embeds, autoguided, training_details, tmp_path, monkeypatch):
     # 50 diffusion steps keep the snippet's full DDPM sampling fast.
     pipeline = SimpleDDPMPipeline(
-        unet=make_tiny_unet(num_class_embeds=num_class_embeds), scheduler=SimpleDDPMScheduler(num_train_timesteps=50)
+        unet=make_tiny_unet(num_class_embeds=num_class_embeds),
+        scheduler=SimpleDDPMScheduler(num_train_timesteps=50),
+        guidance_unet=make_tiny_unet() if autoguided else None,
     )
     pipeline.training_details = training_details
     pipeline.save_pretrained(tmp_path / "ddpm-tiny")

@@ -260,3 +260,80 @@ def test_missing_or_corrupted_weights_name_the_file(tiny_pipeline, tmp_path):
     weights.unlink()
     with pytest.raises(Exception, match="diffusion_pytorch_model"):
         SimpleDDPMPipeline.from_pretrained(tmp_path)
+
+
+def autoguided_pipeline() -> SimpleDDPMPipeline:
+    """A tiny pipeline whose `guidance_unet` is the same network with other weights."""
+    guide = make_tiny_unet()
+    with torch.no_grad():
+        for parameter in guide.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    pipeline = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler(), guidance_unet=guide)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def test_autoguidance_mixes_the_two_models_as_the_paper_says():
+    pipeline = autoguided_pipeline()
+    latents, timestep = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor(500)
+    with torch.no_grad():
+        strong = pipeline.unet(latents, timestep).sample
+        weak = pipeline.guidance_unet(latents, timestep).sample
+        guided = pipeline.predict_model_output(latents, timestep, None, 2.5)
+        unguided = pipeline.predict_model_output(latents, timestep, None, 1.0)
+    assert not torch.allclose(strong, weak)
+    torch.testing.assert_close(guided, weak + 2.5 * (strong - weak), rtol=0, atol=1e-6)
+    torch.testing.assert_close(unguided, strong, rtol=0, atol=0)
+
+
+def test_autoguidance_changes_the_samples_only_when_asked(tiny_pipeline):
+    pipeline = autoguided_pipeline()
+    # At guidance 1 the guiding model is not used: the same images as the pipeline without it.
+    np.testing.assert_array_equal(run(pipeline, batch_size=2), run(tiny_pipeline, batch_size=2))
+    assert not np.allclose(run(pipeline, batch_size=2, guidance_scale=2.0), run(tiny_pipeline, batch_size=2))
+    # A guiding model equal to the unet leaves every prediction, and so every image, unchanged.
+    same = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler(), guidance_unet=make_tiny_unet())
+    same.set_progress_bar_config(disable=True)
+    np.testing.assert_allclose(run(same, guidance_scale=3.0), run(tiny_pipeline), rtol=0, atol=1e-5)
+
+
+def test_a_guidance_unet_is_saved_and_loaded_with_the_pipeline(tmp_path):
+    pipeline = autoguided_pipeline()
+    pipeline.save_pretrained(tmp_path / "guided")
+    index = json.loads((tmp_path / "guided" / "model_index.json").read_text())
+    assert index["guidance_unet"] == ["diffusers_simple_ddpm.modeling_simple_unet", "SimpleUNet2DModel"]
+    assert (tmp_path / "guided" / "guidance_unet" / "diffusion_pytorch_model.safetensors").is_file()
+    reloaded = SimpleDDPMPipeline.from_pretrained(tmp_path / "guided")
+    reloaded.set_progress_bar_config(disable=True)
+    torch.testing.assert_close(reloaded.guidance_unet.state_dict(), pipeline.guidance_unet.state_dict(), rtol=0, atol=0)
+    np.testing.assert_allclose(
+        run(reloaded, batch_size=2, guidance_scale=2.0), run(pipeline, batch_size=2, guidance_scale=2.0), atol=1e-6
+    )
+
+
+def test_a_pipeline_saved_before_guidance_unets_existed_loads_without_one(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path)
+    index_path = tmp_path / "model_index.json"
+    index = json.loads(index_path.read_text())
+    assert index.pop("guidance_unet") == [None, None]
+    index_path.write_text(json.dumps(index))
+    reloaded = SimpleDDPMPipeline.from_pretrained(tmp_path)
+    assert reloaded.guidance_unet is None
+    with pytest.raises(ValueError, match="unconditional .* and it has no `guidance_unet`"):
+        reloaded(num_inference_steps=2, guidance_scale=2.0)
+
+
+@pytest.mark.parametrize(
+    "unet_kwargs, guide_kwargs, match",
+    [
+        ({}, {"num_class_embeds": 3}, "`guidance_unet` is for unconditional models, but the `guidance_unet` is class"),
+        ({"num_class_embeds": 3}, {"num_class_embeds": 3}, "but the `unet` is class-conditional"),
+        ({}, {"sample_size": 16}, r"`guidance_unet` must take and give images of the `unet`'s shape"),
+        ({}, {"in_channels": 3}, r"`guidance_unet` must take and give images of the `unet`'s shape"),
+    ],
+)
+def test_a_guidance_unet_that_cannot_guide_is_refused(unet_kwargs, guide_kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SimpleDDPMPipeline(
+            unet=make_tiny_unet(**unet_kwargs), scheduler=SimpleDDPMScheduler(), guidance_unet=make_tiny_unet(**guide_kwargs)
+        )

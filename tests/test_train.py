@@ -99,7 +99,7 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     result = launch(
         train_args(output_dir, tiny_model_config, "--max_train_steps", "6", "--checkpointing_steps", "2",
                    "--checkpoints_total_limit", "2", "--save_images_steps", "3", "--mixed_precision", "bf16",
-                   "--eval_num_images", "8", "--eval_num_inference_steps", "2")
+                   "--eval_num_images", "8", "--eval_num_inference_steps", "2", "--autoguidance_fraction", "0.67")
     )  # fmt: skip
     assert f"Pipeline saved to {output_dir}" in result.stdout
     assert "Fréchet distance (MNIST classifier features):" in result.stdout
@@ -111,9 +111,17 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     assert 0 <= metrics["Recognised digits (classifier confidence at least 0.9)"] <= 1
     assert metrics["Recognised digits floor (real digits)"] >= 0.75
     assert "| Optimizer updates | 6 (1 epochs) |" in card.text and "| Mixed precision | bf16 |" in card.text
-    # The evaluation's default sampler: the pipeline's own DDPM scheduler, clipping the predicted clean image.
+    # The evaluation's default sampler: the pipeline's own DDPM scheduler, clipping the predicted clean image, with
+    # autoguidance at the default scale.
     assert "8 images sampled with SimpleDDPMScheduler, 2 steps (predicted clean image clipped to [-1, 1] at every " \
-        "step) under bfloat16 autocast, seeds 0 to 7" in card.text.replace("\n", " ")
+        "step), autoguidance at scale 2 under bfloat16 autocast, seeds 0 to 7" in card.text.replace("\n", " ")
+    # Autoguidance: the EMA weights after update round(0.67 * 6) = 4 became the guiding model, which the checkpoints
+    # from then on and the exported pipeline hold.
+    assert "| Autoguidance | guiding model: the EMA weights after update 4 |" in card.text
+    assert "guidance_scale=2.0" in card.text
+    assert_same_weights(output_dir / "guidance_unet", output_dir / "checkpoint-4" / "unet_ema")
+    assert_same_weights(output_dir / "checkpoint-6" / "guidance_unet", output_dir / "checkpoint-4" / "unet_ema")
+    assert "Took the guiding model of autoguidance after update 4." in result.stderr
     assert "| Network | `--model_config config.json` |" in card.text
     assert sorted(path.name for path in output_dir.iterdir() if path.name.startswith("checkpoint")) == [
         "checkpoint-4",
@@ -128,6 +136,8 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     assert "| Loss | mean squared error of the predicted velocity |" in card.text
     images = pipeline(batch_size=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0)).images
     assert [image.mode for image in images] == ["L", "L"]
+    assert pipeline.guidance_unet.config == pipeline.unet.config
+    assert len(pipeline(batch_size=2, num_inference_steps=3, guidance_scale=2.0).images) == 2
 
     grid = Image.open(output_dir / "sample_grid.png")
     assert grid.size == (32, 32)  # 4 images of 8x8 in a 2x2 grid, drawn twice as large
@@ -172,6 +182,8 @@ def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path, tiny_
     assert "Resuming from checkpoint" in result.stdout
     assert_same_weights(straight / "unet", interrupted / "unet")
     assert_same_weights(straight / "checkpoint-120" / "unet", interrupted / "checkpoint-120" / "unet")
+    # The guiding model of autoguidance, taken after update 12, came back from the checkpoint.
+    assert_same_weights(straight / "guidance_unet", interrupted / "guidance_unet")
 
 
 @pytest.mark.slow
@@ -191,7 +203,7 @@ def test_two_processes_train_in_sync_and_only_the_main_process_writes(tmp_path, 
     checkpoint = output_dir / "checkpoint-4"
     assert {path.name for path in checkpoint.iterdir()} == {
         "optimizer.bin", "scheduler.bin", "random_states_0.pkl", "random_states_1.pkl", "unet", "unet_ema",
-        "training_time.json",
+        "guidance_unet", "training_time.json",
     }  # fmt: skip
     assert len(list((output_dir / "logs").rglob("events.out.tfevents.*"))) == 2  # one run (and its hparams)
     SimpleDDPMPipeline.from_pretrained(output_dir)
@@ -255,7 +267,14 @@ def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
         (["--eval_scheduler", "ddim"], "--eval_clip_sample.*does not work with DDIMScheduler"),
         (["--ddpm_num_inference_steps", "0"], "--ddpm_num_inference_steps.*between 1 and"),
         (["--eval_num_inference_steps", "2000"], r"--eval_num_inference_steps.*between 1 and `--ddpm_num_steps`"),
-        (["--ddpm_num_steps", "40"], r"--eval_num_inference_steps.*between 1 and `--ddpm_num_steps` \(40\), got 100"),
+        (["--ddpm_num_steps", "40"], r"--eval_num_inference_steps.*between 1 and `--ddpm_num_steps` \(40\), got 50"),
+        (["--autoguidance_fraction", "1"], r"--autoguidance_fraction.*\[0, 1\).*got 1.0"),
+        (["--autoguidance_fraction=-0.1"], r"--autoguidance_fraction.*\[0, 1\)"),
+        (["--class_conditional", "--autoguidance_fraction", "0.1"],
+         "--autoguidance_fraction.*unconditional runs; `--class_conditional` models guide with their own"),
+        (["--eval_guidance_scale", "0.5"], "--eval_guidance_scale.*at least 1"),
+        (["--autoguidance_fraction", "0", "--eval_guidance_scale", "2"],
+         "--eval_guidance_scale 2.0.*needs something to guide with"),
         (["--num_cpu_threads", "0"], "--num_cpu_threads.*at least 1"),
         (["--eval_num_images", "-1"], "--eval_num_images"),
         (["--max_grad_norm", "-1"], "--max_grad_norm.*positive.*reverses them.*`inf` to turn gradient clipping off"),
@@ -346,6 +365,7 @@ def test_push_to_hub_sends_the_pipeline_card_and_grid_with_token_and_privacy(tmp
     assert set(commit["files"]) == {
         "model_index.json", "scheduler/scheduler_config.json", "unet/config.json",
         "unet/diffusion_pytorch_model.safetensors", "README.md", "sample_grid.png",
+        "guidance_unet/config.json", "guidance_unet/diffusion_pytorch_model.safetensors",
     }  # fmt: skip
     assert (output_dir / "checkpoint-2").is_dir() and (output_dir / "logs").is_dir()
     for name, data in commit["files"].items():
@@ -497,6 +517,8 @@ def test_resuming_a_finished_run_trains_no_further_update(finished_run, tmp_path
         ("optimizer.bin", [], "checkpoint-4/optimizer.bin is unreadable.*--resume_from_checkpoint .*checkpoint-2"),
         ("random_states_0.pkl", [], "random_states_0.pkl is unreadable.*`--resume_without_random_states`"),
         ("random_states_0.pkl", ["--resume_without_random_states"], None),
+        ("guidance_unet/diffusion_pytorch_model.safetensors", [], "checkpoint-4/guidance_unet/.* is unreadable"),
+        ("guidance_unet", [], "checkpoint-4 has no guidance_unet/.*after update 1.*`--autoguidance_fraction 0`"),
     ],
 )
 def test_resuming_from_a_damaged_checkpoint(finished_run, tmp_path, tiny_model_config, damage, extra, match):

@@ -259,7 +259,8 @@ def test_training_program_defaults_are_the_shared_settings(tmp_path):
     assert args.snr_gamma is None and args.train_batch_size == 64
     assert args.prediction_type == DEFAULT_PREDICTION_TYPE
     assert args.ddpm_beta_schedule == "squaredcos_cap_v2"
-    assert (args.eval_scheduler, args.eval_num_inference_steps, args.eval_clip_sample) == ("ddpm", 100, True)
+    assert (args.eval_scheduler, args.eval_num_inference_steps, args.eval_clip_sample) == ("ddpm", 50, True)
+    assert (args.autoguidance_fraction, args.eval_guidance_scale) == (0.1, 2.0)
     weighted = train.parse_args(["--output_dir", str(tmp_path / "out"), "--snr_gamma", "5"])
     assert train.optimization_settings(weighted).snr_gamma == 5.0
     plain = train.parse_args(["--output_dir", str(tmp_path / "out"), "--snr_gamma", "None"])

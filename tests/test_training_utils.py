@@ -10,6 +10,7 @@ from conftest import make_tiny_unet
 from diffusers.training_utils import EMAModel
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel, training_utils
+from diffusers_simple_ddpm.training_args import build_parser
 from diffusers_simple_ddpm.training_utils import (
     MODEL_PRESETS,
     check_resume_checkpoint,
@@ -244,3 +245,28 @@ def test_cpu_threads_are_the_cores_shared_among_processes():
     assert cpu_threads_per_process(1) == cores
     assert cpu_threads_per_process(cores) == 1
     assert cpu_threads_per_process(4 * cores) == 1
+
+
+@pytest.mark.parametrize(
+    "argv, fraction, scale",
+    [
+        ([], training_utils.DEFAULT_AUTOGUIDANCE_FRACTION, training_utils.DEFAULT_AUTOGUIDANCE_SCALE),
+        (["--eval_guidance_scale", "1.5"], training_utils.DEFAULT_AUTOGUIDANCE_FRACTION, 1.5),
+        (["--autoguidance_fraction", "0.3"], 0.3, training_utils.DEFAULT_AUTOGUIDANCE_SCALE),
+        (["--autoguidance_fraction", "0"], 0.0, 1.0),
+        (["--class_conditional"], 0.0, 1.0),
+        (["--class_conditional", "--eval_guidance_scale", "3"], 0.0, 3.0),
+        (["--text_conditional"], 0.0, 1.0),
+    ],
+)
+def test_guidance_defaults_follow_the_kind_of_run(argv, fraction, scale):
+    args = build_parser().parse_args(argv)
+    training_utils.resolve_guidance_arguments(args)
+    assert (args.autoguidance_fraction, args.eval_guidance_scale) == (fraction, scale)
+
+
+def test_the_guiding_model_is_taken_after_its_share_of_the_updates():
+    assert training_utils.autoguidance_step(0.1, 9380) == 938
+    assert training_utils.autoguidance_step(0.1, 4) == 1  # never before the first update
+    assert training_utils.autoguidance_step(0.67, 6) == 4
+    assert training_utils.autoguidance_step(0.0, 9380) is None

@@ -21,17 +21,19 @@ from benchmark_utils import (
     add_common_arguments,
     bar_chart,
     chart_path,
-    label_font,
+    grids_chart,
     markdown_table,
     run_train_script,
     setup,
     write_report,
 )
 from huggingface_hub import ModelCard
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from diffusers_simple_ddpm.training_args import (
     AUTO_PRESETS,
+    DEFAULT_AUTOGUIDANCE_FRACTION,
+    DEFAULT_AUTOGUIDANCE_SCALE,
     DEFAULT_EVAL_NUM_INFERENCE_STEPS,
     DEFAULT_EVAL_SCHEDULER,
     DEFAULT_PREDICTION_TYPE,
@@ -171,26 +173,6 @@ def run_variant(args: argparse.Namespace, name: str, output_dir: Path) -> dict:
     }
 
 
-def grids_chart(path: Path, rows: list[dict]) -> str:
-    """One image of every variant's sample grid, side by side under its name and score; returns its Markdown line."""
-    margin, caption = 8, 30
-    width = max(row["grid"].width for row in rows)
-    height = max(row["grid"].height for row in rows)
-    columns = min(4, len(rows))
-    lines = (len(rows) + columns - 1) // columns
-    chart = Image.new("L", (columns * (width + margin) + margin, lines * (height + caption + margin) + margin), 255)
-    draw = ImageDraw.Draw(chart)
-    draw.font = label_font()
-    for index, row in enumerate(rows):
-        left = margin + (index % columns) * (width + margin)
-        top = margin + (index // columns) * (height + caption + margin)
-        draw.text((left, top), row["name"], fill=0)
-        draw.text((left, top + 14), f"FD {row['fd']:.1f} ({row['fd'] / row['floor']:.1f}x floor)", fill=0)
-        chart.paste(row["grid"], (left, top + caption))
-    chart.save(path)
-    return f"![Sample grids of the variants]({path.name})"
-
-
 def main(args: argparse.Namespace) -> None:
     device, environment = setup(args)
     if device.type != "cpu":
@@ -229,8 +211,9 @@ def main(args: argparse.Namespace) -> None:
         f"{DEFAULT_PREDICTION_TYPE}, EMA up to "
         f"{DEFAULT_SETTINGS.ema_max_decay}) and the flags shown, {args.train_images:,} training images (updates = "
         f"images / batch), seed {args.seed}; the run's own evaluation (`--eval_num_images {args.num_samples}`, its "
-        f"default sampler `{DEFAULT_EVAL_SCHEDULER}` with {DEFAULT_EVAL_NUM_INFERENCE_STEPS} steps and clipping, under "
-        "bf16 autocast) scores its EMA pipeline by the fast Fréchet distance against the MNIST test split beside the "
+        f"default sampler `{DEFAULT_EVAL_SCHEDULER}` with {DEFAULT_EVAL_NUM_INFERENCE_STEPS} steps and clipping, with "
+        f"autoguidance at scale {DEFAULT_AUTOGUIDANCE_SCALE:g} by the EMA weights after "
+        f"{DEFAULT_AUTOGUIDANCE_FRACTION:.0%} of the updates unless the flags turn it off, under bf16 autocast) scores its EMA pipeline by the fast Fréchet distance against the MNIST test split beside the "
         "floor (as many real training digits), and the share of digits the MNIST classifier recognises (confidence at "
         "least 0.9; real digits: about 98%), as in its model card. Run minutes: the whole training command "
         "(start-up, training, saving, the grid and the evaluation).",

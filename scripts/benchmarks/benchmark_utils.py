@@ -46,7 +46,7 @@ TRAIN_SCRIPT = REPOSITORY_ROOT / "scripts" / "train.py"
 INDEX_NAME = "benchmarks.md"
 SECTIONS_FOLDER = "benchmarks"
 # Order of the sections in the index; a section not listed here comes after these, by name.
-SECTION_ORDER = ("training", "scheduler", "sampling", "ablation", "quality", "recipe", "conditional")
+SECTION_ORDER = ("training", "scheduler", "sampling", "ablation", "quality", "recipe", "autoguidance", "conditional")
 LIBRARIES = ("torch", "diffusers", "accelerate", "numpy", "diffusers-simple-ddpm")
 # The samplers of the reports, by label: the scheduler name of `diffusers_simple_ddpm.sampling.with_scheduler` (the
 # command line's `--scheduler`) and whether to clip the predicted clean image to [-1, 1] at every step (`--clip_sample`).
@@ -285,6 +285,29 @@ def bar_chart(
             draw.line([x, top, x, top + row_height - 2], fill="black", width=2)
     image.save(path)
     return f"![{title}]({Path(path).name})"
+
+
+def grids_chart(path: Path, rows: list[dict]) -> str:
+    """
+    One image of the rows' sample grids (`row["grid"]`), four to a line, each under its `name` and its fast Fréchet
+    distance against the `floor`; saved to `path`. Returns its Markdown line.
+    """
+    margin, caption = 8, 30
+    width = max(row["grid"].width for row in rows)
+    height = max(row["grid"].height for row in rows)
+    columns = min(4, len(rows))
+    lines = (len(rows) + columns - 1) // columns
+    chart = Image.new("L", (columns * (width + margin) + margin, lines * (height + caption + margin) + margin), 255)
+    draw = ImageDraw.Draw(chart)
+    draw.font = label_font()
+    for index, row in enumerate(rows):
+        left = margin + (index % columns) * (width + margin)
+        top = margin + (index // columns) * (height + caption + margin)
+        draw.text((left, top), row["name"], fill=0)
+        draw.text((left, top + 14), f"FD {row['fd']:.1f} ({row['fd'] / row['floor']:.1f}x floor)", fill=0)
+        chart.paste(row["grid"], (left, top + caption))
+    chart.save(path)
+    return f"![Sample grids]({path.name})"
 
 
 def release_free_memory() -> None:

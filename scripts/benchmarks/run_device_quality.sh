@@ -2,7 +2,7 @@
 # Quality on one H200 (issue 10, targets 1 and 3), for a session that draws a device machine; about 9 minutes:
 #   1. the README's main job, `accelerate launch scripts/train.py` with its defaults (MNIST, `--model_config auto`:
 #      the `large` preset on a GPU), scored with the fast Fréchet distance of 10,000 DPM-Solver++-20 samples of its EMA
-#      pipeline against a floor of 10,000 real digits (`simple-ddpm evaluate`);
+#      pipeline against a floor of 10,000 real digits (`simple-ddpm evaluate`), unguided and with autoguidance 2;
 #   2. CIFAR-10 with the `cifar10` preset for 6 minutes (scripts/benchmarks/benchmark_quality.py, bare loop, batch
 #      128), scored with Inception FID (pytorch-fid protocol) on 10,000 DPM-Solver++-20 samples against the 50,000
 #      training JPEGs. Their Inception statistics are computed on the device inside this run (50,000 Inception passes
@@ -58,6 +58,9 @@ if timeout 180 accelerate launch -q scripts/train.py --output_dir /tmp/ddpm-mnis
     echo "main job: $((SECONDS - start)) s"
     python3 -m diffusers_simple_ddpm.cli evaluate /tmp/ddpm-mnist --num_images 10000 --scheduler dpm \
         --steps 20 --metrics fast --json "$OUT/mnist.json"
+    # The same samples with the autoguidance the training program's pipelines carry (its default scale, clipped).
+    python3 -m diffusers_simple_ddpm.cli evaluate /tmp/ddpm-mnist --num_images 10000 --scheduler dpm \
+        --steps 20 --guidance_scale 2 --clip_sample --metrics fast --json "$OUT/mnist-autoguided.json"
     cp /tmp/ddpm-mnist/sample_grid.png "$OUT/mnist-sample_grid.png"
     cp /tmp/ddpm-mnist/README.md "$OUT/mnist-model_card.md"
 else
