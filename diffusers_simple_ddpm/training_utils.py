@@ -61,6 +61,11 @@ def resolve_preset(model_config: str, device_type: str = "cpu") -> str:
     return model_config
 
 
+# `SimpleUNet2DModel` arguments the training program sets from the data (sizes, channels, `--class_conditional`'s
+# labels) and the text encoder (`--text_conditional`), never from `--model_config`.
+DATA_SET_MODEL_KEYS = ("sample_size", "in_channels", "out_channels", "num_class_embeds", "cross_attention_dim")
+
+
 def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
     """
     Reads the `--model_config` argument: a preset name, `"auto"`, or the path of a `SimpleUNet2DModel` `config.json`.
@@ -71,8 +76,9 @@ def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
         device_type (`str`, *optional*, defaults to `"cpu"`): The training device's type, which `"auto"` depends on.
 
     Returns:
-        `dict`: keyword arguments of `SimpleUNet2DModel`, without the size and channel entries that the script sets
-        from the data.
+        `dict`: keyword arguments of `SimpleUNet2DModel`, without the entries that the script sets from the data and
+        the run's options (`DATA_SET_MODEL_KEYS`: sizes, channels, classes, the text encoder's width), so the config of
+        a class- or text-conditional model trains an unconditional one unless the run asks for conditioning.
 
     Raises:
         `ValueError`: naming the file and line of malformed JSON, or the key of a value of the wrong type.
@@ -96,7 +102,7 @@ def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
     if not isinstance(config, dict):
         raise ValueError(f"`--model_config` {model_config} must hold a JSON object of SimpleUNet2DModel arguments.")
     config = {key: value for key, value in config.items() if not key.startswith("_")}
-    for key in ("sample_size", "in_channels", "out_channels"):
+    for key in DATA_SET_MODEL_KEYS:
         config.pop(key, None)
     annotations = typing.get_type_hints(SimpleUNet2DModel.__init__)
     unknown = set(config) - set(annotations)

@@ -12,6 +12,7 @@ from diffusers.training_utils import EMAModel
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel, training_utils
 from diffusers_simple_ddpm.training_args import build_parser
 from diffusers_simple_ddpm.training_utils import (
+    DATA_SET_MODEL_KEYS,
     MODEL_PRESETS,
     check_resume_checkpoint,
     ema_unet,
@@ -35,6 +36,23 @@ def test_model_config_presets_and_files(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"attention": True}))
     with pytest.raises(ValueError, match="--model_config.*attention"):
         load_model_config(str(tmp_path / "bad.json"))
+
+
+def test_model_config_from_a_conditional_model_trains_what_the_run_asks_for(tmp_path):
+    # A saved class- and text-conditional unet's config.json once failed with "got multiple values for keyword
+    # argument 'num_class_embeds'" where the training program builds its network.
+    conditional = make_tiny_unet(
+        block_out_channels=(4, 8), layers_per_block=1, norm_num_groups=4, attention_levels=(1,), attention_head_dim=8,
+        num_class_embeds=10, cross_attention_dim=16,
+    )  # fmt: skip
+    conditional.save_pretrained(tmp_path)
+    config = load_model_config(str(tmp_path / "config.json"))
+    assert not set(DATA_SET_MODEL_KEYS) & set(config)
+    unconditional = SimpleUNet2DModel(sample_size=8, in_channels=1, out_channels=1, num_class_embeds=None, **config)
+    assert unconditional.config.num_class_embeds is None and unconditional.config.cross_attention_dim is None
+    assert tuple(unconditional.config.block_out_channels) == conditional.config.block_out_channels
+    relabelled = SimpleUNet2DModel(sample_size=8, in_channels=1, out_channels=1, num_class_embeds=3, **config)
+    assert relabelled.config.num_class_embeds == 3
 
 
 @pytest.mark.parametrize(
