@@ -245,11 +245,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     model = parser.add_argument_group("model and diffusion")
     model.add_argument(
         "--model_config",
+        "--model_config_name_or_path",
+        dest="model_config",
         type=str,
         default="auto",
         help=f"A preset ({', '.join(MODEL_PRESETS)}; 'notebook' is the notebook's exact network), 'auto' (the "
         f"preset for the training device: {', '.join(f'{device} {preset}' for device, preset in AUTO_PRESETS.items())}) "
-        "or the path of a SimpleUNet2DModel config.json.",
+        "or a SimpleUNet2DModel config: the path of a config.json or of a folder that holds one, such as a saved "
+        "pipeline's unet/. `--model_config_name_or_path` (the name in diffusers' train_unconditional.py) is the same.",
     )
     model.add_argument(
         "--prediction_type",

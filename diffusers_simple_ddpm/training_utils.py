@@ -72,7 +72,8 @@ def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
 
     Args:
         model_config (`str`): One of `MODEL_PRESETS` (`"default"`, `"large"`, `"cifar10"`, `"notebook"`), `"auto"` (the
-            preset `AUTO_PRESETS` names for `device_type`), or a path to a JSON file (a saved `unet/config.json` works).
+            preset `AUTO_PRESETS` names for `device_type`), or the path of a JSON file or of a folder that holds a
+            `config.json` (a saved pipeline's `unet/` works).
         device_type (`str`, *optional*, defaults to `"cpu"`): The training device's type, which `"auto"` depends on.
 
     Returns:
@@ -86,10 +87,14 @@ def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
     model_config = resolve_preset(model_config, device_type)
     if model_config in MODEL_PRESETS:
         return dict(MODEL_PRESETS[model_config])
+    if os.path.isdir(model_config):
+        folder, model_config = model_config, os.path.join(model_config, SimpleUNet2DModel.config_name)
+        if not os.path.isfile(model_config):
+            raise ValueError(f"`--model_config` {folder} is a folder without a {SimpleUNet2DModel.config_name}.")
     if not os.path.isfile(model_config):
         raise ValueError(
-            f"`--model_config` must be a preset ({', '.join(MODEL_PRESETS)}), 'auto' or the path of a config.json, got "
-            f"{model_config!r}."
+            f"`--model_config` must be a preset ({', '.join(MODEL_PRESETS)}), 'auto', the path of a config.json or of "
+            f"a folder that holds one, got {model_config!r}."
         )
     with open(model_config, encoding="utf-8") as file:
         try:

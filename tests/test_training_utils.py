@@ -38,6 +38,18 @@ def test_model_config_presets_and_files(tmp_path):
         load_model_config(str(tmp_path / "bad.json"))
 
 
+def test_model_config_takes_a_folder_and_diffusers_flag_name(tmp_path):
+    make_tiny_unet(norm_num_groups=4).save_pretrained(tmp_path / "unet")
+    assert load_model_config(str(tmp_path / "unet")) == load_model_config(str(tmp_path / "unet" / "config.json"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"`--model_config` .*empty is a folder without a config\.json"):
+        load_model_config(str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match=r"'auto', the path of a config\.json or of a folder that holds one, got"):
+        load_model_config(str(tmp_path / "missing"))
+    args = build_parser().parse_args(["--model_config_name_or_path", str(tmp_path / "unet")])
+    assert args.model_config == str(tmp_path / "unet")
+
+
 def test_model_config_from_a_conditional_model_trains_what_the_run_asks_for(tmp_path):
     # A saved class- and text-conditional unet's config.json once failed with "got multiple values for keyword
     # argument 'num_class_embeds'" where the training program builds its network.
