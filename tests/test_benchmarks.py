@@ -243,3 +243,20 @@ def test_autoguidance_measures_the_checkpoints_of_a_finished_run(benchmark_modul
     assert [row.split(" | ")[:2] for row in rows] == [["| –", "1.00"], ["| update 2", "2.00"], ["| update 2", "3.00"]]
     assert "](autoguidance-samples.png)" in section
     assert Image.open(output_dir / "benchmarks" / "autoguidance-samples.png").width > 100
+    assert "widths 4/8/8, " in section and "guided by the EMA weights of its earlier checkpoints" in section
+    # A smaller network's run as the guide, reported under its own name beside the first report.
+    guide_dir, guide_config = tmp_path / "small", tmp_path / "small.json"
+    guide_config.write_text(json.dumps({"block_out_channels": [2, 4, 4], "time_embedding_dim": 8}))
+    training.main(["--output_dir", str(guide_dir), "--model_config", str(guide_config), "--max_train_steps", "1",
+                   "--checkpointing_steps", "1", "--train_batch_size", "8", "--eval_num_images", "0",
+                   "--ddpm_num_inference_steps", "2", "--eval_batch_size", "4"])  # fmt: skip
+    with pytest.raises(ValueError, match=r"--checkpoints \[2\] are not checkpoints of --guide_run_dir .*; it has \[1\]"):
+        module.parse_args(["--run_dir", str(run_dir), "--guide_run_dir", str(guide_dir), "--checkpoints", "2"])
+    module.main(module.parse_args(["--quick", "--run_dir", str(run_dir), "--guide_run_dir", str(guide_dir),
+                                   "--checkpoints", "1", "--scales", "2", "--output_dir", str(output_dir),
+                                   "--report_name", "autoguidance-small"]))  # fmt: skip
+    small = (output_dir / "benchmarks" / "autoguidance-small.md").read_text()
+    assert small.startswith("## Autoguidance (autoguidance-small)")
+    assert "the checkpoints of the run in `small` (widths 2/4/4, " in small
+    assert [line.split(" | ")[:2] for line in small.splitlines() if line.startswith("| update")] == [["| update 1", "2.00"]]
+    assert (output_dir / "benchmarks" / "autoguidance.md").read_text() == section

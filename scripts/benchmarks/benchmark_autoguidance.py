@@ -1,6 +1,7 @@
 """Autoguidance of a finished MNIST run: its EMA pipeline guided by the EMA weights of its checkpoints, by guidance scale.
 
 python scripts/benchmarks/benchmark_autoguidance.py --run_dir ddpm-mnist [--checkpoints 500 1000 2000] [--scales 1.5 2]
+    [--guide_run_dir ddpm-mnist-small]
 
 Every row samples the same seeds with the training program's evaluation sampler (the pipeline's DDPM sampler with
 clipping, under bf16 autocast) and scores them as its model card does: the fast Fréchet distance against the MNIST
@@ -12,7 +13,15 @@ import time
 from pathlib import Path
 
 import torch
-from benchmark_utils import add_common_arguments, chart_path, grids_chart, markdown_table, setup, write_report
+from benchmark_utils import (
+    add_common_arguments,
+    add_report_name_argument,
+    chart_path,
+    grids_chart,
+    markdown_table,
+    setup,
+    write_report,
+)
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleUNet2DModel
 from diffusers_simple_ddpm.evaluation import evaluate_images
@@ -29,11 +38,18 @@ GRID_IMAGES = 64
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser)
+    add_report_name_argument(parser, NAME)
     parser.add_argument(
         "--run_dir",
         type=str,
         required=True,
         help="The --output_dir of a finished scripts/train.py run on MNIST, with its checkpoint-N/ folders.",
+    )
+    parser.add_argument(
+        "--guide_run_dir",
+        type=str,
+        default=None,
+        help="The run whose checkpoints guide (default: --run_dir), such as a smaller network trained on the same data.",
     )
     parser.add_argument(
         "--checkpoints",
@@ -55,13 +71,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise ValueError("--num_samples must be at least 2, --steps and --batch_size at least 1.")
     if not all(scale > 1 for scale in args.scales):
         raise ValueError(f"--scales must all be above 1 (1 is the unguided row, always measured), got {args.scales}.")
-    available = [checkpoint_step(path) for path in list_checkpoints(args.run_dir)]
+    guide_argument = "--run_dir" if args.guide_run_dir is None else "--guide_run_dir"
+    args.guide_run_dir = args.guide_run_dir or args.run_dir
+    available = [checkpoint_step(path) for path in list_checkpoints(args.guide_run_dir)]
     missing = [step for step in args.checkpoints if step not in available]
     if missing:
         raise ValueError(
-            f"--checkpoints {missing} are not checkpoints of --run_dir {args.run_dir}; it has {available or 'none'}."
+            f"--checkpoints {missing} are not checkpoints of {guide_argument} {args.guide_run_dir}; it has "
+            f"{available or 'none'}."
         )
     return args
+
+
+def describe_network(unet: SimpleUNet2DModel) -> str:
+    """The widths and parameter count of a network, for the report."""
+    widths = "/".join(str(width) for width in unet.config.block_out_channels)
+    return f"widths {widths}, {sum(parameter.numel() for parameter in unet.parameters()):,} parameters"
 
 
 def measure(pipeline: SimpleDDPMPipeline, args: argparse.Namespace, guidance_scale: float) -> dict:
@@ -91,13 +116,13 @@ def measure(pipeline: SimpleDDPMPipeline, args: argparse.Namespace, guidance_sca
 
 def main(args: argparse.Namespace) -> None:
     device, environment = setup(args)
-    run_dir = Path(args.run_dir)
+    run_dir, guide_run_dir = Path(args.run_dir), Path(args.guide_run_dir)
     pipeline = SimpleDDPMPipeline.from_pretrained(run_dir, guidance_unet=None).to(device)
     pipeline.set_progress_bar_config(disable=True)
     rows = [{"name": "unguided", "guide": "–", "scale": 1.0, **measure(pipeline, args, 1.0)}]
     print(f"unguided: FD {rows[0]['fd']:.2f} (floor {rows[0]['floor']:.2f}), {rows[0]['recognised']:.1%} recognised")
     for step in args.checkpoints:
-        guide = SimpleUNet2DModel.from_pretrained(run_dir / f"{CHECKPOINT_PREFIX}{step}", subfolder="unet_ema")
+        guide = SimpleUNet2DModel.from_pretrained(guide_run_dir / f"{CHECKPOINT_PREFIX}{step}", subfolder="unet_ema")
         guided = SimpleDDPMPipeline(
             unet=pipeline.unet, scheduler=pipeline.scheduler, guidance_unet=guide.to(device).eval()
         )
@@ -116,11 +141,16 @@ def main(args: argparse.Namespace) -> None:
             for row in rows
         ],
     )  # fmt: skip
-    grids = grids_chart(chart_path(args.output_dir, NAME, device, "-samples"), rows)
+    grids = grids_chart(chart_path(args.output_dir, args.report_name, device, "-samples"), rows)
     final_step = checkpoint_step(list_checkpoints(run_dir)[-1])
+    if guide_run_dir == run_dir:
+        guides = "its earlier checkpoints"
+    else:
+        guides = f"the checkpoints of the run in `{guide_run_dir.name}` ({describe_network(guide)})"
     body = [
-        f"The final EMA pipeline of the run in `{run_dir.name}` (last checkpoint: update {final_step}), guided by the "
-        f"EMA weights of its earlier checkpoints (`guidance_unet`, autoguidance: `weak + scale * (strong - weak)`). "
+        f"The final EMA pipeline of the run in `{run_dir.name}` ({describe_network(pipeline.unet)}; last checkpoint: "
+        f"update {final_step}), guided by the EMA weights of {guides} (`guidance_unet`, autoguidance: `weak + scale * "
+        f"(strong - weak)`). "
         f"Each row: {args.num_samples} digits, seeds {args.seed} to {args.seed + args.num_samples - 1}, the "
         f"`{DEFAULT_EVAL_SCHEDULER}` sampler with {args.steps} steps, the predicted clean image clipped, bf16 autocast; "
         f"fast Fréchet distance against the MNIST test split beside the floor ({args.num_samples} real training "
@@ -131,7 +161,8 @@ def main(args: argparse.Namespace) -> None:
         "",
         grids,
     ]
-    path = write_report(args.output_dir, NAME, "Autoguidance", environment, body, device)
+    title = "Autoguidance" if args.report_name == NAME else f"Autoguidance ({args.report_name})"
+    path = write_report(args.output_dir, args.report_name, title, environment, body, device)
     print(f"Wrote {path}")
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from benchmark_utils import (
     add_common_arguments,
+    add_report_name_argument,
     bar_chart,
     chart_path,
     grids_chart,
@@ -89,12 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Flags of scripts/train.py that every variant gets (before its own), such as `--snr_gamma 5`; last on "
         "the command line.",
     )
-    parser.add_argument(
-        "--report_name",
-        type=str,
-        default=NAME,
-        help="Stem of the report's section and charts in docs/benchmarks/ (a second sweep keeps the first's report).",
-    )
+    add_report_name_argument(parser, NAME)
     parser.add_argument("--train_images", type=int, default=60_000, help="Training images of each variant.")
     parser.add_argument("--num_samples", type=int, default=500, help="Digits each variant samples and scores.")
     args = parser.parse_args(argv)

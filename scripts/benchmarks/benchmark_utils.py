@@ -87,6 +87,17 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_report_name_argument(parser: argparse.ArgumentParser, name: str) -> None:
+    """Adds `--report_name` (default `name`): the stem of the report's section and charts, so that a second run with
+    other settings keeps the first one's report."""
+    parser.add_argument(
+        "--report_name",
+        type=str,
+        default=name,
+        help="Stem of the report's section and charts in docs/benchmarks/ (a second run keeps the first's report).",
+    )
+
+
 def setup(args: argparse.Namespace) -> tuple[torch.device, list[str]]:
     """
     Applies `--num_threads` (here and for subprocesses) and `--seed`.
