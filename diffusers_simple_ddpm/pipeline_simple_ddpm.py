@@ -162,6 +162,11 @@ class SimpleDDPMPipeline(DiffusionPipeline):
 
     def __init__(self, unet, scheduler, class_names: list[str] | None = None, guidance_unet=None):
         super().__init__()
+        if getattr(unet.config, "cross_attention_dim", None) is not None:
+            raise ValueError(
+                f"The `unet` is text-conditional (`cross_attention_dim` is {unet.config.cross_attention_dim}): load it "
+                "with `SimpleDDPMTextPipeline`, which runs its text encoder."
+            )
         if guidance_unet is not None:
             self.check_guidance_unet(unet, guidance_unet)
         self.register_modules(unet=unet, scheduler=scheduler, guidance_unet=guidance_unet)
@@ -536,6 +541,28 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 pretrained_model_name_or_path, argument="pretrained_model_name_or_path", folder_allowed=True
             )
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
+    def from_pipe(cls, pipeline: DiffusionPipeline, **kwargs) -> "SimpleDDPMPipeline":
+        r"""
+        A pipeline of this class built from the components of `pipeline`, without copying them.
+
+        Diffusers' [`~DiffusionPipeline.from_pipe`] hands a model over only when its class is named in the new
+        pipeline's type annotations; these pipelines take any image model (`SimpleUNet2DModel`, diffusers'
+        `UNet2DModel`, ...), so every component this class takes is handed over as it is.
+
+        Args:
+            pipeline ([`DiffusionPipeline`]): The pipeline whose components to reuse, such as another
+                `SimpleDDPMPipeline` or diffusers' `DDPMPipeline`.
+            kwargs (`dict[str, Any]`, *optional*): Components (`unet=`, `scheduler=`, ...) and settings that replace
+                those of `pipeline`.
+
+        Returns:
+            [`SimpleDDPMPipeline`]: The new pipeline.
+        """
+        expected_modules, _ = cls._get_signature_keys(cls)
+        components = {name: module for name, module in pipeline.components.items() if name in expected_modules}
+        return super().from_pipe(pipeline, **{**components, **kwargs})
 
     @classmethod
     def download(cls, pretrained_model_name: str, **kwargs) -> str:

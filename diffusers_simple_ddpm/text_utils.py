@@ -170,6 +170,13 @@ def add_caption_index_column(
     feature = dataset.features[caption_column]
     if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
         raise ValueError(f"`--caption_column` {caption_column!r} must hold one string per image, got {feature}.")
+    missing = [row for row, caption in enumerate(dataset[caption_column]) if caption is None]
+    if missing:
+        rows = ", ".join(str(row) for row in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise ValueError(
+            f"`--caption_column` {caption_column!r} has no caption for {len(missing)} image(s) (rows {rows}): give "
+            'every image a string; "" trains an image without a caption.'
+        )
     captions = sorted(set(dataset[caption_column]))
     positions = {caption: position + 1 for position, caption in enumerate(captions)}
     indices = [positions[caption] for caption in dataset[caption_column]]

@@ -56,7 +56,7 @@ from .text_utils import (
     load_text_encoder,
     sample_prompts_of,
 )
-from .training_args import build_parser
+from .training_args import DEFAULT_EVAL_NUM_INFERENCE_STEPS, build_parser
 from .training_utils import (
     AUTO_PRESETS,
     GUIDANCE_UNET_FOLDER,
@@ -73,6 +73,7 @@ from .training_utils import (
     hardware_description,
     list_checkpoints,
     load_model_config,
+    model_config_differences,
     resolve_guidance_arguments,
     resolve_preset,
     resolve_resume_checkpoint,
@@ -126,6 +127,8 @@ def check_args(args: argparse.Namespace) -> None:
     for name in ("max_train_steps", "save_images_steps", "checkpoints_total_limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be at least 1 when given, got {getattr(args, name)}.")
+    if args.eval_num_inference_steps is None:
+        args.eval_num_inference_steps = min(DEFAULT_EVAL_NUM_INFERENCE_STEPS, args.ddpm_num_steps)
     for name in ("ddpm_num_inference_steps", "eval_num_inference_steps"):
         steps = getattr(args, name)
         if steps is not None and not 1 <= steps <= args.ddpm_num_steps:
@@ -413,6 +416,14 @@ def train(args: argparse.Namespace) -> None:
 
     def load_model_hook(models, input_dir):
         nonlocal guidance_unet
+        saved_config = SimpleUNet2DModel.load_config(os.path.join(input_dir, "unet"))
+        differences = model_config_differences(saved_config, accelerator.unwrap_model(unet).config)
+        if differences:
+            raise ValueError(
+                f"Checkpoint {input_dir} holds another network than this run builds ({'; '.join(differences)}): resume "
+                "with the flags of the run that saved it (`--model_config`, `--class_conditional`, `--resolution`, "
+                "...), or train into a new `--output_dir`."
+            )
         training_clock["previous_seconds"] = read_training_time(input_dir)
         if guidance_step is not None and os.path.isdir(os.path.join(input_dir, GUIDANCE_UNET_FOLDER)):
             guidance_unet = SimpleUNet2DModel.from_pretrained(input_dir, subfolder=GUIDANCE_UNET_FOLDER)
@@ -668,7 +679,8 @@ def train(args: argparse.Namespace) -> None:
             for name, value in evaluation.metrics.items():
                 accelerator.print(f"{name}: {value:.4g}")
         accelerator.print(
-            f"Pipeline saved to {args.output_dir} (load it with SimpleDDPMPipeline.from_pretrained({args.output_dir!r})); "
+            f"Pipeline saved to {args.output_dir} (load it with {type(pipeline).__name__}.from_pretrained("
+            f"{args.output_dir!r})); "
             f"sample grid: {os.path.join(args.output_dir, SAMPLE_GRID_NAME)}"
         )
     end_training(accelerator)

@@ -130,7 +130,8 @@ BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 # fast Fréchet distance of 35.7 against linear's 45.9 (docs/benchmarks/recipe-schedule.md). `--ddpm_beta_schedule
 # linear` is the notebook's.
 DEFAULT_BETA_SCHEDULE = "squaredcos_cap_v2"
-# The values of `diffusers.optimization.SchedulerType` (a test keeps them equal), listed here to spare the import.
+# The values of `diffusers.optimization.SchedulerType` that need nothing beyond the warm-up and the length (a test keeps
+# them in step), listed here to spare the import; `piecewise_constant` needs step rules that no flag gives.
 LR_SCHEDULERS = (
     "linear",
     "cosine",
@@ -138,7 +139,6 @@ LR_SCHEDULERS = (
     "polynomial",
     "constant",
     "constant_with_warmup",
-    "piecewise_constant",
 )
 EPILOG = (
     "Run it with `simple-ddpm train ...`, or from a clone with `accelerate launch -q scripts/train.py ...` (-q: on "
@@ -418,7 +418,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--resume_from_checkpoint",
         type=str,
         default=None,
-        help="A checkpoint folder to resume from, or 'latest' for the newest one in --output_dir. Default: a new run.",
+        help="A checkpoint folder to resume from, the name of one in --output_dir (checkpoint-500), or 'latest' for the "
+        "newest one in --output_dir. Default: a new run.",
     )
     outputs.add_argument(
         "--resume_without_random_states",
@@ -461,8 +462,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     outputs.add_argument(
         "--eval_num_inference_steps",
         type=int,
-        default=DEFAULT_EVAL_NUM_INFERENCE_STEPS,
-        help="Its steps (at most --ddpm_num_steps).",
+        default=None,
+        help=f"Its steps (at most --ddpm_num_steps). Default: {DEFAULT_EVAL_NUM_INFERENCE_STEPS}, or --ddpm_num_steps "
+        "where that is fewer.",
     )
     outputs.add_argument("--logging_steps", type=int, default=10, help="Log the loss every N updates.")
     outputs.add_argument(

@@ -12,7 +12,9 @@ import shutil
 import types
 import typing
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers.training_utils import EMAModel
@@ -122,6 +124,28 @@ def load_model_config(model_config: str, device_type: str = "cpu") -> dict:
                 f"({type(value).__name__})."
             )
     return config
+
+
+def model_config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """
+    The network settings in which a saved model's config differs from the current one, as `key: saved -> current`
+    (JSON lists and tuples compare equal; private keys such as `_diffusers_version`, and keys that only one of them
+    has, such as a setting newer than the saved file, are left out).
+
+    Args:
+        saved (`Mapping[str, Any]`): The saved config (`SimpleUNet2DModel.load_config` of a checkpoint's `unet/`).
+        current (`Mapping[str, Any]`): The config of the run's model.
+    """
+
+    def normalized(value):
+        return list(value) if isinstance(value, (list, tuple)) else value
+
+    keys = sorted(key for key in saved.keys() & current.keys() if not key.startswith("_"))
+    return [
+        f"{key}: {json.dumps(normalized(saved[key]))} -> {json.dumps(normalized(current[key]))}"
+        for key in keys
+        if normalized(saved[key]) != normalized(current[key])
+    ]
 
 
 def matches_annotation(value, annotation) -> bool:
@@ -426,8 +450,9 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str | None, output_dir: st
     Finds the checkpoint to resume from.
 
     Args:
-        resume_from_checkpoint (`str`, *optional*): A checkpoint folder, or `"latest"` for the newest complete
-            checkpoint in `output_dir` (none yet starts from scratch).
+        resume_from_checkpoint (`str`, *optional*): A checkpoint folder, the name of one in `output_dir` (such as
+            `"checkpoint-500"`, as in diffusers' training scripts), or `"latest"` for the newest complete checkpoint in
+            `output_dir` (none yet starts from scratch).
         output_dir (`str`): The run's output directory.
 
     Returns:
@@ -439,8 +464,13 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str | None, output_dir: st
         checkpoints = list_checkpoints(output_dir)
         return checkpoints[-1] if checkpoints else None
     checkpoint = Path(resume_from_checkpoint)
+    if not checkpoint.is_dir() and (Path(output_dir) / checkpoint).is_dir():
+        checkpoint = Path(output_dir) / checkpoint
     if not checkpoint.is_dir():
-        raise ValueError(f"`--resume_from_checkpoint` {checkpoint} is not a folder (or pass `latest`).")
+        raise ValueError(
+            f"`--resume_from_checkpoint` {resume_from_checkpoint} is neither a folder nor a checkpoint in "
+            f"`--output_dir` {output_dir} (or pass `latest`)."
+        )
     checkpoint_step(checkpoint)
     return checkpoint
 

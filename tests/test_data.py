@@ -15,6 +15,7 @@ import torch
 from diffusers_simple_ddpm.data import (
     MNIST_NPZ_PATH,
     MNIST_NPZ_SHA256,
+    SIXTEEN_BIT_MODES,
     ImageTransform,
     TrainingImageDataset,
     drop_unreadable_images,
@@ -322,6 +323,22 @@ def test_transform_converts_grayscale_to_rgb_and_rgb_to_grayscale():
         ImageTransform(8, 4)
     with pytest.raises(ValueError, match="`--resolution` must be a positive"):
         ImageTransform(0, 1)
+
+
+def test_sixteen_bit_images_are_scaled_and_float_images_refused(tmp_path):
+    # 16-bit PNGs once became all white and float TIFFs all black: PIL's conversion to "L" clips them.
+    pixels = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)
+    write_pngs(tmp_path / "deep", {"a.png": (8, 8)})
+    PIL.Image.fromarray(pixels).save(tmp_path / "deep" / "b.png")
+    with PIL.Image.open(tmp_path / "deep" / "b.png") as image:
+        assert image.mode in SIXTEEN_BIT_MODES
+        tensor = ImageTransform(8, 1)(image)
+    expected = np.round(pixels / 257.0).astype(np.uint8)
+    assert to_pixels(tensor)[:, :, 0].tolist() == expected.tolist()
+    assert scan_images(load_training_dataset(train_data_dir=tmp_path / "deep"), "image").num_channels == 1
+    PIL.Image.fromarray(pixels.astype(np.float32)).save(tmp_path / "deep" / "c.tiff")
+    with pytest.raises(ValueError, match=r"image '.*c\.tiff' has floating-point pixels \(PIL mode F\)"):
+        scan_images(load_training_dataset(train_data_dir=tmp_path / "deep"), "image")
 
 
 def test_transform_resizes_the_shorter_side_then_center_crops():

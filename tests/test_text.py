@@ -277,6 +277,17 @@ def test_save_and_reload(text_pipeline, tmp_path):
     loaded.set_progress_bar_config(disable=True)
     assert loaded.config.text_encoder_source == "tests/tiny-bert" and loaded.config.text_encoder_license == "apache-2.0"
     np.testing.assert_array_equal(sample(loaded), sample(text_pipeline))
+    # The unconditional class once loaded the folder without its text encoder and failed only when called.
+    with pytest.raises(ValueError, match=r"`unet` is text-conditional .*load it with `SimpleDDPMTextPipeline`"):
+        SimpleDDPMPipeline.from_pretrained(tmp_path / "text-tiny")
+
+
+def test_from_pipe_reuses_the_components(text_pipeline):
+    # diffusers' from_pipe once refused these pipelines: their unets are not named in the signature's annotations.
+    again = SimpleDDPMTextPipeline.from_pipe(text_pipeline, sample_prompts=["a 1"])
+    assert again.unet is text_pipeline.unet and again.text_encoder is text_pipeline.text_encoder
+    assert again.tokenizer is text_pipeline.tokenizer and again.config.sample_prompts == ["a 1"]
+    np.testing.assert_array_equal(sample(again), sample(text_pipeline))
 
 
 def test_load_by_repo_id_from_the_hub_and_offline_from_its_cache(text_pipeline, fake_hub, tmp_path):
@@ -427,6 +438,10 @@ def test_caption_index_column_and_embedding_cache(text_encoder_dir):
         add_caption_index_column(captioned, "caption", seed=0)
     with pytest.raises(ValueError, match="must hold one string per image"):
         add_caption_index_column(captioned, "image", seed=0)
+    # A metadata.jsonl with null or missing captions once failed with "'<' not supported between 'NoneType' and 'str'".
+    gaps = datasets.Dataset.from_dict({"text": ["b", None, "a", None], "image": [0, 1, 2, 3]})
+    with pytest.raises(ValueError, match=r"'text' has no caption for 2 image\(s\) \(rows 1, 3\): give every image"):
+        add_caption_index_column(gaps, "text", seed=0)
 
     tokenizer, encoder = BertTokenizer.from_pretrained(text_encoder_dir), BertModel.from_pretrained(text_encoder_dir)
     cache = CaptionEmbeddings(captions, tokenizer, encoder, torch.device("cpu"), batch_size=7)
@@ -489,6 +504,7 @@ def launch_training(output_dir: Path, text_encoder_dir: Path, *extra: str) -> No
         command, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=600
     )
     assert result.returncode == 0, result.stderr[-5000:]
+    assert f"load it with SimpleDDPMTextPipeline.from_pretrained('{output_dir}')" in result.stdout
 
 
 @pytest.mark.slow

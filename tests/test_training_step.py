@@ -261,6 +261,8 @@ def test_training_program_defaults_are_the_shared_settings(tmp_path):
     assert args.ddpm_beta_schedule == "squaredcos_cap_v2"
     assert (args.eval_scheduler, args.eval_num_inference_steps, args.eval_clip_sample) == ("ddpm", 50, True)
     assert (args.autoguidance_fraction, args.eval_guidance_scale) == (0.1, 2.0)
+    # The evaluation's default steps follow a short diffusion instead of refusing it (it once asked for 50 of 40).
+    assert train.parse_args(["--output_dir", str(tmp_path / "out"), "--ddpm_num_steps", "40"]).eval_num_inference_steps == 40
     weighted = train.parse_args(["--output_dir", str(tmp_path / "out"), "--snr_gamma", "5"])
     assert train.optimization_settings(weighted).snr_gamma == 5.0
     plain = train.parse_args(["--output_dir", str(tmp_path / "out"), "--snr_gamma", "None"])

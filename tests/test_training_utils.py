@@ -246,6 +246,12 @@ def test_resume_arguments(tmp_path):
     (tmp_path / "weights").mkdir()
     with pytest.raises(ValueError, match="--resume_from_checkpoint.*checkpoint-<step>"):
         resolve_resume_checkpoint(str(tmp_path / "weights"), str(tmp_path))
+    # A bare name is looked up in the output directory, as diffusers' scripts do (it was once refused).
+    (tmp_path / "checkpoint-4").mkdir()
+    assert resolve_resume_checkpoint("checkpoint-4", str(tmp_path)) == tmp_path / "checkpoint-4"
+    assert resolve_resume_checkpoint(str(tmp_path / "checkpoint-4"), "elsewhere") == tmp_path / "checkpoint-4"
+    with pytest.raises(ValueError, match=r"`--resume_from_checkpoint` checkpoint-5 is neither a folder nor a checkpoint"):
+        resolve_resume_checkpoint("checkpoint-5", str(tmp_path))
 
 
 @pytest.mark.parametrize("preset, shape", [("default", (1, 28, 28)), ("large", (1, 28, 28)), ("cifar10", (3, 32, 32))])
