@@ -380,18 +380,18 @@ class SimpleDDPMPipeline(DiffusionPipeline):
             raise ValueError(
                 f"`eta` must be a finite number of at least 0 (0: deterministic DDIM, 1: DDPM-like noise), got {eta!r}."
             )
-        if not _is_finite_number(guidance_scale) or guidance_scale < 1.0:
+        if not _is_finite_number(guidance_scale) or guidance_scale < 0:
             raise ValueError(
-                f"`guidance_scale` must be a finite number of at least 1.0 (1.0 means no guidance), got "
-                f"{guidance_scale!r}."
+                "`guidance_scale` must be a finite number of at least 0 (1.0 or less means no guidance, as in "
+                f"diffusers' pipelines), got {guidance_scale!r}."
             )
-        if guidance_scale != 1.0 and self.num_classes is None and self.guidance_unet is None:
+        if guidance_scale > 1.0 and self.num_classes is None and self.guidance_unet is None:
             raise ValueError(
                 f"`guidance_scale` is {guidance_scale}, but this pipeline's unet is unconditional (its config has no "
                 "`num_class_embeds`) and it has no `guidance_unet`: guidance needs a class-conditional unet "
                 "(classifier-free guidance) or a `guidance_unet` (autoguidance). Leave `guidance_scale` at 1.0."
             )
-        if guidance_scale != 1.0 and self.num_classes is not None and class_labels is None:
+        if guidance_scale > 1.0 and self.num_classes is not None and class_labels is None:
             raise ValueError(
                 f"`guidance_scale` is {guidance_scale}, but no `class_labels` were given: guidance pushes each image "
                 "towards its class. Pass `class_labels`, or leave `guidance_scale` at 1.0."
@@ -445,7 +445,7 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 every image (one label for all, or one per image), as indices or as names from `class_names`.
             guidance_scale (`float`, *optional*, defaults to 1.0): Classifier-free guidance scale for a class-conditional
                 unet with `class_labels`, or autoguidance scale for an unconditional unet with a `guidance_unet`; 1.0
-                means no guidance.
+                or less means no guidance, as in diffusers' pipelines.
 
         Returns:
             [`~pipelines.ImagePipelineOutput`] or `tuple`: the generated images.

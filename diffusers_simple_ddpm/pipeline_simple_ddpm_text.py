@@ -218,10 +218,10 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
         guidance_scale: float,
     ) -> None:
         """Raises a `ValueError` naming the first text argument of `__call__` that does not fit the others."""
-        if not _is_finite_number(guidance_scale) or guidance_scale < 1.0:
+        if not _is_finite_number(guidance_scale) or guidance_scale < 0:
             raise ValueError(
-                "`guidance_scale` must be a finite number of at least 1.0 (1.0 means no guidance), got "
-                f"{guidance_scale!r}."
+                "`guidance_scale` must be a finite number of at least 0 (1.0 or less means no guidance, as in "
+                f"diffusers' pipelines), got {guidance_scale!r}."
             )
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("Give exactly one of `prompt` and `prompt_embeds`.")
@@ -352,8 +352,8 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
             prompt (`str` or `list[str]`, *optional*): The prompt(s); give this or `prompt_embeds`.
             negative_prompt (`str` or `list[str]`, *optional*): What guidance steers away from; defaults to the empty
                 prompt. Used only when `guidance_scale` > 1.
-            guidance_scale (`float`, *optional*, defaults to 3.0): Classifier-free guidance scale; 1.0 means no
-                guidance (one unet pass per step instead of two).
+            guidance_scale (`float`, *optional*, defaults to 3.0): Classifier-free guidance scale; 1.0 or
+                less (such as 0.0) means no guidance, one unet pass per step instead of two.
             num_images_per_prompt (`int`, *optional*, defaults to 1): Images generated per prompt.
             num_inference_steps (`int`, *optional*, defaults to 1000): The number of denoising steps.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*): Makes generation deterministic; a

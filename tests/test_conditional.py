@@ -60,6 +60,10 @@ def test_guidance_one_is_a_plain_conditional_pass(conditional_pipeline):
     images = generate(conditional_pipeline, batch_size=2, class_labels=[1, 2], guidance_scale=1.0)
     latents = guided_loop(conditional_pipeline.unet, torch.tensor([1, 2]), [1.0] * 4)
     torch.testing.assert_close(images, (latents / 2 + 0.5).clamp(0, 1), rtol=0, atol=0)
+    # Below 1 too, as in diffusers' pipelines (guidance_scale=0.0 turns guidance off; it was once refused).
+    for scale in (0.0, 0.5):
+        unguided = generate(conditional_pipeline, batch_size=2, class_labels=[1, 2], guidance_scale=scale)
+        torch.testing.assert_close(unguided, images, rtol=0, atol=0)
 
 
 class GuidanceCutoffCallback(PipelineCallback):
@@ -137,7 +141,7 @@ def test_labels_by_index_name_and_tensor_agree(conditional_pipeline):
         (dict(class_labels=[-1]), "class_labels.*\\[0, 2\\]"),
         (dict(class_labels=[0, 1], batch_size=3), "class_labels.*2 labels.*batch_size.*3"),
         (dict(class_labels="seven"), "unknown class name 'seven'"),
-        (dict(class_labels=[0], guidance_scale=0.5), "`guidance_scale` must be a finite number of at least 1.0"),
+        (dict(class_labels=[0], guidance_scale=-0.5), "`guidance_scale` must be a finite number of at least 0"),
         (dict(guidance_scale=3.0), "`guidance_scale` is 3.0, but no `class_labels` were given"),
         (dict(class_labels=[1.5]), r"`class_labels` must hold class indices \(int\) or class names \(str\), got 1.5"),
         (dict(class_labels=2.0), r"`class_labels` must hold class indices .*, got 2.0 \(float\)"),

@@ -205,9 +205,10 @@ BAD_ARGUMENTS = [
     (dict(generator=[torch.Generator(), torch.Generator()]), "`generator`.*one generator per image"),
     (dict(eta=-0.5), "`eta` must be a finite number of at least 0"),
     (dict(eta=float("nan")), "`eta` must be a finite number"),
-    (dict(guidance_scale=float("nan")), r"`guidance_scale` must be a finite number of at least 1.0 .*, got nan"),
-    (dict(guidance_scale=float("inf")), r"`guidance_scale` must be a finite number of at least 1.0 .*, got inf"),
-    (dict(guidance_scale="3"), r"`guidance_scale` must be a finite number of at least 1.0 .*, got '3'"),
+    (dict(guidance_scale=float("nan")), r"`guidance_scale` must be a finite number of at least 0 .*, got nan"),
+    (dict(guidance_scale=float("inf")), r"`guidance_scale` must be a finite number of at least 0 .*, got inf"),
+    (dict(guidance_scale="3"), r"`guidance_scale` must be a finite number of at least 0 .*, got '3'"),
+    (dict(guidance_scale=-1.0), r"`guidance_scale` must be a finite number of at least 0 \(1.0 or less means no"),
     (dict(guidance_scale=3.0), "`guidance_scale` is 3.0, but this pipeline's unet is unconditional"),
     (dict(callback_on_step_end_tensor_inputs=["noise"]), "`callback_on_step_end_tensor_inputs` has \\['noise'\\]"),
 ]
@@ -290,6 +291,10 @@ def test_autoguidance_changes_the_samples_only_when_asked(tiny_pipeline):
     pipeline = autoguided_pipeline()
     # At guidance 1 the guiding model is not used: the same images as the pipeline without it.
     np.testing.assert_array_equal(run(pipeline, batch_size=2), run(tiny_pipeline, batch_size=2))
+    # Below 1 neither, as in diffusers' pipelines (guidance_scale=0.0 turns guidance off; it was once refused).
+    for scale in (0.0, 0.5):
+        np.testing.assert_array_equal(run(pipeline, batch_size=2, guidance_scale=scale), run(tiny_pipeline, batch_size=2))
+        np.testing.assert_array_equal(run(tiny_pipeline, guidance_scale=scale), run(tiny_pipeline))
     assert not np.allclose(run(pipeline, batch_size=2, guidance_scale=2.0), run(tiny_pipeline, batch_size=2))
     # A guiding model equal to the unet leaves every prediction, and so every image, unchanged.
     same = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler(), guidance_unet=make_tiny_unet())

@@ -238,6 +238,17 @@ def test_a_step_end_callback_can_turn_guidance_off(text_pipeline):
     assert batch_sizes == [4, 4, 2, 2] and np.isfinite(images).all()
 
 
+def test_guidance_scale_of_one_or_less_is_no_guidance(text_pipeline):
+    # As in diffusers' pipelines, guidance_scale=0.0 turns guidance off (it was once refused): one pass per step.
+    batch_sizes = []
+    handle = text_pipeline.unet.register_forward_hook(lambda module, args, output: batch_sizes.append(len(args[0])))
+    unguided = sample(text_pipeline, guidance_scale=1.0)
+    for scale in (0.0, 0.5):
+        np.testing.assert_array_equal(sample(text_pipeline, guidance_scale=scale), unguided)
+    handle.remove()
+    assert set(batch_sizes) == {2}
+
+
 def test_any_diffusers_scheduler(text_pipeline):
     for scheduler_class in (DDIMScheduler, DPMSolverMultistepScheduler):
         text_pipeline.scheduler = scheduler_class.from_config(text_pipeline.scheduler.config)
@@ -256,8 +267,8 @@ def test_any_diffusers_scheduler(text_pipeline):
         ({"num_images_per_prompt": 0}, "`num_images_per_prompt` must be a positive integer"),
         ({"num_images_per_prompt": True}, "`num_images_per_prompt` must be a positive integer"),
         ({"prompt": None, "prompt_embeds": [[0.0] * 16]}, r"`prompt_embeds` must have shape"),
-        ({"guidance_scale": 0.5}, "`guidance_scale` must be a finite number of at least 1.0"),
-        ({"guidance_scale": float("nan")}, "`guidance_scale` must be a finite number of at least 1.0"),
+        ({"guidance_scale": -0.5}, "`guidance_scale` must be a finite number of at least 0"),
+        ({"guidance_scale": float("nan")}, "`guidance_scale` must be a finite number of at least 0"),
         ({"generator": [torch.Generator()]}, "one generator per image"),
     ],
 )
