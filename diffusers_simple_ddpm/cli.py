@@ -22,15 +22,43 @@ if TYPE_CHECKING:
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def positive_int(value: str) -> int:
-    """An argparse type: an integer of at least 1."""
+def int_at_least(minimum: int):
+    """An argparse type: an integer of at least `minimum`."""
+    expected = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {value}")
+        return number
+
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def device_name(value: str) -> str:
+    """An argparse type: a torch device that this machine has (`cpu`, `cuda`, `cuda:1`, `mps`, ...)."""
     try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return number
+        device = torch.device(value)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"must be a torch device such as cpu or cuda, got {value!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"is {value!r}, but this torch sees no CUDA device: use cpu")
+    return value
+
+
+# The `sample`/`evaluate` arguments that only sampling a model uses, by destination: `evaluate --images` refuses them.
+SAMPLING_ONLY_ARGUMENTS = {
+    "num_images": "--num_images", "scheduler": "--scheduler", "steps": "--steps", "dtype": "--dtype",
+    "class_labels": "--class", "prompts": "--prompt", "guidance_scale": "--guidance_scale", "eta": "--eta",
+    "clip_sample": "--clip_sample",
+}  # fmt: skip
 
 
 def finite_float_at_least(minimum: float, meaning: str):
@@ -180,6 +208,12 @@ def evaluate_command(args: argparse.Namespace) -> None:
         raise ValueError("`simple-ddpm evaluate` takes either a model (folder or repo id) or `--images DIR`.")
     if args.json:
         check_output_path(args.json, "--json")
+    if args.images is not None:
+        given = [flag for name, flag in SAMPLING_ONLY_ARGUMENTS.items() if getattr(args, name) != args.sampling_defaults[name]]
+        if given:
+            raise ValueError(
+                f"`{'`, `'.join(given)}` set how a model samples; `--images` evaluates the images as they are."
+            )
     if args.model is not None:
         check_sampling_arguments(args)
         pipeline = load_pipeline(args.model, args.device, args.dtype)
@@ -205,6 +239,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
 def convert_command(args: argparse.Namespace) -> None:
     from .convert_notebook import convert_notebook_checkpoint
 
+    check_output_path(args.output_dir, "--output_dir", folder=True)
     convert_notebook_checkpoint(args.checkpoint, args.output_dir, sample_size=args.sample_size)
     print(f"Saved the pipeline to {args.output_dir}; load it with SimpleDDPMPipeline.from_pretrained({args.output_dir!r}).")
 
@@ -242,15 +277,19 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, num_images: int) -> 
     parser.add_argument(
         "--scheduler",
         default="ddpm",
-        help="ddpm (the pipeline's own, 1000 steps), ddim (50), dpm (DPM-Solver++, 20), euler (50), or any diffusers "
-        "scheduler class name.",
+        help="ddpm (the pipeline's own, all its training steps: 1000 by default), ddim (50), dpm (DPM-Solver++, 20), "
+        "euler (50), SimpleDDPMScheduler, or the class name of a diffusers scheduler of discrete-time diffusion (50).",
     )
     parser.add_argument(
         "--steps", type=positive_int, default=None, help="Denoising steps (default: the scheduler's, above)."
     )
-    parser.add_argument("--seed", type=int, default=0, help="Image i uses a generator seeded with seed + i.")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="Image i uses a generator seeded with seed + i."
+    )
     parser.add_argument("--batch_size", type=positive_int, default=64, help="Images generated per forward pass.")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, ...")
+    parser.add_argument(
+        "--device", type=device_name, default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, ..."
+    )
     parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES), help="Model weights dtype.")
     parser.add_argument(
         "--class",
@@ -317,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", default=None, help="Also write the results as JSON here.")
     add_sampling_arguments(evaluate, num_images=1000)
+    evaluate.set_defaults(sampling_defaults={name: evaluate.get_default(name) for name in SAMPLING_ONLY_ARGUMENTS})
 
     convert = commands.add_parser("convert", help="Turn a notebook SimpleUNet state_dict into a pipeline folder.")
     convert.add_argument("--checkpoint", required=True, help="torch.save(unet.state_dict(), path) of the notebook.")

@@ -43,9 +43,12 @@ def load_notebook_state_dict(checkpoint_path: str | os.PathLike) -> dict[str, to
             "Save the notebook network with `torch.save(unet.state_dict(), path)`; whole pickled models and files "
             f"holding other Python objects are refused for safety. ({error.__class__.__name__}: {str(error)[:200]})"
         ) from error
-    if not isinstance(state_dict, dict) or not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
+    if not isinstance(state_dict, dict) or not all(
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state_dict.items()
+    ):
         raise ValueError(
-            f"`checkpoint` {checkpoint_path} holds a {type(state_dict).__name__}, not a state_dict of tensors; save it "
+            f"`checkpoint` {checkpoint_path} holds a {type(state_dict).__name__}, not a state_dict of tensors by "
+            "parameter name; save it "
             "with `torch.save(unet.state_dict(), path)`."
         )
     if state_dict and all(key.startswith(DIFFUSION_MODEL_PREFIX) for key in state_dict):
@@ -67,13 +70,19 @@ def convert_notebook_checkpoint(
 
     Args:
         checkpoint_path (`str` or `os.PathLike`): The notebook checkpoint (see `load_notebook_state_dict`).
-        output_dir (`str` or `os.PathLike`, *optional*): Where to write the pipeline with `save_pretrained`.
+        output_dir (`str` or `os.PathLike`, *optional*): Where to write the pipeline with `save_pretrained`: a new or
+            empty folder, so that no model card or component of another pipeline stays beside the converted one.
         sample_size (`int`, *optional*, defaults to 32): The resolution the network was trained at (a multiple of 4);
             the notebook's own example trains at 32.
 
     Returns:
         [`SimpleDDPMPipeline`]: the pipeline, with the converted weights.
     """
+    if output_dir is not None and os.path.isdir(output_dir) and os.listdir(output_dir):
+        raise ValueError(
+            f"`output_dir` {os.fspath(output_dir)} is not empty: the converted pipeline would sit beside what is there "
+            "(a model card, sample grid or component of another pipeline). Give a new or empty folder."
+        )
     state_dict = load_notebook_state_dict(checkpoint_path)
     missing = [key for key in ("conv1.weight", "final.weight", "time_mlp.0.weight") if key not in state_dict]
     if missing:

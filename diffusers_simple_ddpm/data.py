@@ -17,6 +17,8 @@ import torch
 from datasets.packaged_modules.folder_based_builder.folder_based_builder import FolderBasedBuilder
 from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
 
+from .image_utils import SIXTEEN_BIT_MODES, float_image_error, to_eight_bit
+
 logger = logging.getLogger(__name__)
 
 MNIST_NPZ_PATH = Path(__file__).parent / "assets" / "mnist.npz"
@@ -34,8 +36,6 @@ MNIST_CITATION = """@article{lecun1998gradient,
   year={1998}
 }"""
 IMAGE_MODES = {1: "L", 3: "RGB"}
-# PIL modes of 16-bit grayscale (PNG, TIFF): their pixels are scaled to 8 bits (PIL's own conversion would clip them).
-SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 # PIL modes without color; every other mode (RGB, RGBA, P, CMYK, ...) makes a color data set.
 GRAYSCALE_MODES = ("1", "L", "LA", "F", *SIXTEEN_BIT_MODES)
 # Errors of PIL (and of the files it opens) on a file that is not a readable image.
@@ -329,10 +329,7 @@ def scan_images(dataset: datasets.Dataset, image_column: str) -> ImageSizes:
         except UNREADABLE_IMAGE_ERRORS as error:
             raise unreadable_image_error(value, index, error) from error
         if mode == "F":
-            raise ValueError(
-                f"The training image {image_source(value, index)} has floating-point pixels (PIL mode F), whose range "
-                "is unknown: save it with 8- or 16-bit pixels."
-            )
+            raise float_image_error(f"The training image {image_source(value, index)}")
         if min_side is None or side < min_side:
             min_side, smallest = side, image_source(value, index)
         has_color = has_color or mode not in GRAYSCALE_MODES
@@ -424,10 +421,7 @@ class ImageTransform:
     def prepare(self, image: PIL.Image.Image) -> PIL.Image.Image:
         """The deterministic part of the transform: conversion to the model's channels, then `resize`. A 16-bit
         grayscale image is scaled to 8 bits first (65535 becomes 255)."""
-        if image.mode in SIXTEEN_BIT_MODES:
-            pixels = np.clip(np.asarray(image, dtype=np.float64) / 257.0, 0, 255)
-            image = PIL.Image.fromarray(np.round(pixels).astype(np.uint8))
-        return self.resize(image.convert(IMAGE_MODES[self.num_channels]))
+        return self.resize(to_eight_bit(image, "A training image").convert(IMAGE_MODES[self.num_channels]))
 
     def resize(self, image: PIL.Image.Image) -> PIL.Image.Image:
         """Resize the shorter side of an image to `resolution`, keeping the aspect ratio as torchvision does."""

@@ -21,9 +21,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import torch
 
-from .data import MNIST_NPZ_SHA256, load_mnist_arrays
+from .data import MNIST_NPZ_SHA256, ImageTransform, load_mnist_arrays
 from .evaluation_images import (
     IMAGE_EXTENSIONS,
     ImageInput,
@@ -219,7 +220,8 @@ class SampleEvaluator:
             self.reference_split = self.floor_split = None
             reference_paths = image_file_paths(reference, "`reference`")
             if "fast" in metrics:
-                warn_unless_digit_sized(to_image_tensor(load_image_files(reference_paths[:1])), "`reference`")
+                reference_image = load_image_files(reference_paths[:1], "`reference`")
+                warn_unless_digit_sized(to_image_tensor(reference_image, "`reference`"), "`reference`")
             reference_size = len(reference_paths)
         else:
             raise ValueError(
@@ -274,17 +276,24 @@ class SampleEvaluator:
             raise ValueError(f"`images` must hold at least 2 images to estimate a covariance, got {len(images)}.")
         results = self._metrics(self._outputs(images), len(images))
         if include_floor:
-            floor = self.floor(len(images))
+            # Square grayscale samples of another size than MNIST's (a model trained at `--resolution 16`) are compared
+            # with real digits brought to their size; others with the digits as they are.
+            height, width = images.shape[-2:]
+            square_grayscale = images.shape[1] == 1 and height == width
+            floor = self.floor(len(images), resolution=height if square_grayscale else CLASSIFIER_RESOLUTION)
             results.update({f"{name}_floor": value for name, value in floor.items() if name not in DESCRIPTIVE_ENTRIES})
         return results
 
-    def floor(self, num_samples: int) -> Results:
+    def floor(self, num_samples: int, resolution: int = CLASSIFIER_RESOLUTION) -> Results:
         """Compute the metrics of `num_samples` real digits of the other split (the first ones) against the reference.
 
-        This is the best figure a perfect generator can expect at that sample count.
+        This is the best figure a perfect generator can expect at that sample count (and size).
 
         Args:
             num_samples (`int`): The number of samples of the figure the floor goes with.
+            resolution (`int`, *optional*, defaults to 28): The side of those samples: the real digits are resized to
+                it as the training program resizes its data (`data.ImageTransform`), so that a model trained at
+                another size is compared with the best it could draw at that size.
 
         Returns:
             `dict`: the same entries as `evaluate`.
@@ -297,7 +306,7 @@ class SampleEvaluator:
                 f"The floor takes between 2 and {split_size} digits of the {self.floor_split} split, got "
                 f"`num_samples` {num_samples}."
             )
-        return self._metrics(self._mnist_outputs(self.floor_split, num_samples), num_samples)
+        return self._metrics(self._mnist_outputs(self.floor_split, num_samples, resolution), num_samples)
 
     def _outputs(self, images: torch.Tensor) -> dict[str, np.ndarray]:
         """What all the metrics need from their networks, for a batch of images."""
@@ -314,14 +323,23 @@ class SampleEvaluator:
         mu, sigma = feature_statistics(inception_features(images, self.inception, self.batch_size, self.device))
         return {"inception_mu": mu, "inception_sigma": sigma}
 
-    def _mnist_outputs(self, split: str, num_images: int) -> dict[str, np.ndarray]:
-        """Network outputs of the first `num_images` digits of an MNIST split, through the on-disk cache."""
-        images = torch.from_numpy(load_mnist_arrays(split)[0][:num_images].copy())
+    def _mnist_outputs(
+        self, split: str, num_images: int, resolution: int = CLASSIFIER_RESOLUTION
+    ) -> dict[str, np.ndarray]:
+        """Network outputs of the first `num_images` digits of an MNIST split (resized to `resolution` as the training
+        program resizes them), through the on-disk cache."""
+        digits = load_mnist_arrays(split)[0][:num_images]
+        if resolution == CLASSIFIER_RESOLUTION:
+            images = torch.from_numpy(digits.copy())
+        else:
+            transform = ImageTransform(resolution, num_channels=1)
+            images = torch.from_numpy(np.stack([np.asarray(transform.prepare(PIL.Image.fromarray(d))) for d in digits]))
+        size = "" if resolution == CLASSIFIER_RESOLUTION else f"-{resolution}px"
         outputs = {}
         for metric in self.metrics:
             path = (
                 self.cache_dir
-                / f"mnist-{split}-{num_images}_data-{MNIST_NPZ_SHA256[:16]}_{self._network_name(metric)}.npz"
+                / f"mnist-{split}-{num_images}{size}_data-{MNIST_NPZ_SHA256[:16]}_{self._network_name(metric)}.npz"
             )
             outputs.update(_cached_arrays(path, functools.partial(self._network_outputs, images, metric)))
         return outputs
@@ -336,7 +354,9 @@ class SampleEvaluator:
         subset = f"{num_images}-of-{len(paths)}-seed-{self.seed}"
         content = folder_content_digest(folder, paths)[:16]
         # The images are read only if some metric's outputs are not cached yet, and then once.
-        load_subset = functools.cache(lambda: to_image_tensor(load_image_files([paths[index] for index in chosen])))
+        load_subset = functools.cache(
+            lambda: to_image_tensor(load_image_files([paths[index] for index in chosen], "`reference`"), "`reference`")
+        )
         outputs = {}
         for metric in self.metrics:
             path = self.cache_dir / f"folder-{subset}_content-{content}_{self._network_name(metric)}.npz"

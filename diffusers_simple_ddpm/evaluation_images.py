@@ -8,21 +8,24 @@ import numpy as np
 import PIL.Image
 import torch
 
+from .image_utils import to_eight_bit
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 ImageInput = torch.Tensor | np.ndarray | Sequence[PIL.Image.Image] | str | os.PathLike
 
 
-def load_image_folder(folder: str | os.PathLike) -> list[PIL.Image.Image]:
+def load_image_folder(folder: str | os.PathLike, argument: str = "`images`") -> list[PIL.Image.Image]:
     """Read every image of a folder and its subfolders, sorted by path.
 
     Args:
         folder (`str` or `os.PathLike`): The folder.
+        argument (`str`, *optional*, defaults to ``"`images`"``): The argument the folder came from, named in errors.
 
     Returns:
         `list[PIL.Image.Image]`: the images.
     """
-    return load_image_files(image_file_paths(folder))
+    return load_image_files(image_file_paths(folder, argument), argument)
 
 
 def image_file_paths(folder: str | os.PathLike, argument: str = "`images`") -> list[Path]:
@@ -44,24 +47,31 @@ def image_file_paths(folder: str | os.PathLike, argument: str = "`images`") -> l
     return paths
 
 
-def load_image_files(paths: Sequence[str | os.PathLike]) -> list[PIL.Image.Image]:
-    """Read image files, fully, in the given order.
+def load_image_files(paths: Sequence[str | os.PathLike], argument: str = "`images`") -> list[PIL.Image.Image]:
+    """Read image files, fully, in the given order; 16-bit grayscale is scaled to 8 bits (`image_utils.to_eight_bit`).
 
     Args:
         paths (`Sequence[str | os.PathLike]`): The files.
+        argument (`str`, *optional*, defaults to ``"`images`"``): The argument the files came from, named in errors.
 
     Returns:
         `list[PIL.Image.Image]`: the images.
+
+    Raises:
+        `ValueError`: naming a file that PIL cannot read, or one of floating-point pixels.
     """
     images = []
     for path in paths:
-        with PIL.Image.open(path) as image:
-            image.load()
-            images.append(image)
+        try:
+            with PIL.Image.open(path) as image:
+                image.load()
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ValueError(f"{argument}: cannot read the image file {str(path)!r}: {error}.") from error
+        images.append(to_eight_bit(image, f"{argument} image {str(path)!r}"))
     return images
 
 
-def to_image_tensor(images: ImageInput) -> torch.Tensor:
+def to_image_tensor(images: ImageInput, argument: str = "`images`") -> torch.Tensor:
     """Bring images in any accepted form to one [N, C, H, W] tensor.
 
     Args:
@@ -69,15 +79,17 @@ def to_image_tensor(images: ImageInput) -> torch.Tensor:
             A tensor or array of shape [N, C, H, W] (C is 1 or 3) or [N, H, W], either uint8 with values 0-255 or
             floating point with values in [0, 1]; a list of PIL images of one size (kept grayscale if all are mode
             "L", converted to RGB otherwise); or a folder of image files (see `load_image_folder`).
+        argument (`str`, *optional*, defaults to ``"`images`"``): The argument the images came from, named in the
+            errors about folders and PIL images.
 
     Returns:
         `torch.Tensor`: uint8 (0-255) or float32 ([0, 1]) tensor of shape [N, C, H, W], C 1 or 3, on the device of
         the input.
     """
     if isinstance(images, (str, os.PathLike)):
-        images = load_image_folder(images)
+        images = load_image_folder(images, argument)
     if isinstance(images, (list, tuple)):
-        images = stack_pil_images(images)
+        images = stack_pil_images(images, argument)
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(images if images.flags.writeable else images.copy())
     if not isinstance(images, torch.Tensor):
@@ -105,13 +117,15 @@ def to_image_tensor(images: ImageInput) -> torch.Tensor:
     return images
 
 
-def stack_pil_images(images: Sequence[PIL.Image.Image]) -> torch.Tensor:
-    """Stack PIL images of one size into a uint8 tensor [N, 1, H, W] (all mode "L") or [N, 3, H, W]."""
+def stack_pil_images(images: Sequence[PIL.Image.Image], argument: str = "`images`") -> torch.Tensor:
+    """Stack PIL images of one size into a uint8 tensor [N, 1, H, W] (all mode "L", or 16-bit grayscale scaled to 8
+    bits) or [N, 3, H, W]; `argument` names them in errors."""
     if not images or not all(isinstance(image, PIL.Image.Image) for image in images):
-        raise ValueError("A list or tuple of `images` must hold at least one image, and only PIL images.")
+        raise ValueError(f"A list or tuple of {argument} must hold at least one image, and only PIL images.")
+    images = [to_eight_bit(image, f"{argument} image {index}") for index, image in enumerate(images)]
     sizes = {image.size for image in images}
     if len(sizes) > 1:
-        raise ValueError(f"All `images` must have the same size, got sizes {sorted(sizes)}.")
+        raise ValueError(f"All {argument} must have the same size, got sizes {sorted(sizes)}.")
     if all(image.mode == "L" for image in images):
         return torch.from_numpy(np.stack([np.asarray(image) for image in images]))
     arrays = np.stack([np.asarray(image.convert("RGB")) for image in images])

@@ -2,7 +2,35 @@
 
 import math
 
+import numpy as np
 import PIL.Image
+
+# PIL modes of 16-bit grayscale (PNG, TIFF): `to_eight_bit` scales them (PIL's own conversion would clip them at 255).
+SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+
+
+def float_image_error(source: str) -> ValueError:
+    """The error for an image of floating-point pixels (PIL mode "F"), whose range is unknown; `source` names it."""
+    return ValueError(
+        f"{source} has floating-point pixels (PIL mode F), whose range is unknown: save it with 8- or 16-bit pixels."
+    )
+
+
+def to_eight_bit(image: PIL.Image.Image, source: str) -> PIL.Image.Image:
+    """
+    An image of 8 bits per channel: 16-bit grayscale is scaled (65535 becomes 255, mode "L"), floating-point pixels
+    are refused, other images are returned as they are.
+
+    Args:
+        image (`PIL.Image.Image`): The image.
+        source (`str`): How an error names it, such as "The training image 'a.png'".
+    """
+    if image.mode == "F":
+        raise float_image_error(source)
+    if image.mode in SIXTEEN_BIT_MODES:
+        pixels = np.clip(np.asarray(image, dtype=np.float64) / 257.0, 0, 255)
+        return PIL.Image.fromarray(np.round(pixels).astype(np.uint8))
+    return image
 
 
 def make_sample_grid(images: list[PIL.Image.Image], columns: int | None = None, scale: int = 1) -> PIL.Image.Image:

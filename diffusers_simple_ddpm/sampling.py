@@ -10,10 +10,12 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, SchedulerMixin
 
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
+from .scheduling_simple_ddpm import SimpleDDPMScheduler
 
-# Short scheduler names and their default number of steps; "ddpm" keeps the pipeline's own scheduler.
+# Short scheduler names and their default number of steps; "ddpm" keeps the pipeline's own scheduler, whose default is
+# every one of its training steps (`num_train_timesteps`), left as None here.
 SCHEDULER_SHORTCUTS = {
-    "ddpm": (None, 1000),
+    "ddpm": (None, None),
     "ddim": (DDIMScheduler, 50),
     "dpm": (DPMSolverMultistepScheduler, 20),
     "euler": (EulerDiscreteScheduler, 50),
@@ -21,22 +23,31 @@ SCHEDULER_SHORTCUTS = {
 DEFAULT_STEPS = 50
 
 
-def resolve_scheduler(scheduler: str, argument: str = "--scheduler") -> tuple[type[SchedulerMixin] | None, int]:
+def resolve_scheduler(
+    scheduler: str, argument: str = "--scheduler"
+) -> tuple[type[SchedulerMixin] | None, int | None]:
     """
     The scheduler class a name stands for, and its default number of inference steps.
 
     Args:
-        scheduler (`str`): `ddpm` (the pipeline's own: `None` is returned), `ddim`, `dpm` (DPM-Solver++), `euler`, or
-            the class name of any diffusers scheduler (for example `UniPCMultistepScheduler`).
+        scheduler (`str`): `ddpm` (the pipeline's own: `None` is returned, with `None` steps for all of its training
+            steps), `ddim`, `dpm` (DPM-Solver++), `euler`, or the class name of `SimpleDDPMScheduler` or of one of its
+            compatibles (diffusers' schedulers of discrete-time diffusion models, such as `UniPCMultistepScheduler`).
         argument (`str`, *optional*, defaults to `"--scheduler"`): The argument the name came from, quoted in the error.
+
+    Raises:
+        `ValueError`: for other names, such as schedulers of other kinds of models (flow matching, ...), whose steps
+            take other inputs and would fail mid-sampling.
     """
     if scheduler in SCHEDULER_SHORTCUTS:
         return SCHEDULER_SHORTCUTS[scheduler]
-    scheduler_class = getattr(diffusers, scheduler, None)
-    if not (isinstance(scheduler_class, type) and issubclass(scheduler_class, SchedulerMixin)):
+    compatible = [SimpleDDPMScheduler.__name__, *SimpleDDPMScheduler._compatibles]
+    scheduler_class = SimpleDDPMScheduler if scheduler == SimpleDDPMScheduler.__name__ else getattr(diffusers, scheduler, None)
+    if scheduler not in compatible or not (isinstance(scheduler_class, type) and issubclass(scheduler_class, SchedulerMixin)):
         raise ValueError(
-            f"`{argument}` must be one of {', '.join(SCHEDULER_SHORTCUTS)} or a diffusers scheduler class name "
-            f"(such as UniPCMultistepScheduler), got {scheduler!r}."
+            f"`{argument}` must be one of {', '.join(SCHEDULER_SHORTCUTS)} or the class name of a scheduler that "
+            f"samples this package's models (the compatibles of SimpleDDPMScheduler: {', '.join(sorted(compatible))}), "
+            f"got {scheduler!r}."
         )
     return scheduler_class, DEFAULT_STEPS
 
@@ -84,7 +95,8 @@ def with_scheduler(
             (see `clipping_overrides`), which helps most under classifier-free guidance.
 
     Returns:
-        `tuple[SimpleDDPMPipeline, int]`: the pipeline and the default number of inference steps for that scheduler.
+        `tuple[SimpleDDPMPipeline, int]`: the pipeline and the default number of inference steps for that scheduler
+        (for `ddpm`, all the training steps of the pipeline's scheduler).
     """
     scheduler_class, default_steps = resolve_scheduler(scheduler)
     if clip_sample:
@@ -99,6 +111,8 @@ def with_scheduler(
     settings = {name: pipeline.config[name] for name in settings if name in pipeline.config}
     swapped = type(pipeline)(**{**pipeline.components, "scheduler": new_scheduler}, **settings)
     swapped.set_progress_bar_config(**getattr(pipeline, "_progress_bar_config", {}))
+    if default_steps is None:
+        default_steps = pipeline.scheduler.config.num_train_timesteps
     return swapped, default_steps
 
 

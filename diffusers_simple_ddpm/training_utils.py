@@ -20,7 +20,7 @@ import torch
 from diffusers.training_utils import EMAModel
 from safetensors import safe_open
 
-from .evaluation import RECOGNISED_THRESHOLD, evaluate_images
+from .evaluation import CLASSIFIER_RESOLUTION, RECOGNISED_THRESHOLD, evaluate_images
 from .hub_utils import EvaluationResults, check_repo_id
 from .modeling_simple_unet import SimpleUNet2DModel
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
@@ -415,13 +415,15 @@ def evaluate_on_mnist(
     if guidance_scale > 1:
         kind = "classifier-free guidance" if getattr(pipeline, "guidance_unet", None) is None else "autoguidance"
         guidance = f", {kind} at scale {guidance_scale:g}"
+    side = images[0].size[0]
+    resized = f", resized to the model's {side}x{side} as in training" if side != CLASSIFIER_RESOLUTION else ""
     protocol = (
         f"{num_images} images sampled with {type(sampling_pipeline.scheduler).__name__}, {steps} steps"
         f"{' (predicted clean image clipped to [-1, 1] at every step)' if clip_sample else ''}{guidance}{precision}, "
         f"seeds {seed} "
         f"to {seed + num_images - 1}, compared with the 10,000 digits of the MNIST test split through the penultimate "
         "features of the package's MNIST classifier (`diffusers_simple_ddpm.evaluation`); the floor is the same "
-        f"distance for {num_images} real training digits."
+        f"distance for {num_images} real training digits{resized}."
     )
     return EvaluationResults(
         metrics=metrics, protocol=protocol, dataset_name="MNIST test split", dataset_id="ylecun/mnist",

@@ -64,7 +64,17 @@ def test_batching_does_not_change_the_images(model_dir, tmp_path):
         assert np.abs(first - second).max() <= 1  # at most one 8-bit step of float rounding
 
 
-@pytest.mark.parametrize("scheduler", ["ddim", "dpm", "euler", "UniPCMultistepScheduler"])
+def test_the_ddpm_default_takes_every_training_step_of_the_pipeline(tmp_path):
+    # It asked for 1000 steps whatever the pipeline's schedule, which a 50-step pipeline refuses.
+    folder = tmp_path / "short"
+    SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler(num_train_timesteps=50)).save_pretrained(folder)
+    pipeline = SimpleDDPMPipeline.from_pretrained(folder)
+    assert with_scheduler(pipeline, "ddpm")[1] == 50 and with_scheduler(pipeline, "SimpleDDPMScheduler")[1] == 50
+    main(["sample", str(folder), "--num_images", "1", "--grid", str(tmp_path / "grid.png")])
+    assert Image.open(tmp_path / "grid.png").size == (8, 8)
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "dpm", "euler", "UniPCMultistepScheduler", "SimpleDDPMScheduler"])
 def test_sample_with_other_schedulers(model_dir, tmp_path, scheduler):
     grid = tmp_path / "grid.png"
     main(["sample", str(model_dir), "--num_images", "2", "--steps", "3", "--scheduler", scheduler, "--grid", str(grid)])
@@ -89,6 +99,11 @@ def no_model_loading(monkeypatch):
         (["--steps", "2.5"], "argument --steps: must be a positive integer, got '2.5'"),
         (["--num_images", "0"], "argument --num_images: must be a positive integer, got 0"),
         (["--batch_size", "0"], "argument --batch_size: must be a positive integer, got 0"),
+        # A negative seed once failed in numpy; a missing CUDA device after the model had loaded.
+        (["--seed", "-1"], "argument --seed: must be an integer of at least 0, got -1"),
+        (["--device", "cudx"], "argument --device: must be a torch device such as cpu or cuda, got 'cudx'"),
+        pytest.param(["--device", "cuda"], "argument --device: is 'cuda', but this torch sees no CUDA device",
+                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
         (["--guidance_scale", "nan"], "argument --guidance_scale: must be a finite number of at least 1.0 .*'nan'"),
         (["--guidance_scale", "0.5"], "argument --guidance_scale: must be a finite number of at least 1.0 .*'0.5'"),
         (["--eta", "-1"], r"argument --eta: must be a finite number of at least 0.0 \(0 is deterministic DDIM\)"),
@@ -111,6 +126,9 @@ def test_bad_numbers_are_refused_by_the_parser(model_dir, command, arguments, me
         (["--output_dir", "{tmp}/file.txt"], r"`--output_dir` '.*/file.txt' exists and is not a folder"),
         (["--output_dir", "{tmp}/file.txt/images"], r"`--output_dir` '.*' cannot be created: '.*/file.txt' is a file"),
         (["--scheduler", "fastest"], r"`--scheduler` must be one of ddpm, ddim, dpm, euler"),
+        # Schedulers of other model kinds once loaded the model and failed mid-sampling.
+        (["--scheduler", "FlowMatchEulerDiscreteScheduler"], r"compatibles of SimpleDDPMScheduler: DDIMScheduler, .*got"),
+        (["--scheduler", "KarrasVeScheduler"], r"the class name of a scheduler that samples this package's models"),
         (["--num_images", "3", "--class", "1", "2"], r"`--class` takes one label or one per image \(3\), got 2"),
     ],
 )
@@ -156,6 +174,13 @@ def test_guidance_of_an_unconditional_pipeline_needs_its_guidance_unet(model_dir
     assert unguided.shape == guided.shape == (2, 8, 8) and not np.array_equal(unguided, guided)
     with pytest.raises(ValueError, match="unconditional .* and it has no `guidance_unet`"):
         main(["sample", str(model_dir), "--num_images", "2", "--steps", "2", "--guidance_scale", "2"])
+
+
+def test_evaluate_images_refuses_the_flags_of_sampling(tmp_path, no_model_loading):
+    # They were once ignored without a word: --num_images 5 evaluated every image of the folder.
+    Image.new("L", (28, 28)).save(tmp_path / "a.png")
+    with pytest.raises(ValueError, match=r"`--num_images`, `--class` set how a model samples; `--images` evaluates"):
+        main(["evaluate", "--images", str(tmp_path), "--num_images", "5", "--class", "3"])
 
 
 def test_evaluate_a_model_and_a_folder(model_dir, tmp_path, capsys):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler
+from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
 from diffusers_simple_ddpm.cli import main
 from diffusers_simple_ddpm.convert_notebook import convert_notebook_checkpoint
 from diffusers_simple_ddpm.notebook import SimpleUNet
@@ -90,3 +90,23 @@ def test_other_checkpoints_are_refused(tmp_path):
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="garbage.pt"):
         convert_notebook_checkpoint(garbage)
+
+
+def test_bad_keys_and_output_folders_are_refused_before_converting(notebook_checkpoint, tmp_path):
+    _, checkpoint = notebook_checkpoint
+    # Integer keys once failed with "'int' object has no attribute 'startswith'".
+    integer_keys = tmp_path / "integer_keys.pt"
+    torch.save({1: torch.zeros(1)}, integer_keys)
+    with pytest.raises(ValueError, match="not a state_dict of tensors by parameter name"):
+        convert_notebook_checkpoint(integer_keys)
+    # An output path that is a file once failed at save time with a raw FileExistsError.
+    (tmp_path / "afile").write_text("x")
+    for output_dir, message in ((tmp_path / "afile", "not a folder"), (tmp_path / "afile" / "sub", "is a file")):
+        with pytest.raises(ValueError, match=f"`--output_dir` .*{message}"):
+            main(["convert", "--checkpoint", str(checkpoint), "--output_dir", str(output_dir)])
+    # Converting into another pipeline's folder once left its model card and components beside the new weights.
+    unet = SimpleUNet2DModel(sample_size=8, block_out_channels=(4, 8, 8))
+    SimpleDDPMPipeline(unet=unet, scheduler=SimpleDDPMScheduler()).save_pretrained(tmp_path / "old")
+    with pytest.raises(ValueError, match=r"`output_dir` .*old is not empty"):
+        convert_notebook_checkpoint(checkpoint, tmp_path / "old", sample_size=28)
+    assert SimpleDDPMPipeline.from_pretrained(tmp_path / "old").unet.config.block_out_channels == [4, 8, 8]

@@ -15,7 +15,7 @@ import torch
 
 from diffusers_simple_ddpm import evaluation, evaluation_networks
 from diffusers_simple_ddpm.cli import main
-from diffusers_simple_ddpm.data import load_mnist_arrays
+from diffusers_simple_ddpm.data import ImageTransform, load_mnist_arrays
 from diffusers_simple_ddpm.evaluation import (
     INCEPTION_INSTALL_COMMAND,
     INCEPTION_SHA1,
@@ -99,6 +99,22 @@ def test_every_input_form_gives_the_same_features(classifier, test_digits, tmp_p
     for name, images in forms.items():
         features, _ = classifier_features(images, classifier)
         np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_sixteen_bit_images_count_as_their_eight_bit_pixels(test_digits, tmp_path):
+    # 16-bit images were clipped at 255 (all white) and float images turned black, with no warning.
+    digits = test_digits[0][:8]
+    deep = [PIL.Image.fromarray(digit.astype(np.uint16) * 257) for digit in digits]
+    assert {image.mode for image in deep} <= {"I;16", "I"}
+    torch.testing.assert_close(to_image_tensor(deep), to_image_tensor([PIL.Image.fromarray(d) for d in digits]))
+    for index, image in enumerate(deep):
+        image.save(tmp_path / f"{index}.png")
+    torch.testing.assert_close(to_image_tensor(tmp_path), torch.from_numpy(digits.copy()).unsqueeze(1))
+    with pytest.raises(ValueError, match=r"`reference` image 0 has floating-point pixels \(PIL mode F\)"):
+        to_image_tensor([PIL.Image.fromarray(digits[0].astype(np.float32) / 255)], "`reference`")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"`reference`: cannot read the image file '.*broken\.png'"):
+        to_image_tensor(tmp_path, "`reference`")
 
 
 def test_larger_images_are_resized_to_28(classifier, test_digits):
@@ -259,6 +275,16 @@ def test_floor_is_the_metrics_of_training_digits(fast_evaluator):
     np.testing.assert_allclose(results["class_coverage_floor"], label_shares, atol=0.02)
     with pytest.raises(ValueError, match="num_samples"):
         fast_evaluator.floor(60001)
+
+
+def test_the_floor_of_smaller_samples_is_real_digits_of_their_size(fast_evaluator):
+    # A model trained at 8x8 was compared with a floor of 28x28 digits: a perfect 8x8 generator scored 40x its floor.
+    transform = ImageTransform(8, num_channels=1)
+    digits = [transform.prepare(PIL.Image.fromarray(digit)) for digit in load_mnist_arrays("train")[0][:200]]
+    results = fast_evaluator.evaluate(digits, include_floor=True)
+    assert results["fast_fd"] == pytest.approx(results["fast_fd_floor"], rel=1e-6)
+    assert results["recognised_share"] == results["recognised_share_floor"] < 0.9
+    assert fast_evaluator.floor(200)["fast_fd"] < results["fast_fd_floor"] / 10
 
 
 @pytest.mark.slow

@@ -330,6 +330,18 @@ def test_from_pipe_reuses_the_components_of_ours_and_of_diffusers_ddpm_pipeline(
     np.testing.assert_array_equal(run(ours), run(tiny_pipeline))
 
 
+def test_a_guidance_unet_of_another_dtype_guides(tmp_path):
+    # A per-component dtype once failed: "Input type (c10::BFloat16) and bias type (float) should be the same".
+    autoguided_pipeline().save_pretrained(tmp_path / "guided")
+    mixed = SimpleDDPMPipeline.from_pretrained(tmp_path / "guided", dtype={"unet": torch.bfloat16, "default": torch.float32})
+    mixed.set_progress_bar_config(disable=True)
+    assert (mixed.unet.dtype, mixed.guidance_unet.dtype) == (torch.bfloat16, torch.float32)
+    images = run(mixed, batch_size=2, guidance_scale=2.0)
+    reference = SimpleDDPMPipeline.from_pretrained(tmp_path / "guided")
+    reference.set_progress_bar_config(disable=True)
+    np.testing.assert_allclose(images, run(reference, batch_size=2, guidance_scale=2.0), atol=0.1)
+
+
 def test_a_pipeline_saved_before_guidance_unets_existed_loads_without_one(tiny_pipeline, tmp_path):
     tiny_pipeline.save_pretrained(tmp_path)
     index_path = tmp_path / "model_index.json"
