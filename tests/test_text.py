@@ -479,15 +479,32 @@ def test_load_text_encoder_takes_the_encoder_of_an_encoder_decoder(text_encoder_
     assert embeddings.shape == (2, mask.shape[1], 8) and mask.sum(1).tolist() == [5, 2]
 
 
+def test_an_encoder_without_its_tokenizer_is_refused_and_a_text_pipeline_folder_lends_both(
+    text_encoder_dir, text_pipeline, tmp_path
+):
+    # Weights without tokenizer files once trained silently with a tokenizer that read every word as [UNK].
+    BertModel.from_pretrained(text_encoder_dir).save_pretrained(tmp_path / "weights-only")
+    with pytest.raises(ValueError, match=r"`--text_encoder_name_or_path` .*weights-only"):
+        load_text_encoder(str(tmp_path / "weights-only"))
+    text_pipeline.save_pretrained(tmp_path / "pipeline")
+    tokenizer, encoder, _, _ = load_text_encoder(str(tmp_path / "pipeline"))
+    assert tokenizer.get_vocab() == text_pipeline.tokenizer.get_vocab()
+    torch.testing.assert_close(encoder.state_dict(), text_pipeline.text_encoder.state_dict(), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize(
     "extra, match",
     [
         (["--text_conditional", "--class_conditional"], "exclude each other"),
+        (["--text_conditional", "--text_encoder_name_or_path", "{tmp}"], "is a folder without a transformers encoder"),
+        (["--text_conditional", "--text_encoder_name_or_path", "./missing"], r"\./missing is not a folder"),
+        (["--text_encoder_name_or_path", "{tmp}"], "is for `--text_conditional` runs"),
         (["--text_conditional", "--caption_dropout", "1.0"], r"`--caption_dropout` must be in \[0, 1\)"),
         (["--text_conditional", "--model_config", "notebook"], "`--text_conditional` needs a model with cross-atten"),
     ],
 )
 def test_text_arguments_are_checked(extra, match, text_encoder_dir, tmp_path):
+    extra = [argument.replace("{tmp}", str(tmp_path)) for argument in extra]
     with pytest.raises(ValueError, match=match):
         train.parse_args(
             ["--output_dir", str(tmp_path / "out"), "--text_encoder_name_or_path", str(text_encoder_dir), *extra]

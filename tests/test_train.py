@@ -374,7 +374,8 @@ def test_push_to_hub_sends_the_pipeline_card_and_grid_with_token_and_privacy(tmp
     assert (output_dir / "checkpoint-2").is_dir() and (output_dir / "logs").is_dir()
     for name, data in commit["files"].items():
         assert data == (output_dir / name).read_bytes(), name
-    assert fake_hub.created_repos == [{"name": "ddpm-tiny", "organization": "user", "visibility": "private"}]
+    # Created (or found) before training, as diffusers' scripts do, and found again by the upload.
+    assert fake_hub.created_repos == 2 * [{"name": "ddpm-tiny", "organization": "user", "visibility": "private"}]
     assert {request.headers["authorization"] for request in fake_hub.repository_requests()} == {"Bearer hf_secret"}
     # The token reaches no file: not the tensorboard hyper-parameters (hparams.yml, event files), logs or card.
     (hparams,) = (output_dir / "logs").rglob("hparams.yml")
@@ -385,6 +386,31 @@ def test_push_to_hub_sends_the_pipeline_card_and_grid_with_token_and_privacy(tmp
         assert not path.is_file() or b"hf_secret" not in path.read_bytes(), path
     for data in commit["files"].values():
         assert b"hf_secret" not in data
+
+
+def test_an_unreachable_hub_stops_the_run_before_training_and_a_failed_upload_keeps_the_pipeline(
+    tmp_path, tiny_model_config, monkeypatch
+):
+    # Only the Hub's answers are faked here (raised errors); the training program and its files are real. A failed
+    # upload once lost the whole run: the repository was created only at the end, before the local save.
+    from diffusers_simple_ddpm import hub_utils
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("the Hub cannot be reached")
+
+    argv = train_args(tmp_path / "run", tiny_model_config, "--max_train_steps", "2", "--checkpointing_steps", "10",
+                      "--push_to_hub", "--hub_model_id", REPO_ID, "--hub_token", "hf_secret")  # fmt: skip
+    monkeypatch.setattr(hub_utils.HfApi, "create_repo", unreachable)
+    with pytest.raises(ConnectionError, match="cannot be reached"):
+        train.main(argv)
+    assert not (tmp_path / "run").exists()
+
+    monkeypatch.setattr(hub_utils.HfApi, "create_repo", lambda self, repo_id, **kwargs: type("Url", (), {"repo_id": repo_id}))
+    monkeypatch.setattr(hub_utils, "upload_pipeline_files", unreachable)
+    with pytest.raises(RuntimeError, match=rf"saved in .*run, but its upload to {REPO_ID} failed .*`hf upload {REPO_ID} "):
+        train.main(argv)
+    SimpleDDPMPipeline.from_pretrained(tmp_path / "run")
+    assert f"from_pretrained(\"{REPO_ID}\")" in (tmp_path / "run" / "README.md").read_text()
 
 
 def imported_modules(command: list[str]) -> set[str]:
