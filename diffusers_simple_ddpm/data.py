@@ -113,6 +113,12 @@ def load_builtin_mnist(split: str = "train") -> datasets.Dataset:
     )
 
 
+def is_saved_to_disk(folder: str | os.PathLike) -> bool:
+    """Whether a folder holds a `datasets.Dataset` or `DatasetDict` written by `save_to_disk` (read with
+    `datasets.load_from_disk`, which `load_dataset` refuses)."""
+    return any(os.path.isfile(os.path.join(folder, name)) for name in ("state.json", "dataset_dict.json"))
+
+
 def load_training_dataset(
     dataset_name: str | None = None,
     dataset_config_name: str | None = None,
@@ -124,7 +130,8 @@ def load_training_dataset(
 
     - Neither `dataset_name` nor `train_data_dir`: the built-in MNIST (`load_builtin_mnist`), which needs no network.
     - `dataset_name`: `datasets.load_dataset(dataset_name, dataset_config_name, ...)`, a dataset on the Hub or a
-      local dataset directory or script.
+      local dataset directory or script; a folder written by `save_to_disk` (a `Dataset`, or a `DatasetDict` whose
+      `split` is taken) is read with `datasets.load_from_disk`.
     - `train_data_dir`: a folder of images, loaded with the `imagefolder` builder. Images in class subfolders get a
       `label` column (`datasets.ClassLabel` named after the subfolders).
 
@@ -150,6 +157,16 @@ def load_training_dataset(
         )
     if dataset_config_name is not None and dataset_name is None:
         raise ValueError(f"`--dataset_config_name` ({dataset_config_name!r}) requires `--dataset_name`.")
+    if dataset_name is not None and os.path.isdir(dataset_name) and is_saved_to_disk(dataset_name):
+        saved = datasets.load_from_disk(dataset_name)
+        if isinstance(saved, datasets.DatasetDict):
+            if split not in saved:
+                raise ValueError(
+                    f"`--dataset_name` {dataset_name} (saved with `save_to_disk`) has no {split!r} split; it has "
+                    f"{sorted(saved)}."
+                )
+            saved = saved[split]
+        return saved
     if dataset_name is not None:
         return datasets.load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir, split=split)
     if train_data_dir is not None:

@@ -245,18 +245,25 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
                     f"`{name}` must have shape (batch, tokens, {width}) (the unet's `cross_attention_dim`), got "
                     f"{tuple(embeds.shape) if isinstance(embeds, torch.Tensor) else type(embeds).__name__}."
                 )
+            if mask is not None and not isinstance(mask, torch.Tensor):
+                raise ValueError(f"The attention mask of `{name}` must be a torch.Tensor, got {type(mask).__name__}.")
             if mask is not None and tuple(mask.shape) != tuple(embeds.shape[:2]):
                 raise ValueError(
                     f"The attention mask of `{name}` must have shape {tuple(embeds.shape[:2])}, got "
                     f"{tuple(mask.shape)}."
                 )
-        both_given = prompt_embeds is not None and negative_prompt_embeds is not None
-        if both_given and prompt_embeds.shape[0] != negative_prompt_embeds.shape[0]:
-            raise ValueError(
-                f"`prompt_embeds` has {prompt_embeds.shape[0]} rows but `negative_prompt_embeds` has "
-                f"{negative_prompt_embeds.shape[0]}: give one negative embedding per prompt."
-            )
+        for name, embeds, mask in (
+            ("prompt", prompt_embeds, prompt_attention_mask),
+            ("negative_prompt", negative_prompt_embeds, negative_prompt_attention_mask),
+        ):
+            if mask is not None and embeds is None:
+                raise ValueError(f"`{name}_attention_mask` goes with `{name}_embeds`, which was not given.")
         num_prompts = prompt_embeds.shape[0] if prompt is None else 1 if isinstance(prompt, str) else len(prompt)
+        if negative_prompt_embeds is not None and negative_prompt_embeds.shape[0] != num_prompts:
+            raise ValueError(
+                f"There are {num_prompts} prompts but `negative_prompt_embeds` has {negative_prompt_embeds.shape[0]} "
+                "rows: give one negative embedding per prompt."
+            )
         check_negative_prompt_count(negative_prompt, num_prompts)
 
     def check_inputs(

@@ -593,6 +593,18 @@ def check_resume_checkpoint(
         problem = checkpoint_problem(checkpoint / relative)
         if problem is not None:
             raise ValueError(f"Checkpoint file {checkpoint / relative} {problem}: {elsewhere}.")
+    saved_processes = len(list(checkpoint.glob(RANDOM_STATES_NAME.format("*"))))
+    if saved_processes > num_processes:
+        fewer = (
+            f"Checkpoint {checkpoint} was saved by {saved_processes} processes and this run has {num_processes}: it "
+            "would train with another total batch and draw other noise and data than the interrupted run"
+        )
+        if not resume_without_random_states:
+            raise ValueError(
+                f"{fewer}. Resume with `accelerate launch --num_processes {saved_processes}`, or pass "
+                "`--resume_without_random_states` to continue anyway."
+            )
+        logger.warning(f"{fewer}.")
     for process_index in range(num_processes):
         path = checkpoint / RANDOM_STATES_NAME.format(process_index)
         problem = checkpoint_problem(path)

@@ -222,6 +222,13 @@ def test_chart_labels_draw_greek_letters(benchmark_module):
     assert glyph("β") != missing and glyph("b") != missing
 
 
+def test_thread_counts_are_checked_by_the_parser(benchmark_module, capsys):
+    # `--num_threads 0` once failed in torch.set_num_threads with a RuntimeError.
+    with pytest.raises(SystemExit):
+        benchmark_module("scheduler").parse_args(["--num_threads", "0"])
+    assert "argument --num_threads: must be a positive integer, got 0" in capsys.readouterr().err
+
+
 def test_autoguidance_measures_the_checkpoints_of_a_finished_run(benchmark_module, tmp_path):
     run_dir = tmp_path / "run"
     config = tmp_path / "config.json"

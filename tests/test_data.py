@@ -168,6 +168,19 @@ def test_load_training_dataset_from_a_local_dataset(tmp_path):
         resolve_image_column(dataset)
 
 
+def test_load_training_dataset_from_a_save_to_disk_folder(tmp_path):
+    # `save_to_disk` folders once failed in `load_dataset` ("use load_from_disk instead"; a DatasetDict went to the Hub).
+    write_image_folder(tmp_path / "images")
+    folder_dataset = load_training_dataset(train_data_dir=tmp_path / "images", cache_dir=tmp_path / "cache")
+    folder_dataset.save_to_disk(tmp_path / "saved")
+    datasets.DatasetDict({"train": folder_dataset}).save_to_disk(tmp_path / "saved_dict")
+    for name in ("saved", "saved_dict"):
+        dataset = load_training_dataset(dataset_name=str(tmp_path / name))
+        assert dataset.num_rows == 6 and dataset.column_names == folder_dataset.column_names
+    with pytest.raises(ValueError, match=r"saved_dict \(saved with `save_to_disk`\) has no 'test' split; it has \['train'\]"):
+        load_training_dataset(dataset_name=str(tmp_path / "saved_dict"), split="test")
+
+
 def test_load_training_dataset_argument_errors(tmp_path):
     with pytest.raises(ValueError, match="`--dataset_name`.*`--train_data_dir`.*not both"):
         load_training_dataset(dataset_name="some/dataset", train_data_dir=tmp_path)

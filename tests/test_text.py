@@ -270,6 +270,11 @@ def test_any_diffusers_scheduler(text_pipeline):
         ({"guidance_scale": -0.5}, "`guidance_scale` must be a finite number of at least 0"),
         ({"guidance_scale": float("nan")}, "`guidance_scale` must be a finite number of at least 0"),
         ({"generator": [torch.Generator()]}, "one generator per image"),
+        # These three once failed inside the unet, in torch, or went unnoticed.
+        ({"negative_prompt_embeds": torch.zeros(1, 3, HIDDEN_SIZE)}, "There are 2 prompts but `negative_prompt_embed"),
+        ({"prompt": None, "prompt_embeds": torch.zeros(2, 3, HIDDEN_SIZE), "prompt_attention_mask": [[1] * 3] * 2},
+         "The attention mask of `prompt_embeds` must be a torch.Tensor, got list"),
+        ({"prompt_attention_mask": torch.ones(2, 3)}, "`prompt_attention_mask` goes with `prompt_embeds`"),
     ],
 )
 def test_bad_arguments_are_refused(text_pipeline, arguments, match):

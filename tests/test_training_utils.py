@@ -225,13 +225,18 @@ def test_a_complete_checkpoint_passes(checkpoint):
 def test_damaged_checkpoint_files_are_named_with_what_to_do(checkpoint, damage, match):
     damage(checkpoint)
     with pytest.raises(ValueError, match=match) as error:
-        check_resume_checkpoint(checkpoint, num_processes=1, use_ema=True)
+        check_resume_checkpoint(checkpoint, num_processes=2, use_ema=True)
     assert "--resume_from_checkpoint" in str(error.value) and "checkpoint-2" in str(error.value)
 
 
 def test_unreadable_random_states_are_refused_unless_asked(checkpoint, caplog):
     truncate(checkpoint / "random_states_1.pkl")
-    check_resume_checkpoint(checkpoint, num_processes=1, use_ema=True)  # process 1 is not resumed
+    # Fewer processes than saved it: the refusal of the reverse case (it once resumed without a word).
+    with pytest.raises(ValueError, match=r"saved by 2 processes and this run has 1: .*--num_processes 2"):
+        check_resume_checkpoint(checkpoint, num_processes=1, use_ema=True)
+    with caplog.at_level(logging.WARNING):
+        check_resume_checkpoint(checkpoint, num_processes=1, use_ema=True, resume_without_random_states=True)
+    assert "saved by 2 processes and this run has 1" in caplog.text
     with pytest.raises(ValueError, match=r"random_states_1.pkl is unreadable.*`--resume_without_random_states`"):
         check_resume_checkpoint(checkpoint, num_processes=2, use_ema=True)
     with caplog.at_level(logging.WARNING):

@@ -29,6 +29,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, SimpleUNet2DModel
+from diffusers_simple_ddpm.cli import positive_int
 from diffusers_simple_ddpm.data import load_mnist_arrays
 from diffusers_simple_ddpm.sampling import with_scheduler
 from diffusers_simple_ddpm.training_step import (
@@ -80,7 +81,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="Seed of weights, data order and noise.")
     parser.add_argument(
         "--num_threads",
-        type=int,
+        type=positive_int,
         default=1,
         help="CPU threads of torch (and OMP_NUM_THREADS of training subprocesses). On a machine shared with other "
         "jobs fewer threads can be faster: OpenMP threads wait on each other when a core is taken.",
