@@ -130,6 +130,8 @@ class TrainingDetails:
         model_config (`str`, *optional*): The network preset or config file it was trained with, such as
             `"auto: default"`.
         autoguidance_step (`int`, *optional*): The update after which the pipeline's `guidance_unet` was taken.
+        caption_dropout (`float`, *optional*): The share of captions a text-conditional run replaced by the empty one,
+            from which the model learns the prediction that classifier-free guidance steers away from.
     """
 
     dataset_name: str
@@ -156,6 +158,7 @@ class TrainingDetails:
     sample_grid: str | os.PathLike | None = None
     model_config: str | None = None
     autoguidance_step: int | None = None
+    caption_dropout: float | None = None
 
     def __post_init__(self):
         counts = ("num_train_steps", "num_epochs", "train_batch_size", "num_processes", "gradient_accumulation_steps")
@@ -385,6 +388,8 @@ def create_model_card(
         pipeline_class=type(pipeline).__name__,
         text_encoder=text_encoder_details,
         sample_prompt=sample_prompt,
+        # Classifier-free guidance needs the empty prompt learnt from dropped captions; a run without them samples at 1.
+        text_guidance_scale=1.0 if training_details is not None and training_details.caption_dropout == 0 else 3.0,
         autoguidance=getattr(pipeline, "guidance_unet", None) is not None,
         unet_class=type(pipeline.unet).__name__,
         num_parameters=f"{sum(parameter.numel() for parameter in pipeline.unet.parameters()):,}",

@@ -673,6 +673,7 @@ def train(args: argparse.Namespace) -> None:
                 else os.path.basename(args.model_config)
             ),
             autoguidance_step=guidance_step if guidance_unet is not None else None,
+            caption_dropout=args.caption_dropout if text_encoder is not None else None,
         )
         # Saved here first, so that a failed upload leaves the pipeline in the folder to upload again.
         pipeline.save_pretrained(args.output_dir, repo_id=args.hub_model_id, include_code=args.include_code)

@@ -7,6 +7,7 @@ in the test: nothing is downloaded and the 83 MB encoder wheel is not needed.
 """
 
 import importlib
+import dataclasses
 import json
 import os
 import re
@@ -420,6 +421,14 @@ def test_model_card_names_the_encoder_and_its_snippet_runs(text_pipeline, tmp_pa
     exec(snippet.replace("num_inference_steps=50", "num_inference_steps=2"), {})
     for name in ("samples.png", "samples_dpm.png"):
         assert Image.open(tmp_path / name).size == (4 * 8, 4 * 8)
+    assert "guidance_scale=3.0" in snippet and "captions dropped in training" in card.text
+    # A run that dropped no captions never learnt the empty prompt: its card once still claimed it and guided at 3.
+    text_pipeline.training_details = dataclasses.replace(text_pipeline.training_details, caption_dropout=0.0)
+    text_pipeline.save_pretrained(tmp_path / "no-dropout")
+    card = ModelCard.load(tmp_path / "no-dropout" / "README.md")
+    assert "This run dropped no captions (`--caption_dropout 0`)" in card.text and "dropped in training" not in card.text
+    snippet = re.findall(r"```python\n(.*?)```", card.text, re.DOTALL)[0]
+    assert "guidance_scale=1.0" in snippet and "guidance_scale=3.0" not in snippet
 
 
 def test_mnist_phrasings():
