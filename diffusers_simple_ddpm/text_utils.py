@@ -16,7 +16,12 @@ import transformers
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .pipeline_simple_ddpm_text import encode_text, pad_text_embeddings
-from .training_args import AUTO_PRESETS, DEFAULT_TEXT_ENCODER_INSTALL, DEFAULT_TEXT_ENCODER_SOURCE
+from .training_args import (
+    AUTO_PRESETS,
+    DEFAULT_CAPTION_DROPOUT,
+    DEFAULT_TEXT_ENCODER_INSTALL,
+    DEFAULT_TEXT_ENCODER_SOURCE,
+)
 from .training_utils import load_model_config
 
 DEFAULT_TEXT_ENCODER_LICENSE = "apache-2.0"
@@ -88,10 +93,12 @@ def check_text_args(args: argparse.Namespace) -> None:
     if args.text_conditional and args.class_conditional:
         raise ValueError("`--text_conditional` and `--class_conditional` exclude each other: choose one.")
     if not args.text_conditional:
-        if args.text_encoder_name_or_path is not None:
-            raise ValueError(
-                "`--text_encoder_name_or_path` is for `--text_conditional` runs: add `--text_conditional`, or leave it out."
-            )
+        for flag, given in (
+            ("--caption_dropout", args.caption_dropout != DEFAULT_CAPTION_DROPOUT),
+            ("--text_encoder_name_or_path", args.text_encoder_name_or_path is not None),
+        ):
+            if given:
+                raise ValueError(f"`{flag}` is for `--text_conditional` runs: add `--text_conditional`, or leave it out.")
         return
     for device_type in AUTO_PRESETS:
         model_config = load_model_config(args.model_config, device_type)

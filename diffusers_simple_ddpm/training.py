@@ -155,6 +155,9 @@ def check_args(args: argparse.Namespace) -> None:
                 f"`--output_dir` {output_dir} is not empty: pass `--overwrite_output_dir` to train into it, or "
                 "`--resume_from_checkpoint latest` to continue its run."
             )
+    for flag, given in (("--hub_token", args.hub_token is not None), ("--hub_private_repo", args.hub_private_repo)):
+        if given and not args.push_to_hub:
+            raise ValueError(f"`{flag}` is for uploads: add `--push_to_hub`, or leave it out.")
     if args.push_to_hub:
         from huggingface_hub import get_token
 

@@ -132,6 +132,8 @@ BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 DEFAULT_BETA_SCHEDULE = "squaredcos_cap_v2"
 # The values of `diffusers.optimization.SchedulerType` that need nothing beyond the warm-up and the length (a test keeps
 # them in step), listed here to spare the import; `piecewise_constant` needs step rules that no flag gives.
+# Share of captions a text-conditional run replaces by the empty one (`--caption_dropout`).
+DEFAULT_CAPTION_DROPOUT = 0.1
 LR_SCHEDULERS = (
     "linear",
     "cosine",
@@ -505,7 +507,7 @@ def add_text_arguments(parser: argparse.ArgumentParser) -> None:
     text.add_argument(
         "--caption_dropout",
         type=float,
-        default=0.1,
+        default=DEFAULT_CAPTION_DROPOUT,
         help="Share of captions replaced by the empty caption, so that the model learns the unconditional prediction "
         "that classifier-free guidance needs.",
     )

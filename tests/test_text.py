@@ -513,6 +513,7 @@ def test_an_encoder_without_its_tokenizer_is_refused_and_a_text_pipeline_folder_
         (["--text_conditional", "--text_encoder_name_or_path", "{tmp}"], "is a folder without a transformers encoder"),
         (["--text_conditional", "--text_encoder_name_or_path", "./missing"], r"\./missing is not a folder"),
         (["--text_encoder_name_or_path", "{tmp}"], "is for `--text_conditional` runs"),
+        (["--caption_dropout", "0.3"], "`--caption_dropout` is for `--text_conditional` runs"),
         (["--text_conditional", "--caption_dropout", "1.0"], r"`--caption_dropout` must be in \[0, 1\)"),
         (["--text_conditional", "--model_config", "notebook"], "`--text_conditional` needs a model with cross-atten"),
     ],

@@ -299,6 +299,9 @@ def test_non_finite_loss_stops_before_saving(tmp_path, tiny_model_config):
         (["--adam_weight_decay", "-0.01"], "--adam_weight_decay.*0 or a positive"),
         (["--hub_model_id", "user/my model"], "--hub_model_id.*'user/my model'.*not a valid Hub repo id"),
         (["--hub_model_id", "a/b/c"], "--hub_model_id.*not a valid Hub repo id"),
+        # Both were once ignored without a word.
+        (["--hub_token", "hf_x"], "`--hub_token` is for uploads: add `--push_to_hub`"),
+        (["--hub_private_repo"], "`--hub_private_repo` is for uploads: add `--push_to_hub`"),
         (["--push_to_hub", "--hub_token", "hf_x", "--output_dir", "runs/my run"], "--push_to_hub.*--hub_model_id"),
     ],
 )
