@@ -317,8 +317,8 @@ class SimpleDDPMPipeline(DiffusionPipeline):
             if guidance_scale <= 1.0:
                 return prediction
             # The guide may hold another dtype (`from_pretrained(..., dtype={"unet": ...})`): its input and output follow.
-            guide_dtype = next(self.guidance_unet.parameters()).dtype
-            weak_prediction = self.guidance_unet(latents.to(guide_dtype), timestep).sample.to(prediction.dtype)
+            guide_input = latents.to(self.guidance_unet.dtype)
+            weak_prediction = self.guidance_unet(guide_input, timestep).sample.to(prediction.dtype)
             return weak_prediction + guidance_scale * (prediction - weak_prediction)
         if guidance_scale <= 1.0:
             return self.unet(latents, timestep, class_labels=class_labels).sample

@@ -278,9 +278,8 @@ def train(args: argparse.Namespace) -> None:
         # or an unreachable Hub stops the run at once; the full "namespace/name" id then goes into the model card.
         from .hub_utils import create_pipeline_repo
 
-        _, args.hub_model_id = create_pipeline_repo(
-            args.hub_model_id or Path(args.output_dir).resolve().name, private=args.hub_private_repo, token=args.hub_token
-        )
+        repo_name = args.hub_model_id or Path(args.output_dir).resolve().name
+        _, args.hub_model_id = create_pipeline_repo(repo_name, private=args.hub_private_repo, token=args.hub_token)
 
     # Data: every source reaches the loop as a `datasets.Dataset` through the same path.
     dataset = load_training_dataset(
@@ -689,7 +688,8 @@ def train(args: argparse.Namespace) -> None:
                 raise RuntimeError(
                     f"The pipeline is saved in {args.output_dir}, but its upload to {args.hub_model_id} failed "
                     f"({type(error).__name__}: {error}). Upload the folder, model card included, once the Hub is "
-                    f"reachable: `hf upload {args.hub_model_id} {args.output_dir} --exclude 'checkpoint-*' --exclude 'logs/*'`."
+                    f"reachable: `hf upload {args.hub_model_id} {args.output_dir} --exclude 'checkpoint-*' "
+                    "--exclude 'logs/*'`."
                 ) from error
         logger.info(f"Trained {global_step} steps in {wall_time / 60:.1f} min on {hardware}.")
         if evaluation is not None:

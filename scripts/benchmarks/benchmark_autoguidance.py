@@ -19,6 +19,7 @@ from benchmark_utils import (
     chart_path,
     grids_chart,
     markdown_table,
+    report_title,
     setup,
     write_report,
 )
@@ -161,7 +162,7 @@ def main(args: argparse.Namespace) -> None:
         "",
         grids,
     ]
-    title = "Autoguidance" if args.report_name == NAME else f"Autoguidance ({args.report_name})"
+    title = report_title("Autoguidance", NAME, args.report_name)
     path = write_report(args.output_dir, args.report_name, title, environment, body, device)
     print(f"Wrote {path}")
 

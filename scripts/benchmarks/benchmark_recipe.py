@@ -24,6 +24,7 @@ from benchmark_utils import (
     chart_path,
     grids_chart,
     markdown_table,
+    report_title,
     run_train_script,
     setup,
     write_report,
@@ -220,7 +221,7 @@ def main(args: argparse.Namespace) -> None:
         "",
         grids,
     ]
-    title = "Training recipe" if args.report_name == NAME else f"Training recipe ({args.report_name})"
+    title = report_title("Training recipe", NAME, args.report_name)
     path = write_report(args.output_dir, args.report_name, title, environment, body, device)
     print(f"Report: {path}")
 

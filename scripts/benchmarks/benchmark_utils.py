@@ -99,6 +99,12 @@ def add_report_name_argument(parser: argparse.ArgumentParser, name: str) -> None
     )
 
 
+def report_title(title: str, name: str, report_name: str) -> str:
+    """The heading of a benchmark's section: `title`, with the `--report_name` appended when it is not the default
+    `name` (a second run with other settings)."""
+    return title if report_name == name else f"{title} ({report_name})"
+
+
 def setup(args: argparse.Namespace) -> tuple[torch.device, list[str]]:
     """
     Applies `--num_threads` (here and for subprocesses) and `--seed`.
