@@ -31,7 +31,7 @@ class OptimizationSettings:
         snr_gamma (`float`, *optional*): γ of the Min-SNR loss weighting (Hang et al. 2023): each image's loss is
             weighted so that noise levels with a signal-to-noise ratio above γ count as if it were γ. `None` (the
             default): the plain mean squared error. γ = 5 helped after one epoch but not over the README's whole job
-            (docs/benchmarks/recipe.md, README "Benchmarks").
+            (docs/benchmarks/recipe.md, docs/how-the-defaults-were-chosen.md).
     """
 
     learning_rate: float = 1e-3
@@ -51,7 +51,7 @@ class OptimizationSettings:
 DEFAULT_SETTINGS = OptimizationSettings()
 # Images per device and update. Smaller batches won after one epoch (docs/benchmarks/recipe.md), but over the README's
 # whole job (about 18 minutes on a 2-core CPU) 64 for 3 epochs scored at least as well as 16 for 2 epochs with Min-SNR
-# (README "Benchmarks").
+# (docs/how-the-defaults-were-chosen.md).
 DEFAULT_TRAIN_BATCH_SIZE = 64
 
 
@@ -121,7 +121,7 @@ AUTO_PRESETS = {"cpu": "default", "cuda": "large"}
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 # What the model learns to predict: the velocity v = √ᾱ·ε − √(1−ᾱ)·x₀ rather than the notebook's noise ε. Its loss
 # weighs the high noise levels, where a digit's shape is decided, far more than the noise loss does; over the README's
-# job it drew more whole digits and scored better (README "Benchmarks"). `--prediction_type epsilon` is the notebook's.
+# job it drew more whole digits and scored better (docs/how-the-defaults-were-chosen.md). `--prediction_type epsilon` is the notebook's.
 DEFAULT_PREDICTION_TYPE = "v_prediction"
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 # The noise schedule the training program trains with, which its pipeline keeps for sampling: the cosine schedule of
