@@ -1,5 +1,6 @@
 """`SimpleUNet2DModel`: the teaching notebook's `SimpleUNet` as a diffusers model, and a residual U-Net family."""
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -37,6 +38,19 @@ def check_spatial_size(height: int, width: int, argument: str = "sample", num_le
             f"times by 2, so height and width must be positive multiples of {divisor} (for example "
             f"{' or '.join(str(divisor * k) for k in (28 // divisor or 1, 32 // divisor))})."
         )
+
+
+def compute_dtype(layer: nn.Module) -> torch.dtype:
+    """
+    The dtype `layer` computes in: its weights' dtype, or the compute dtype of diffusers' layerwise casting
+    (`ModelMixin.enable_layerwise_casting`), which stores the weights in another dtype and casts them at each call.
+
+    Args:
+        layer (`nn.Module`): A layer with a `weight`.
+    """
+    registry = getattr(layer, "_diffusers_hook", None)
+    hook = registry.get_hook("layerwise_casting") if registry is not None else None
+    return hook.compute_dtype if hook is not None else layer.weight.dtype
 
 
 class GroupNorm(nn.GroupNorm):
@@ -482,7 +496,7 @@ class SimpleUNet2DModel(ModelMixin, ConfigMixin):
             time_input = get_timestep_embedding(
                 timesteps, self.config.time_embedding_dim, flip_sin_to_cos=True, downscale_freq_shift=0
             )
-        return self.time_mlp(time_input.to(self.time_mlp[0].weight.dtype))
+        return self.time_mlp(time_input.to(compute_dtype(self.time_mlp[0])))
 
     def _class_embedding(self, class_labels: torch.Tensor | None, batch_size: int, device: torch.device) -> torch.Tensor:
         """Looks up the class embedding; `None` labels mean "no class" (the last embedding index)."""
@@ -569,6 +583,28 @@ class SimpleUNet2DModel(ModelMixin, ConfigMixin):
             hidden_states = upsampler(hidden_states)
             hidden_states = self._run_level(level, torch.cat([hidden_states, skip], dim=1), temb, *context)
         return self.conv_out(F.silu(self.norm_out(hidden_states)))
+
+    def _refuse_attention_backend(self, backend: str, enable: bool) -> None:
+        if enable:
+            raise NotImplementedError(
+                f"{type(self).__name__} has no {backend} attention: its self- and cross-attention are written out in "
+                "plain torch (the few tokens of its feature maps, 49 at 7x7, attend faster that way), so there is no "
+                "kernel to switch to. Leave it off."
+            )
+
+    def set_use_memory_efficient_attention_xformers(self, valid: bool, attention_op: Callable | None = None) -> None:
+        """Refuses to enable xFormers attention, which this model does not have (see `_refuse_attention_backend`)."""
+        self._refuse_attention_backend("xFormers", valid)
+
+    def set_use_npu_flash_attention(self, valid: bool) -> None:
+        """Refuses to enable NPU flash attention, which this model does not have."""
+        self._refuse_attention_backend("NPU flash", valid)
+
+    def set_use_xla_flash_attention(
+        self, use_xla_flash_attention: bool, partition_spec: Callable | None = None, **kwargs
+    ) -> None:
+        """Refuses to enable XLA flash attention, which this model does not have."""
+        self._refuse_attention_backend("XLA flash", use_xla_flash_attention)
 
     def forward(
         self,

@@ -60,13 +60,13 @@ from .training_args import DEFAULT_EVAL_NUM_INFERENCE_STEPS, build_parser
 from .training_utils import (
     AUTO_PRESETS,
     GUIDANCE_UNET_FOLDER,
+    EpochBatches,
     autoguidance_step,
     check_processes_in_sync,
     cpu_threads_per_process,
     check_resume_checkpoint,
     check_training_arguments,
     checkpoint_step,
-    delete_folder,
     ema_unet,
     end_training,
     evaluate_on_mnist,
@@ -74,6 +74,7 @@ from .training_utils import (
     list_checkpoints,
     load_model_config,
     model_config_differences,
+    remove_previous_run,
     resolve_guidance_arguments,
     resolve_preset,
     resolve_resume_checkpoint,
@@ -360,10 +361,17 @@ def train(args: argparse.Namespace) -> None:
     updates_per_epoch = math.ceil(batches_per_process / args.gradient_accumulation_steps)
     max_train_steps = args.max_train_steps or args.num_epochs * updates_per_epoch
     num_epochs = math.ceil(max_train_steps / updates_per_epoch)
+    # diffusers' `constant` schedule has no warm-up (`constant_with_warmup` has): the card must not claim one.
+    lr_warmup_steps = 0 if args.lr_scheduler == "constant" else args.lr_warmup_steps
+    if lr_warmup_steps != args.lr_warmup_steps:
+        logger.info(
+            f"`--lr_scheduler constant` has no warm-up: the {args.lr_warmup_steps} updates of `--lr_warmup_steps` are "
+            "not used (`--lr_scheduler constant_with_warmup` uses them)."
+        )
     lr_scheduler = get_scheduler(
         args.lr_scheduler,
         optimizer=optimizer,
-        num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+        num_warmup_steps=lr_warmup_steps * accelerator.num_processes,
         num_training_steps=max_train_steps * accelerator.num_processes,
     )
     unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
@@ -452,8 +460,7 @@ def train(args: argparse.Namespace) -> None:
 
     if accelerator.is_main_process:
         if args.overwrite_output_dir and not args.resume_from_checkpoint:
-            for stale in list_checkpoints(args.output_dir):
-                delete_folder(stale)
+            remove_previous_run(args.output_dir, args.logging_dir)
         os.makedirs(args.output_dir, exist_ok=True)
         accelerator.init_trackers("train_simple_ddpm", config=tracker_config(args))
 
@@ -560,14 +567,17 @@ def train(args: argparse.Namespace) -> None:
         total=max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
     )
     loss_sum = torch.zeros((), device=accelerator.device)
-    logged_updates = 0
+    logged_batches = 0
     interval_start, interval_images = time.perf_counter(), 0
     training_clock["session_start"] = time.perf_counter()
     for epoch in range(first_epoch, num_epochs):
         unet.train()
         skipped = (global_step - epoch * updates_per_epoch) * args.gradient_accumulation_steps
         if device_batches is not None:
-            epoch_batches = device_batches.epoch_batches(epoch, skip=max(skipped, 0))
+            skipped = max(skipped, 0)
+            epoch_batches = EpochBatches(
+                device_batches.epoch_batches(epoch, skip=skipped), len(device_batches) - skipped
+            )
         else:
             train_dataloader.set_epoch(epoch)
             train_dataloader.dataset.set_epoch(epoch)
@@ -580,20 +590,20 @@ def train(args: argparse.Namespace) -> None:
                 loss = training_step(
                     unet, clean_images, batch.get("class_labels"), sync_gradients=accelerator.sync_gradients
                 )
-            loss_sum += loss / args.gradient_accumulation_steps
+            loss_sum += loss
+            logged_batches += 1
             interval_images += clean_images.shape[0] * accelerator.num_processes
 
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
-            logged_updates += 1
             progress_bar.update(1)
             if global_step == guidance_step:
                 guidance_unet = exported_unet().requires_grad_(False)
                 logger.info(f"Took the guiding model of autoguidance after update {global_step}.")
 
             if global_step % args.logging_steps == 0 or global_step == max_train_steps:
-                mean_loss = check_loss(accelerator.reduce(loss_sum, reduction="mean")) / logged_updates
+                mean_loss = check_loss(accelerator.reduce(loss_sum, reduction="mean")) / logged_batches
                 images_per_second = interval_images / (time.perf_counter() - interval_start)
                 logs = {"loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0], "images_per_s": images_per_second}
                 if ema_model is not None:
@@ -601,7 +611,7 @@ def train(args: argparse.Namespace) -> None:
                 progress_bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{logs['lr']:.2e}", img_s=f"{images_per_second:.0f}")
                 accelerator.log(logs, step=global_step)
                 loss_sum.zero_()
-                logged_updates = 0
+                logged_batches = 0
                 interval_start, interval_images = time.perf_counter(), 0
 
             if global_step % args.checkpointing_steps == 0:
@@ -657,7 +667,7 @@ def train(args: argparse.Namespace) -> None:
             gradient_accumulation_steps=args.gradient_accumulation_steps,
             learning_rate=args.learning_rate,
             lr_scheduler=args.lr_scheduler,
-            lr_warmup_steps=args.lr_warmup_steps,
+            lr_warmup_steps=lr_warmup_steps,
             mixed_precision=args.mixed_precision,
             use_ema=args.use_ema,
             ema_max_decay=args.ema_max_decay,

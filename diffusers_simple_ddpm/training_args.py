@@ -310,7 +310,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     training.add_argument(
         "--overwrite_output_dir",
         action="store_true",
-        help="Train into a non-empty --output_dir (its old checkpoints are removed).",
+        help="Train into a non-empty --output_dir, removing what an earlier run left there first: its checkpoints, logs "
+        "and exported pipeline (other files stay).",
     )
     training.add_argument("--seed", type=int, default=0, help="Seed of the whole run (data order, noise, weights).")
     training.add_argument(

@@ -12,16 +12,18 @@ import shutil
 import types
 import typing
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.data_loader import DataLoaderStateMixin
+from accelerate.state import GradientState
 from diffusers.training_utils import EMAModel
 from safetensors import safe_open
 
 from .evaluation import CLASSIFIER_RESOLUTION, RECOGNISED_THRESHOLD, evaluate_images
-from .hub_utils import EvaluationResults, check_repo_id
+from .hub_utils import SAMPLE_GRID_NAME, EvaluationResults, check_repo_id
 from .modeling_simple_unet import SimpleUNet2DModel
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .sampling import generate_images, with_scheduler
@@ -325,6 +327,35 @@ def training_target(
     raise ValueError(f"`prediction_type` must be one of {PREDICTION_TYPES}, got {prediction_type!r}.")
 
 
+class EpochBatches(DataLoaderStateMixin):
+    """
+    One epoch of batches that are not a prepared DataLoader (the data held on the device), made known to accelerate as
+    a prepared DataLoader is: its last batch ends the epoch, so that under `accelerator.accumulate` the last, possibly
+    shorter, group of micro-batches of every epoch makes an optimizer update, as it does with the DataLoader.
+
+    Args:
+        batches (`Iterable`): The epoch's batches.
+        num_batches (`int`): How many there are.
+    """
+
+    def __init__(self, batches: Iterable, num_batches: int):
+        self.gradient_state = GradientState()
+        self.batches = batches
+        self.num_batches = num_batches
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator:
+        self.begin()
+        try:
+            for position, batch in enumerate(self.batches, start=1):
+                self.end_of_dataloader = position == self.num_batches
+                yield batch
+        finally:
+            self.end()
+
+
 def ema_unet(ema_model: EMAModel, unet: SimpleUNet2DModel) -> SimpleUNet2DModel:
     """
     A new model holding the EMA weights: sampling or saving it never touches the training weights of `unet`.
@@ -475,6 +506,32 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str | None, output_dir: st
         )
     checkpoint_step(checkpoint)
     return checkpoint
+
+
+def remove_previous_run(output_dir: str | os.PathLike, logging_dir: str) -> None:
+    """
+    Removes what an earlier run of the training program left in `output_dir`, for `--overwrite_output_dir`: its
+    checkpoints, its tracker logs (which would otherwise show two runs as one curve) and its exported pipeline
+    (`model_index.json`, every component folder it names, the model card `README.md` and the sample grid), so that no
+    stale component, such as an earlier run's `guidance_unet/`, stays beside the new pipeline or goes up with it.
+    Files that no run of the program writes are kept.
+
+    Args:
+        output_dir (`str` or `os.PathLike`): The run's output directory.
+        logging_dir (`str`): The tracker folder inside it (`--logging_dir`).
+    """
+    output_dir = Path(output_dir)
+    stale = list_checkpoints(output_dir) + [output_dir / logging_dir]
+    model_index = output_dir / "model_index.json"
+    if model_index.is_file():
+        components = [name for name in json.loads(model_index.read_text()) if not name.startswith("_")]
+        stale += [output_dir / name for name in components]
+        stale += [output_dir / "README.md", output_dir / SAMPLE_GRID_NAME, model_index]
+    for path in stale:
+        if path.is_dir():
+            delete_folder(path)
+        elif path.is_file():
+            path.unlink()
 
 
 def save_checkpoint(accelerator, output_dir: str | os.PathLike, global_step: int, total_limit: int | None) -> Path:

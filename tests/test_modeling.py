@@ -163,6 +163,44 @@ def test_bf16_and_channels_last_match_float32(layout):
     torch.testing.assert_close(output.float(), reference, rtol=0.05, atol=0.05)
 
 
+@pytest.mark.parametrize("layout", ["notebook", "notebook-linear-time", "residual"])
+def test_layerwise_casting_stores_in_bf16_and_computes_in_float32(layout):
+    # diffusers' `enable_layerwise_casting`: the time embedding's input used to be cast to the storage dtype, which
+    # failed against the weights cast back to float32 ("mat1 and mat2 must have the same dtype").
+    torch.manual_seed(0)
+    if layout == "residual":
+        model = residual_unet().eval()
+    else:
+        time_embedding_type = "sinusoidal" if layout == "notebook" else "linear"
+        model = tiny_unet(norm_num_groups=4, time_embedding_type=time_embedding_type).eval()
+    sample = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        reference = model(sample, 250).sample
+        model.enable_layerwise_casting(storage_dtype=torch.bfloat16, compute_dtype=torch.float32)
+        assert model.time_mlp[0].weight.dtype == torch.bfloat16
+        output = model(sample, 250).sample
+    assert output.dtype == torch.float32
+    torch.testing.assert_close(output, reference, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize(
+    "enable, backend",
+    [
+        (lambda model: model.enable_xformers_memory_efficient_attention(), "xFormers"),
+        (lambda model: model.enable_npu_flash_attention(), "NPU flash"),
+        (lambda model: model.enable_xla_flash_attention(), "XLA flash"),
+    ],
+    ids=["xformers", "npu", "xla"],
+)
+def test_attention_backends_it_does_not_have_are_refused_not_ignored(enable, backend):
+    model = residual_unet()
+    with pytest.raises(NotImplementedError, match=f"has no {backend} attention"):
+        enable(model)
+    model.disable_xformers_memory_efficient_attention()
+    model.disable_npu_flash_attention()
+    model.disable_xla_flash_attention()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_group_norm_of_channels_last_activations_equals_torchs_and_stays_channels_last(dtype):
     torch.manual_seed(0)

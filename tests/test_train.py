@@ -485,6 +485,62 @@ def test_num_epochs_decides_and_the_card_names_the_data_without_its_path(tmp_pat
     assert minutes >= 16
 
 
+def logged_scalars(output_dir: Path, tag: str) -> list[float]:
+    events = EventAccumulator(str(next((output_dir / "logs").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    return [event.value for event in events.Scalars(tag)]
+
+
+@pytest.mark.parametrize("data_on_device", ["always", "never"])
+def test_accumulation_updates_at_every_epoch_end_and_resumes_exactly(tmp_path, tiny_model_config, data_on_device):
+    # 24 images at batch 8 are 3 micro-batches an epoch: groups of 2 and 1, so 2 updates an epoch. The data held on the
+    # device used to carry the group across the epoch's end (5 updates where 6 were planned, an inexact resume).
+    data = write_digit_folder(tmp_path / "digits")
+    output_dir = tmp_path / "accumulate"
+    arguments = train_args(
+        output_dir, tiny_model_config, "--train_data_dir", str(data), "--gradient_accumulation_steps", "2",
+        "--checkpointing_steps", "3", "--logging_steps", "1", "--data_on_device", data_on_device,
+        "--num_epochs", "3",
+    )  # fmt: skip
+    train.main(arguments)
+    assert "| Optimizer updates | 6 (3 epochs) |" in (output_dir / "README.md").read_text()
+    # The loss of an update is the mean over its micro-batches: that of the one-micro-batch updates (2, 4 and 6) used
+    # to be halved.
+    losses = logged_scalars(output_dir, "loss")
+    assert len(losses) == 6
+    assert np.mean(losses[1::2]) > 0.7 * np.mean(losses[0::2])
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(output_dir / "checkpoint-3", resumed / "checkpoint-3")  # mid-epoch: after the first group
+    train.main([*train_args(resumed, tiny_model_config), *arguments[len(train_args(resumed, tiny_model_config)):],
+                "--resume_from_checkpoint", "latest"])  # fmt: skip
+    assert_same_weights(output_dir / "unet", resumed / "unet")
+
+
+def test_constant_schedule_has_no_warmup_on_the_card(tmp_path, tiny_model_config):
+    output_dir = tmp_path / "constant"
+    train.main(train_args(output_dir, tiny_model_config, "--max_train_steps", "2", "--lr_scheduler", "constant",
+                          "--lr_warmup_steps", "5"))  # fmt: skip
+    card = (output_dir / "README.md").read_text()
+    assert "constant schedule, 0 warm-up updates" in card
+    assert logged_scalars(output_dir, "lr") == [pytest.approx(1e-3)]
+
+
+def test_overwrite_output_dir_removes_the_earlier_runs_outputs_only(tmp_path, tiny_model_config):
+    output_dir = tmp_path / "run"
+    train.main(train_args(output_dir, tiny_model_config, "--max_train_steps", "4", "--checkpointing_steps", "2"))
+    assert (output_dir / "guidance_unet").is_dir()  # autoguidance, on by default for unconditional runs
+    (output_dir / "notes.txt").write_text("mine")
+    train.main(train_args(output_dir, tiny_model_config, "--max_train_steps", "2", "--checkpointing_steps", "100",
+                          "--autoguidance_fraction", "0", "--overwrite_output_dir"))  # fmt: skip
+    assert not (output_dir / "guidance_unet").exists()  # the new pipeline has none; the earlier run's would linger
+    assert not list(output_dir.glob("checkpoint-*"))
+    assert [len(logged_scalars(output_dir, "lr"))] == [1]  # logging_steps 2: one point, none of the earlier run
+    assert len(list((output_dir / "logs").rglob("events.out.tfevents.*"))) == 2  # this run (and its hparams)
+    assert (output_dir / "notes.txt").read_text() == "mine"
+    SimpleDDPMPipeline.from_pretrained(output_dir)
+
+
 def test_a_flat_folder_for_a_class_conditional_run_points_to_class_subfolders(tmp_path):
     Image.new("L", (8, 8)).save(tmp_path / "a.png")
     with pytest.raises(ValueError, match="--class_conditional.*class subfolders.*--label_column"):
