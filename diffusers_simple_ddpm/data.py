@@ -6,6 +6,7 @@ import io
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,10 @@ MNIST_CITATION = """@article{lecun1998gradient,
   year={1998}
 }"""
 IMAGE_MODES = {1: "L", 3: "RGB"}
-# PIL modes without color; every other mode (RGB, RGBA, P, CMYK, ...) makes a color data set.
+# PIL modes without color; every other mode (RGB, RGBA, CMYK, ...) makes a color data set, palette modes (see
+# `image_has_color`) when a palette entry in use is not gray.
 GRAYSCALE_MODES = ("1", "L", "LA", "F", *SIXTEEN_BIT_MODES)
+PALETTE_MODES = ("P", "PA")
 # Errors of PIL (and of the files it opens) on a file that is not a readable image.
 UNREADABLE_IMAGE_ERRORS = (OSError, SyntaxError, ValueError)
 
@@ -181,10 +184,10 @@ def load_training_dataset(
 def load_image_folder(train_data_dir: str | os.PathLike) -> datasets.Dataset:
     """Load a folder of images as a `datasets.Dataset` of file paths, decoded lazily.
 
-    The folder is walked once, without the data-file resolution of `datasets.load_dataset("imagefolder")`, which takes
-    more than a minute for tens of thousands of files. Files with the extensions of the imagefolder builder are
-    images. When every image lies in a subfolder, the name of its top-level subfolder is its class: the dataset gets a
-    `label` column (`datasets.ClassLabel` of the sorted subfolder names), as the imagefolder builder gives.
+    The folder is walked once (see `image_files`), without the data-file resolution of
+    `datasets.load_dataset("imagefolder")`, which takes more than a minute for tens of thousands of files. When every
+    image lies in a subfolder, the name of its top-level subfolder is its class: the dataset gets a `label` column
+    (`datasets.ClassLabel` of the sorted subfolder names), as the imagefolder builder gives.
 
     Args:
         train_data_dir (`str` or `os.PathLike`):
@@ -194,10 +197,7 @@ def load_image_folder(train_data_dir: str | os.PathLike) -> datasets.Dataset:
         `datasets.Dataset`: an `image` column (`datasets.Image`) and, with class subfolders, a `label` column.
     """
     root = Path(train_data_dir)
-    paths = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders.sort()
-        paths += [Path(folder, name) for name in sorted(files) if Path(name).suffix.lower() in ImageFolder.EXTENSIONS]
+    paths = list(image_files(root))
     columns = {"image": [str(path) for path in paths]}
     features = {"image": datasets.Image()}
     classes = [path.relative_to(root).parts[0] if path.parent != root else None for path in paths]
@@ -206,6 +206,24 @@ def load_image_folder(train_data_dir: str | os.PathLike) -> datasets.Dataset:
         columns["label"] = [class_names.index(name) for name in classes]
         features["label"] = datasets.ClassLabel(names=class_names)
     return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
+
+
+def image_files(root: str | os.PathLike) -> Iterator[Path]:
+    """Yield the image files of a folder and of its subfolders, folder by folder, each folder's files sorted by name.
+
+    Files with the extensions of the imagefolder builder are images. As in the data-file resolution of `datasets`,
+    hidden files and folders (whose name starts with ".", such as `.ipynb_checkpoints/` or the `._*` AppleDouble
+    files of macOS) and folders whose name starts with "__" (such as `__MACOSX/`) are skipped.
+
+    Args:
+        root (`str` or `os.PathLike`):
+            The folder to walk.
+    """
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith((".", "__")))
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in ImageFolder.EXTENSIONS:
+                yield Path(folder, name)
 
 
 def check_image_folder(train_data_dir: str | os.PathLike) -> None:
@@ -218,10 +236,11 @@ def check_image_folder(train_data_dir: str | os.PathLike) -> None:
     folder = Path(train_data_dir)
     if not folder.is_dir():
         raise ValueError(f"`--train_data_dir` {str(folder)!r} does not exist or is not a directory.")
-    if not any(path.suffix.lower() in ImageFolder.EXTENSIONS for path in folder.rglob("*") if path.is_file()):
+    if next(image_files(folder), None) is None:
         raise ValueError(
             f"`--train_data_dir` {str(folder)!r} contains no image files (looked for the extensions "
-            "`datasets`' imagefolder reads, such as .png, .jpg, .jpeg, .bmp, .webp)."
+            "`datasets`' imagefolder reads, such as .png, .jpg, .jpeg, .bmp, .webp, outside hidden files and folders "
+            "and folders named `__*` such as `__MACOSX`)."
         )
 
 
@@ -251,9 +270,17 @@ def resolve_image_column(dataset: datasets.Dataset, image_column: str | None = N
     return image_column
 
 
-def image_source(value: dict, index: int) -> str:
+def image_source(value: dict | None, index: int) -> str:
     """How an error names a training image: its file, or its row when it has no file."""
-    return repr(value["path"]) if value.get("path") else f"at row {index}"
+    return repr(value["path"]) if value is not None and value.get("path") else f"at row {index}"
+
+
+def missing_image_error(index: int, image_column: str) -> ValueError:
+    """The error of a dataset row without an image (None in its image column), naming the way around it."""
+    return ValueError(
+        f"The training image at row {index} is missing: `--image_column` {image_column!r} holds None there. Remove "
+        "the row, or pass `--skip_unreadable_images` to leave out every image that cannot be read."
+    )
 
 
 def unreadable_image_error(value: dict, index: int, error: Exception) -> ValueError:
@@ -264,18 +291,23 @@ def unreadable_image_error(value: dict, index: int, error: Exception) -> ValueEr
     )
 
 
-def decode_training_image(value: dict, index: int) -> PIL.Image.Image:
+def decode_training_image(value: dict | None, index: int, image_column: str) -> PIL.Image.Image:
     """Decode an undecoded `datasets.Image` value (`{"path", "bytes"}`) as 🤗 Datasets does, naming the file on failure.
 
     Args:
-        value (`dict`):
-            The value of an image column read with `datasets.Image(decode=False)`.
+        value (`dict`, *optional*):
+            The value of an image column read with `datasets.Image(decode=False)`; `None` (a row without an image) is
+            refused.
         index (`int`):
             Its row in the dataset, named when the image has no file.
+        image_column (`str`):
+            The image column, named when the row has no image.
 
     Returns:
         `PIL.Image.Image`: the decoded image.
     """
+    if value is None:
+        raise missing_image_error(index, image_column)
     try:
         return datasets.Image().decode_example(value)
     except UNREADABLE_IMAGE_ERRORS as error:
@@ -283,7 +315,8 @@ def decode_training_image(value: dict, index: int) -> PIL.Image.Image:
 
 
 def undecoded_images(dataset: datasets.Dataset, image_column: str, batch_size: int = 1000):
-    """Yield (row, value) for every image of a dataset, as undecoded `{"path", "bytes"}` values, batch by batch."""
+    """Yield (row, value) for every image of a dataset, as undecoded `{"path", "bytes"}` values (`None` for a row
+    without an image), batch by batch."""
     images = dataset.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size][image_column]
@@ -297,7 +330,7 @@ class ImageSizes:
     Args:
         min_side (`int`): The shorter side of the smallest image, in pixels.
         smallest (`str`): That image, as errors name it.
-        has_color (`bool`): Whether any image is in a color mode (RGB, RGBA, P, ...), not grayscale.
+        has_color (`bool`): Whether any image has color (see `image_has_color`).
     """
 
     min_side: int
@@ -326,8 +359,40 @@ class ImageSizes:
         )
 
 
+def image_has_color(image: PIL.Image.Image) -> bool:
+    """
+    Whether an image has color: an image of a grayscale mode (`GRAYSCALE_MODES`) has none, one of a palette mode ("P",
+    "PA") has color only if a palette entry that it uses is not gray (red, green and blue differ), one of any other
+    mode (RGB, RGBA, CMYK, ...) has color.
+
+    The palette is read from the header where PIL has it there (PNG, GIF); the pixels are decoded only when the palette
+    has a color entry, to find the entries in use.
+
+    Args:
+        image (`PIL.Image.Image`):
+            The image, as `PIL.Image.open` returns it.
+
+    Returns:
+        `bool`: whether the image has color.
+    """
+    if image.mode not in PALETTE_MODES:
+        return image.mode not in GRAYSCALE_MODES
+    palette = image.palette
+    if palette is not None and palette.rawmode is None and palette.mode == "RGB":
+        entries = palette.palette
+    else:  # a palette in the file's own layout (BMP, TIFF), converted by PIL when it decodes the image
+        entries = image.getpalette("RGB")
+    colors = np.frombuffer(bytes(entries), dtype=np.uint8).reshape(-1, 3)
+    colored = (colors[:, 0] != colors[:, 1]) | (colors[:, 1] != colors[:, 2])
+    if not colored.any():
+        return False
+    used = np.flatnonzero(image.histogram()[:256])  # pixels per palette index (the first band of "PA")
+    return bool(colored[used[used < len(colored)]].any())
+
+
 def scan_images(dataset: datasets.Dataset, image_column: str) -> ImageSizes:
-    """Read the size and mode of every image of a dataset from its header, without decoding its pixels.
+    """Read the size and mode of every image of a dataset from its header, without decoding its pixels (but those of
+    palette images whose palette has color, see `image_has_color`).
 
     Args:
         dataset (`datasets.Dataset`):
@@ -340,23 +405,26 @@ def scan_images(dataset: datasets.Dataset, image_column: str) -> ImageSizes:
     """
     min_side, smallest, has_color = None, None, False
     for index, value in undecoded_images(dataset, image_column):
+        if value is None:
+            raise missing_image_error(index, image_column)
         try:
             with PIL.Image.open(io.BytesIO(value["bytes"]) if value["bytes"] else value["path"]) as image:
                 side, mode = min(image.size), image.mode
+                has_color = has_color or image_has_color(image)
         except UNREADABLE_IMAGE_ERRORS as error:
             raise unreadable_image_error(value, index, error) from error
         if mode == "F":
             raise float_image_error(f"The training image {image_source(value, index)}")
         if min_side is None or side < min_side:
             min_side, smallest = side, image_source(value, index)
-        has_color = has_color or mode not in GRAYSCALE_MODES
     if min_side is None:
         raise ValueError("The training dataset holds no images.")
     return ImageSizes(min_side=min_side, smallest=smallest, has_color=has_color)
 
 
 def drop_unreadable_images(dataset: datasets.Dataset, image_column: str) -> datasets.Dataset:
-    """Decode every image of a dataset and leave out, with a warning naming them, those that cannot be read.
+    """Decode every image of a dataset and leave out, with a warning naming them, those that cannot be read and the rows
+    without an image.
 
     Args:
         dataset (`datasets.Dataset`):
@@ -370,7 +438,7 @@ def drop_unreadable_images(dataset: datasets.Dataset, image_column: str) -> data
     readable, unreadable = [], []
     for index, value in undecoded_images(dataset, image_column):
         try:
-            decode_training_image(value, index)
+            decode_training_image(value, index, image_column)
             readable.append(index)
         except ValueError:
             unreadable.append(image_source(value, index))
@@ -462,13 +530,25 @@ class ImageTransform:
         if width == height == self.resolution:
             left = top = 0
         elif self.center_crop:
-            left = round((width - self.resolution) / 2)
-            top = round((height - self.resolution) / 2)
+            left, top = self.center_crop_box(width, height)
         else:
             left = int(torch.randint(0, width - self.resolution + 1, (), generator=generator))
             top = int(torch.randint(0, height - self.resolution + 1, (), generator=generator))
         flip = self.random_flip and bool(torch.rand((), generator=generator) < 0.5)
         return left, top, flip
+
+    def center_crop_box(self, width: int, height: int) -> tuple[int, int]:
+        """
+        The crop of `center_crop`: the left and top edges of the centered `resolution` square of a prepared image.
+
+        Args:
+            width (`int`): The width of the prepared image.
+            height (`int`): Its height.
+
+        Returns:
+            `tuple[int, int]`: left, top.
+        """
+        return round((width - self.resolution) / 2), round((height - self.resolution) / 2)
 
 
 def to_model_input(pixels: torch.Tensor) -> torch.Tensor:
@@ -532,7 +612,7 @@ class TrainingImageDataset(torch.utils.data.Dataset):
         rows = self.dataset[indices]
         items = []
         for position, index in enumerate(indices):
-            image = decode_training_image(rows[self.image_column][position], index)
+            image = decode_training_image(rows[self.image_column][position], index, self.image_column)
             item = {"input": self.transform(image, self.sample_generator(index))}
             if self.label_column is not None:
                 item["class_labels"] = rows[self.label_column][position]
@@ -642,7 +722,7 @@ def load_images_to_memory(
         raise ValueError(f"`max_bytes` must be 0 or more, got {max_bytes}.")
     images = None
     for index, value in undecoded_images(dataset, image_column, batch_size=chunk_size):
-        prepared = transform.prepare(decode_training_image(value, index))
+        prepared = transform.prepare(decode_training_image(value, index, image_column))
         if images is None:
             width, height = prepared.size
             if len(dataset) * transform.num_channels * width * height > max_bytes:
@@ -666,13 +746,16 @@ class DeviceImageBatches:
 
     Every sample's crop and flip are drawn exactly as `TrainingImageDataset` draws them (a generator seeded from
     (`seed`, epoch, sample index), see `augmentation_generator`), so a sample is the same image in both, and a resumed
-    run sees exactly what an uninterrupted run sees. The draws run on the host only when the transform has something
-    random to do (`random_flip`, or a random crop of images larger than the resolution).
+    run sees exactly what an uninterrupted run sees. A center crop is the same for every sample and is cut once, here;
+    the draws run on the host only when the transform has something random to do (`random_flip`, or a random crop of
+    images larger than the resolution).
 
-    Each epoch visits the samples in a random order seeded by (`seed`, epoch); under data parallelism, process `k` of
-    `P` takes the `k`-th slice of `batch_size` of every `P * batch_size` samples. The order is padded by wrapping
-    around to full batches, as accelerate's `even_batches` does, so every process runs the same number of full
-    batches.
+    The batches are those of the DataLoader of `make_train_dataloader` prepared by accelerate with its seedable sampler
+    (`DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed)`, the loader's generator seeded with `seed`):
+    each epoch visits the samples in the order `torch.randperm` draws from a generator seeded with `seed + epoch`.
+    Under data parallelism, process `k` of `P` takes the `k`-th batch of every `P` batches, and the order is padded by
+    wrapping around to full batches, as accelerate's `even_batches` does, so that every process runs the same number
+    of full batches; a single process ends an epoch with a short batch when `batch_size` does not divide the dataset.
 
     Args:
         images (`torch.Tensor`):
@@ -719,6 +802,10 @@ class DeviceImageBatches:
             raise ValueError(f"`process_index` must be in [0, {num_processes}), got {process_index}.")
         if labels is not None and labels.shape != images.shape[:1]:
             raise ValueError(f"`labels` must hold one label per image ({len(images)}), got {tuple(labels.shape)}.")
+        if transform.center_crop:
+            height, width = images.shape[2:]
+            left, top = transform.center_crop_box(width, height)
+            images = images[:, :, top : top + transform.resolution, left : left + transform.resolution].contiguous()
         self.images = images.to(device)
         self.labels = labels.to(device) if labels is not None else None
         self.transform = transform
@@ -727,17 +814,27 @@ class DeviceImageBatches:
         self.seed = seed
         self.num_processes = num_processes
         self.process_index = process_index
-        height, width = images.shape[2:]
-        random_crop = (height, width) != (transform.resolution,) * 2 and not transform.center_crop
+        random_crop = tuple(self.images.shape[2:]) != (transform.resolution,) * 2
         self.is_random = random_crop or transform.random_flip
 
     def __len__(self) -> int:
         """Batches per process and epoch."""
         return math.ceil(len(self.images) / (self.batch_size * self.num_processes))
 
+    @property
+    def last_batch_size(self) -> int:
+        """Samples in the last batch of an epoch: `batch_size`, or the rest of the dataset with a single process."""
+        if self.num_processes > 1:
+            return self.batch_size
+        return len(self.images) - (len(self) - 1) * self.batch_size
+
     def epoch_order(self, epoch: int) -> torch.Tensor:
-        """The sample indices of this process's batches in `epoch`, [len(self), batch_size], on the CPU."""
-        generator = torch.Generator().manual_seed(hash((self.seed, epoch)) & 0x7FFF_FFFF_FFFF_FFFF)
+        """
+        The sample indices of this process's batches in `epoch`, [len(self), batch_size], on the CPU. The last row is
+        padded by wrapping around the order; only its first `last_batch_size` indices are a batch.
+        """
+        # accelerate's `SeedableRandomSampler` seeds the DataLoader's generator with `data_seed + epoch`.
+        generator = torch.Generator().manual_seed(self.seed + epoch)
         order = torch.randperm(len(self.images), generator=generator)
         samples = len(self) * self.batch_size * self.num_processes
         order = order.repeat(math.ceil(samples / len(order)))[:samples]
@@ -781,7 +878,8 @@ class DeviceImageBatches:
         order = self.epoch_order(epoch)
         device_order = order.to(self.device)  # one copy per epoch, none per batch
         for position in range(skip, len(order)):
-            yield self.batch(order[position], epoch, device_order[position])
+            size = self.last_batch_size if position == len(order) - 1 else self.batch_size
+            yield self.batch(order[position, :size], epoch, device_order[position, :size])
 
 
 def crop_and_flip(

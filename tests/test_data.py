@@ -11,15 +11,18 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from accelerate.data_loader import prepare_data_loader, skip_first_batches
 
 from diffusers_simple_ddpm.data import (
     MNIST_NPZ_PATH,
     MNIST_NPZ_SHA256,
     SIXTEEN_BIT_MODES,
+    DeviceImageBatches,
     ImageTransform,
     TrainingImageDataset,
     drop_unreadable_images,
     load_builtin_mnist,
+    load_images_to_memory,
     load_mnist_arrays,
     load_training_dataset,
     make_train_dataloader,
@@ -217,6 +220,30 @@ def write_pngs(folder: Path, sizes: dict[str, tuple[int, int]], mode: str = "L")
         PIL.Image.new(mode, (width, height), color=128 if mode == "L" else (200, 30, 30)).save(folder / name)
 
 
+def test_palette_images_have_color_only_if_a_palette_entry_in_use_is_not_gray(tmp_path):
+    # Grayscale digits stored in palette mode once made a color (3-channel) dataset.
+    digits, _ = load_mnist_arrays("test")
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for index in range(3):
+        PIL.Image.fromarray(digits[index]).save(folder / f"{index}.png")
+    PIL.Image.fromarray(digits[3]).convert("P").save(folder / "3.gif")  # a gray palette
+    PIL.Image.fromarray(digits[4]).convert("RGB").convert("P").save(folder / "4.png")  # the web palette: grays used
+    with PIL.Image.open(folder / "3.gif") as gray_palette, PIL.Image.open(folder / "4.png") as web_palette:
+        assert gray_palette.mode == web_palette.mode == "P"
+        colors = np.frombuffer(web_palette.palette.palette, dtype=np.uint8).reshape(-1, 3)
+        assert (colors[:, 0] != colors[:, 2]).any()  # color entries, unused
+    assert scan_images(load_training_dataset(train_data_dir=folder), "image").num_channels == 1
+
+    colored = PIL.Image.fromarray(digits[5]).convert("P")
+    palette = colored.getpalette()
+    brightest = 3 * int(digits[5].max())
+    palette[brightest : brightest + 3] = [255, 0, 0]  # the digit's brightest pixels become red
+    colored.putpalette(palette)
+    colored.save(folder / "5.png")
+    assert scan_images(load_training_dataset(train_data_dir=folder), "image").num_channels == 3
+
+
 def test_every_image_is_size_checked_and_the_suggested_resolution_is_accepted(tmp_path):
     # The small image sorts after the 16 images that were the only ones checked before.
     write_pngs(tmp_path / "images", {f"{index:02d}.png": (16, 16) for index in range(20)})
@@ -256,6 +283,29 @@ def test_an_image_folder_is_walked_without_the_imagefolder_builder(tmp_path, mon
     assert flat.column_names == ["image"] and flat[1]["image"].size == (8, 8)
 
 
+def test_hidden_files_and_folders_are_not_read(tmp_path):
+    # A Jupyter checkpoint folder once became a class (or doubled a class's images), and macOS AppleDouble files
+    # (`._*.png`, also under `__MACOSX/`) stopped the run with "cannot identify image file".
+    root = tmp_path / "images"
+    write_pngs(root / "cats", {"0.png": (8, 8), "1.png": (8, 8)})
+    write_pngs(root / "dogs", {"0.png": (8, 8)})
+    write_pngs(root / ".ipynb_checkpoints", {"0-checkpoint.png": (8, 8)})
+    write_pngs(root / "cats" / ".ipynb_checkpoints", {"0-checkpoint.png": (8, 8)})
+    write_pngs(root / "__MACOSX" / "dogs", {"0.png": (8, 8)})
+    for apple_double in (root / "dogs" / "._0.png", root / "__MACOSX" / "dogs" / "._0.png"):
+        apple_double.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+
+    dataset = load_training_dataset(train_data_dir=root)
+
+    assert dataset.features["label"].names == ["cats", "dogs"]
+    assert dataset["label"] == [0, 0, 1]
+    assert scan_images(dataset, "image").min_side == 8
+    write_pngs(tmp_path / "hidden_only" / ".thumbnails", {"a.png": (8, 8)})
+    (tmp_path / "hidden_only" / "._a.png").write_bytes(b"\x00\x05\x16\x07")
+    with pytest.raises(ValueError, match="hidden_only.*contains no image files .*outside hidden files and folders"):
+        load_training_dataset(train_data_dir=tmp_path / "hidden_only")
+
+
 def test_a_folder_with_a_metadata_file_keeps_the_imagefolder_builder(tmp_path):
     write_pngs(tmp_path / "images", {"a.png": (8, 8), "b.png": (8, 8)})
     (tmp_path / "images" / "metadata.jsonl").write_text(
@@ -274,6 +324,23 @@ def write_corrupt_folder(folder: Path) -> Path:
     PIL.Image.fromarray(noise).save(corrupt)
     corrupt.write_bytes(corrupt.read_bytes()[:200])  # a truncated PNG: its header reads, its pixels do not
     return corrupt
+
+
+def test_a_row_without_an_image_is_named_and_can_be_skipped(tmp_path, caplog):
+    # A None image once stopped `scan_images` with "'NoneType' object is not subscriptable", with or without the flag.
+    image = PIL.Image.new("L", (8, 8), color=128)
+    features = datasets.Features({"image": datasets.Image()})
+    datasets.Dataset.from_dict({"image": [image] * 5 + [None]}, features=features).save_to_disk(tmp_path / "saved")
+    dataset = load_training_dataset(dataset_name=str(tmp_path / "saved"))
+    message = r"The training image at row 5 is missing: `--image_column` 'image' holds None.*--skip_unreadable_images"
+
+    with pytest.raises(ValueError, match=message):
+        scan_images(dataset, "image")
+    with pytest.raises(ValueError, match=message):
+        next(iter(make_train_dataloader(dataset, "image", ImageTransform(8, 1), batch_size=6, shuffle=False)))
+    kept = drop_unreadable_images(dataset, "image")
+    assert kept.num_rows == 5 and scan_images(kept, "image").num_channels == 1
+    assert "Leaving out 1 unreadable training images: at row 5" in caplog.text
 
 
 def test_an_unreadable_training_image_is_named_and_can_be_skipped(tmp_path, caplog):
@@ -454,3 +521,76 @@ def test_augmentation_depends_only_on_seed_epoch_and_sample_index():
     next_epoch, other_seed = inputs(epoch=1), inputs(seed=1)
     assert any(not torch.equal(next_epoch[index], reference[index]) for index in range(12))
     assert any(not torch.equal(other_seed[index], reference[index]) for index in range(12))
+
+
+def write_noise_pngs(folder: Path, count: int, size: tuple[int, int]) -> None:
+    """Write `count` RGB PNGs of random pixels, `size` = (width, height), named 0.png, 1.png, ..."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        PIL.Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(folder / f"{index}.png")
+
+
+def indexed_image_folder(folder: Path) -> datasets.Dataset:
+    """The images of a flat folder with a `label` column holding each image's row, so that batches name their
+    samples."""
+    dataset = load_training_dataset(train_data_dir=folder)
+    return dataset.add_column("label", list(range(dataset.num_rows)))
+
+
+@pytest.mark.parametrize("size", [(8, 8), (24, 16), (9, 8)], ids=["square", "resized", "wider"])
+@pytest.mark.parametrize("center_crop", [False, True], ids=["random_crop", "center_crop"])
+@pytest.mark.parametrize("random_flip", [False, True], ids=["no_flip", "flip"])
+def test_device_batches_crop_and_flip_as_the_dataloader_dataset(tmp_path, size, center_crop, random_flip):
+    # With `center_crop` and no `random_flip`, the device path once left non-square images uncropped (8x12 from 24x16).
+    write_noise_pngs(tmp_path / "images", 5, size)
+    dataset = indexed_image_folder(tmp_path / "images")
+    transform = ImageTransform(8, 3, center_crop=center_crop, random_flip=random_flip)
+    images, labels = load_images_to_memory(dataset, "image", transform, max_bytes=2**20, label_column="label")
+    device_batches = DeviceImageBatches(images, transform, 2, torch.device("cpu"), labels=labels, seed=5)
+    reference = TrainingImageDataset(dataset, "image", transform, label_column="label", seed=5)
+
+    for epoch in (0, 1):
+        reference.set_epoch(epoch)
+        for batch in device_batches.epoch_batches(epoch):
+            expected = reference.__getitems__(batch["class_labels"].tolist())
+            assert batch["input"].shape[1:] == (3, 8, 8)
+            assert torch.equal(batch["input"], torch.stack([item["input"] for item in expected]))
+
+
+@pytest.mark.parametrize("num_processes, process_index", [(1, 0), (2, 0), (2, 1)])
+def test_device_batches_are_the_batches_of_the_prepared_dataloader(tmp_path, num_processes, process_index):
+    # The device path once drew another order than the DataLoader, and filled a single process's last batch with
+    # repeated images where the DataLoader gives a short batch.
+    write_noise_pngs(tmp_path / "images", 7, (12, 10))
+    dataset = indexed_image_folder(tmp_path / "images")
+    transform = ImageTransform(8, 3, random_flip=True)
+    seed, batch_size = 5, 3
+    processes = {"num_processes": num_processes, "process_index": process_index}
+    generator = torch.Generator().manual_seed(seed)
+    loader = make_train_dataloader(
+        dataset, "image", transform, batch_size, generator=generator, label_column="label", seed=seed
+    )
+    # As `train`'s `Accelerator.prepare` does with `DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed)`
+    loader = prepare_data_loader(loader, use_seedable_sampler=True, data_seed=seed, **processes)
+    images, labels = load_images_to_memory(dataset, "image", transform, max_bytes=2**20, label_column="label")
+    device_batches = DeviceImageBatches(
+        images, transform, batch_size, torch.device("cpu"), labels=labels, seed=seed, **processes
+    )
+
+    def loader_batches(epoch: int, skip: int = 0) -> list[dict[str, torch.Tensor]]:
+        loader.set_epoch(epoch)  # as `train` does before every epoch
+        loader.dataset.set_epoch(epoch)
+        return list(skip_first_batches(loader, skip) if skip else loader)
+
+    for epoch in (0, 1):
+        for skip in (0, 1):  # a resumed run starts mid-epoch
+            expected = loader_batches(epoch, skip)
+            batches = list(device_batches.epoch_batches(epoch, skip=skip))
+            assert [batch["class_labels"].tolist() for batch in batches] == [
+                batch["class_labels"].tolist() for batch in expected
+            ]
+            for ours, theirs in zip(batches, expected, strict=True):
+                assert torch.equal(ours["input"], theirs["input"])
+    if num_processes == 1:
+        assert [len(batch["input"]) for batch in device_batches.epoch_batches(0)] == [3, 3, 1]
