@@ -88,6 +88,24 @@ def _is_finite_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _sample_size_pair(sample_size: int | list[int] | tuple[int, int] | None) -> tuple[int, int] | None:
+    """
+    A model config's `sample_size` as a `(height, width)` tuple, so that sizes compare equal however they are stored.
+
+    Args:
+        sample_size (`int`, `list[int]` or `tuple[int, int]`, *optional*): An int for a square; a pair as a fresh
+            config holds it (a tuple) or a loaded one (a list).
+
+    Returns:
+        `tuple[int, int]` or `None`: the height and width, `None` when `sample_size` is `None`.
+    """
+    if sample_size is None:
+        return None
+    if isinstance(sample_size, int):
+        return (sample_size, sample_size)
+    return tuple(sample_size)
+
+
 def _copy_module_source(cls: type, folder: str | os.PathLike) -> str:
     """Copies the source file of the module that defines `cls` into `folder` and returns the module's name."""
     source_file = inspect.getsourcefile(cls)
@@ -189,8 +207,14 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                     "(`num_class_embeds` is set): a class-conditional pipeline guides with its own unconditional "
                     "prediction (classifier-free guidance), so leave `guidance_unet` at None."
                 )
-        shape_keys = ("sample_size", "in_channels", "out_channels")
-        shapes = [{key: getattr(model.config, key, None) for key in shape_keys} for model in (unet, guidance_unet)]
+        shapes = [
+            {
+                "sample_size": _sample_size_pair(getattr(model.config, "sample_size", None)),
+                "in_channels": getattr(model.config, "in_channels", None),
+                "out_channels": getattr(model.config, "out_channels", None),
+            }
+            for model in (unet, guidance_unet)
+        ]
         if shapes[0] != shapes[1]:
             raise ValueError(
                 f"`guidance_unet` must take and give images of the `unet`'s shape ({shapes[0]}), got {shapes[1]}."
@@ -202,8 +226,7 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         return getattr(self.unet.config, "num_class_embeds", None)
 
     def _image_shape(self, batch_size: int) -> tuple[int, int, int, int]:
-        sample_size = self.unet.config.sample_size
-        height, width = (sample_size, sample_size) if isinstance(sample_size, int) else sample_size
+        height, width = _sample_size_pair(self.unet.config.sample_size)
         return (batch_size, self.unet.config.in_channels, height, width)
 
     @property
@@ -224,11 +247,31 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         """The number of denoising steps of the running call, as the scheduler set them."""
         return self._num_timesteps
 
+    @property
+    def interrupt(self) -> bool:
+        """
+        Whether the running call skips its remaining denoising steps; a step-end callback sets `_interrupt = True` to
+        stop early, and the call returns the latents as they are.
+        """
+        return self._interrupt
+
+    @property
+    def has_unconditional_class(self) -> bool:
+        """
+        Whether the class-conditional `unet` has a "no class" embedding, the extra row at index `num_classes` that
+        classifier-free guidance conditions its unconditional prediction on. `SimpleUNet2DModel` has it; diffusers'
+        `UNet2DModel` has exactly `num_class_embeds` rows.
+        """
+        embedding = getattr(self.unet, "class_embedding", None)
+        is_embedding = isinstance(embedding, torch.nn.Embedding) and self.num_classes is not None
+        return is_embedding and embedding.num_embeddings > self.num_classes
+
     def prepare_class_labels(
         self, class_labels: int | str | list[int | str] | torch.Tensor | None, batch_size: int
     ) -> torch.Tensor | None:
         """
-        Turns `class_labels` into a long tensor of shape `(batch_size,)` on the pipeline's device.
+        Turns `class_labels` into a long tensor of shape `(batch_size,)` on the pipeline's execution device (the
+        unet's device, or with model offloading the device it computes on).
 
         Args:
             class_labels (`int`, `str`, `list` or `torch.Tensor`, *optional*): One label for the whole batch, or one per
@@ -279,7 +322,7 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 f"`class_labels` must lie in [0, {self.num_classes - 1}] (the unet has {self.num_classes} classes), got "
                 f"{labels.tolist()}."
             )
-        return labels.to(self.device)
+        return labels.to(self._execution_device)
 
     def prepare_extra_step_kwargs(self, generator: torch.Generator | list[torch.Generator] | None, eta: float) -> dict:
         """Passes `eta` and `generator` only to a scheduler whose `step` takes them."""
@@ -393,6 +436,13 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 "`num_class_embeds`) and it has no `guidance_unet`: guidance needs a class-conditional unet "
                 "(classifier-free guidance) or a `guidance_unet` (autoguidance). Leave `guidance_scale` at 1.0."
             )
+        if guidance_scale > 1.0 and self.num_classes is not None and not self.has_unconditional_class:
+            raise ValueError(
+                f"`guidance_scale` is {guidance_scale}, but this pipeline's unet ({type(self.unet).__name__}) has no "
+                "\"no class\" embedding: classifier-free guidance needs one for its unconditional prediction (class "
+                f"index {self.num_classes}, an extra embedding that SimpleUNet2DModel has and this unet does not). "
+                "Leave `guidance_scale` at 1.0 (or less) with this unet."
+            )
         if guidance_scale > 1.0 and self.num_classes is not None and class_labels is None:
             raise ValueError(
                 f"`guidance_scale` is {guidance_scale}, but no `class_labels` were given: guidance pushes each image "
@@ -440,7 +490,8 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 takes it.
             callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*): Called as
                 `callback_on_step_end(self, step_index, timestep, callback_kwargs)` after every step; it may return a
-                dict that replaces `latents`, and may change `self._guidance_scale` for the following steps.
+                dict that replaces `latents`, may change `self._guidance_scale` for the following steps, and may set
+                `self._interrupt = True` to skip the remaining steps (the current latents are then returned).
             callback_on_step_end_tensor_inputs (`list[str]`, *optional*, defaults to `["latents"]`): The tensors put in
                 `callback_kwargs`, from `_callback_tensor_inputs`; a `PipelineCallback` names its own.
             class_labels (`int`, `str`, `list` or `torch.Tensor`, *optional*): For a class-conditional unet, the class of
@@ -467,20 +518,25 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         )
         labels = self.prepare_class_labels(class_labels, batch_size)
         self._guidance_scale = guidance_scale
+        self._interrupt = False
 
+        # Where the models compute: with model offloading (`enable_model_cpu_offload`) they rest on the CPU.
+        device = self._execution_device
         # The timesteps come first: Euler-like schedulers' initial noise level (`init_noise_sigma`) depends on them.
-        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
         self._num_timesteps = len(timesteps)
         if latents is None:
             latents = randn_tensor(
-                self._image_shape(batch_size), generator=generator, device=self.device, dtype=self.unet.dtype
+                self._image_shape(batch_size), generator=generator, device=device, dtype=self.unet.dtype
             )
-        latents = latents.to(device=self.device, dtype=self.unet.dtype) * self.scheduler.init_noise_sigma
+        latents = latents.to(device=device, dtype=self.unet.dtype) * self.scheduler.init_noise_sigma
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
 
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for step_index, timestep in enumerate(timesteps):
+                if self.interrupt:
+                    continue
                 model_input = self.scheduler.scale_model_input(latents, timestep)
                 model_output = self.predict_model_output(model_input, timestep, labels, self.guidance_scale)
                 latents = self.scheduler.step(model_output, timestep, latents, **extra_step_kwargs).prev_sample

@@ -155,7 +155,8 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
 
         Args:
             prompt (`str` or `list[str]`, *optional*): The prompt(s); not needed when `prompt_embeds` is given.
-            device (`torch.device`, *optional*): Where to put the embeddings; defaults to the pipeline's device.
+            device (`torch.device`, *optional*): Where to put the embeddings; defaults to the pipeline's execution
+                device.
             num_images_per_prompt (`int`, *optional*, defaults to 1): Images generated per prompt.
             do_classifier_free_guidance (`bool`, *optional*, defaults to `True`): Whether to also encode the negative
                 prompt.
@@ -375,7 +376,8 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
             return_dict (`bool`, *optional*, defaults to `True`): Whether to return an `ImagePipelineOutput` or a tuple.
             eta (`float`, *optional*, defaults to 0.0): η of DDIM; passed only to schedulers whose `step` takes it.
             callback_on_step_end (`Callable`, *optional*): Called as `callback_on_step_end(self, step_index, timestep,
-                callback_kwargs)` after every step; it may return a dict that replaces `latents`.
+                callback_kwargs)` after every step; it may return a dict that replaces `latents`, and may set
+                `self._interrupt = True` to skip the remaining steps (the current latents are then returned).
             callback_on_step_end_tensor_inputs (`list[str]`, *optional*, defaults to `["latents"]`): The tensors put in
                 `callback_kwargs`.
 

@@ -23,6 +23,25 @@ SCHEDULER_SHORTCUTS = {
 DEFAULT_STEPS = 50
 
 
+def sampling_schedulers() -> dict[str, type[SchedulerMixin]]:
+    """
+    The scheduler classes that sample this package's models, by class name: `SimpleDDPMScheduler` and those of its
+    compatibles that this installation provides (`DPMSolverSDEScheduler` needs `torchsde`), except the EDM schedulers.
+    Diffusers counts these among DDPM's compatibles, yet they take sigmas as timesteps and precondition the model input
+    their own way, while the models here take the discrete timesteps 0 to `num_train_timesteps - 1`.
+
+    Returns:
+        `dict[str, type[SchedulerMixin]]`: the classes, by name.
+    """
+    schedulers = {SimpleDDPMScheduler.__name__: SimpleDDPMScheduler}
+    for name in SimpleDDPMScheduler._compatibles:
+        scheduler_class = getattr(diffusers, name, None)
+        is_scheduler = isinstance(scheduler_class, type) and issubclass(scheduler_class, SchedulerMixin)
+        if is_scheduler and not name.startswith("EDM"):
+            schedulers[name] = scheduler_class
+    return schedulers
+
+
 def resolve_scheduler(
     scheduler: str, argument: str = "--scheduler"
 ) -> tuple[type[SchedulerMixin] | None, int | None]:
@@ -32,24 +51,24 @@ def resolve_scheduler(
     Args:
         scheduler (`str`): `ddpm` (the pipeline's own: `None` is returned, with `None` steps for all of its training
             steps), `ddim`, `dpm` (DPM-Solver++), `euler`, or the class name of `SimpleDDPMScheduler` or of one of its
-            compatibles (diffusers' schedulers of discrete-time diffusion models, such as `UniPCMultistepScheduler`).
+            compatibles (diffusers' schedulers of discrete-time diffusion models, such as `UniPCMultistepScheduler`)
+            other than the EDM schedulers (see `sampling_schedulers`).
         argument (`str`, *optional*, defaults to `"--scheduler"`): The argument the name came from, quoted in the error.
 
     Raises:
-        `ValueError`: for other names, such as schedulers of other kinds of models (flow matching, ...), whose steps
-            take other inputs and would fail mid-sampling.
+        `ValueError`: for other names, such as schedulers of other kinds of models (flow matching, EDM, ...), whose
+            steps take other inputs and would fail mid-sampling or sample wrongly.
     """
     if scheduler in SCHEDULER_SHORTCUTS:
         return SCHEDULER_SHORTCUTS[scheduler]
-    compatible = [SimpleDDPMScheduler.__name__, *SimpleDDPMScheduler._compatibles]
-    scheduler_class = SimpleDDPMScheduler if scheduler == SimpleDDPMScheduler.__name__ else getattr(diffusers, scheduler, None)
-    if scheduler not in compatible or not (isinstance(scheduler_class, type) and issubclass(scheduler_class, SchedulerMixin)):
+    schedulers = sampling_schedulers()
+    if scheduler not in schedulers:
         raise ValueError(
             f"`{argument}` must be one of {', '.join(SCHEDULER_SHORTCUTS)} or the class name of a scheduler that "
-            f"samples this package's models (the compatibles of SimpleDDPMScheduler: {', '.join(sorted(compatible))}), "
-            f"got {scheduler!r}."
+            "samples this package's models (the compatibles of SimpleDDPMScheduler except the EDM ones, which take "
+            f"sigmas as timesteps: {', '.join(sorted(schedulers))}), got {scheduler!r}."
         )
-    return scheduler_class, DEFAULT_STEPS
+    return schedulers[scheduler], DEFAULT_STEPS
 
 
 def clipping_overrides(scheduler_class: type[SchedulerMixin], argument: str = "--clip_sample") -> dict:

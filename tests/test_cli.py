@@ -17,7 +17,7 @@ from PIL import Image
 
 from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, cli
 from diffusers_simple_ddpm.cli import main
-from diffusers_simple_ddpm.sampling import with_scheduler
+from diffusers_simple_ddpm.sampling import resolve_scheduler, with_scheduler
 from diffusers_simple_ddpm.notebook import SimpleUNet
 
 
@@ -81,6 +81,19 @@ def test_sample_with_other_schedulers(model_dir, tmp_path, scheduler):
     assert grid.is_file()
 
 
+def test_the_scheduler_error_names_only_schedulers_that_sample():
+    with pytest.raises(ValueError) as error:
+        resolve_scheduler("EDMEulerScheduler")
+    names = re.search(r"take sigmas as timesteps: ([^)]*)\)", str(error.value)).group(1).split(", ")
+    assert "UniPCMultistepScheduler" in names and "SimpleDDPMScheduler" in names
+    assert not [name for name in names if name.startswith("EDM")]
+    for name in names:
+        assert resolve_scheduler(name)[1] == 50
+    for name in ("EDMEulerScheduler", "EDMDPMSolverMultistepScheduler"):
+        with pytest.raises(ValueError, match=f"except the EDM ones, .*got '{name}'"):
+            resolve_scheduler(name, argument="--eval_scheduler")
+
+
 @pytest.fixture
 def no_model_loading(monkeypatch):
     """Fails the test if the command loads a model: bad arguments must be refused before any work."""
@@ -127,8 +140,10 @@ def test_bad_numbers_are_refused_by_the_parser(model_dir, command, arguments, me
         (["--output_dir", "{tmp}/file.txt/images"], r"`--output_dir` '.*' cannot be created: '.*/file.txt' is a file"),
         (["--scheduler", "fastest"], r"`--scheduler` must be one of ddpm, ddim, dpm, euler"),
         # Schedulers of other model kinds once loaded the model and failed mid-sampling.
-        (["--scheduler", "FlowMatchEulerDiscreteScheduler"], r"compatibles of SimpleDDPMScheduler: DDIMScheduler, .*got"),
+        (["--scheduler", "FlowMatchEulerDiscreteScheduler"], r"except the EDM ones.*: DDIMScheduler, .*got"),
         (["--scheduler", "KarrasVeScheduler"], r"the class name of a scheduler that samples this package's models"),
+        # EDM schedulers, compatibles of DDPM in diffusers, take sigmas as timesteps: they once sampled wrongly.
+        (["--scheduler", "EDMEulerScheduler"], r"except the EDM ones, .*got 'EDMEulerScheduler'"),
         (["--num_images", "3", "--class", "1", "2"], r"`--class` takes one label or one per image \(3\), got 2"),
     ],
 )

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from accelerate import cpu_offload_with_hook
 from conftest import make_tiny_unet
 from diffusers import (
     DDIMScheduler,
@@ -368,3 +369,109 @@ def test_a_guidance_unet_that_cannot_guide_is_refused(unet_kwargs, guide_kwargs,
         SimpleDDPMPipeline(
             unet=make_tiny_unet(**unet_kwargs), scheduler=SimpleDDPMScheduler(), guidance_unet=make_tiny_unet(**guide_kwargs)
         )
+
+
+def tiny_class_conditional_unet2dmodel() -> UNet2DModel:
+    """A class-conditional diffusers `UNet2DModel`: exactly `num_class_embeds` class embeddings, no "no class" one."""
+    torch.manual_seed(0)
+    return UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        num_class_embeds=3,
+    ).eval()
+
+
+def offload_to_meta(pipeline) -> None:
+    """Offloads every model of `pipeline` with accelerate's hooks, as `enable_model_cpu_offload` does, but computing on
+    the meta device: a tensor the loop makes on the CPU instead of the execution device then meets a meta one."""
+    for component in pipeline.components.values():
+        if isinstance(component, torch.nn.Module):
+            cpu_offload_with_hook(component, execution_device="meta")
+
+
+@pytest.mark.parametrize(
+    "make_pipeline, kwargs",
+    [
+        (lambda: SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler()), {}),
+        (
+            lambda: SimpleDDPMPipeline(unet=make_tiny_unet(num_class_embeds=3), scheduler=SimpleDDPMScheduler()),
+            dict(class_labels=[0, 2], guidance_scale=2.0),
+        ),
+        (autoguided_pipeline, dict(guidance_scale=2.0)),
+    ],
+    ids=["unconditional", "classifier-free guidance", "autoguidance"],
+)
+def test_sampling_runs_on_the_execution_device_of_offloaded_models(make_pipeline, kwargs):
+    # Latents, timesteps and labels were once made on `pipeline.device` (the CPU, where offloaded models rest): "Tensor
+    # on device meta is not on the expected device cpu!".
+    pipeline = make_pipeline()
+    pipeline.set_progress_bar_config(disable=True)
+    offload_to_meta(pipeline)
+    assert pipeline.device == torch.device("cpu") and pipeline._execution_device == torch.device("meta")
+    latents = run(pipeline, batch_size=2, num_inference_steps=2, output_type="latent", **kwargs)
+    assert latents.device == torch.device("meta") and latents.shape == (2, 1, 8, 8)
+
+
+def test_a_step_end_callback_can_interrupt_the_call(tiny_pipeline):
+    unet_calls, callback_steps, captured = [], [], {}
+    tiny_pipeline.unet.register_forward_hook(lambda module, args, output: unet_calls.append(args[1]))
+
+    def interrupt_after_step_one(pipeline, step_index, timestep, callback_kwargs):
+        callback_steps.append(step_index)
+        captured["latents"] = callback_kwargs["latents"]
+        if step_index == 1:
+            pipeline._interrupt = True
+        return callback_kwargs
+
+    latents = run(tiny_pipeline, output_type="latent", callback_on_step_end=interrupt_after_step_one)
+    assert len(unet_calls) == 2 and callback_steps == [0, 1] and tiny_pipeline.interrupt
+    torch.testing.assert_close(latents, captured["latents"], rtol=0, atol=0)
+    # The next call starts uninterrupted.
+    unet_calls.clear()
+    run(tiny_pipeline)
+    assert not tiny_pipeline.interrupt and len(unet_calls) == STEPS
+
+
+def test_guidance_with_a_unet_without_a_no_class_embedding_is_refused(monkeypatch):
+    # Classifier-free guidance once crashed mid-sampling with "IndexError: index out of range in self": its "no class"
+    # label, index `num_class_embeds`, is an embedding that diffusers' UNet2DModel does not have.
+    pipeline = SimpleDDPMPipeline(unet=tiny_class_conditional_unet2dmodel(), scheduler=SimpleDDPMScheduler())
+    pipeline.set_progress_bar_config(disable=True)
+    # Without guidance it samples its classes.
+    for scale in (1.0, 0.0):
+        images = run(pipeline, batch_size=2, class_labels=[0, 2], guidance_scale=scale, num_inference_steps=2)
+        assert images.shape == (2, 8, 8, 1) and np.isfinite(images).all()
+    # Refused before any work: the scheduler is never set up and the model never runs.
+    monkeypatch.setattr(pipeline.unet, "forward", None)
+    monkeypatch.setattr(pipeline.scheduler, "set_timesteps", None)
+    match = (
+        r"`guidance_scale` is 3.0, but this pipeline's unet \(UNet2DModel\) has no \"no class\" embedding: .*"
+        r"\(class index 3, an extra embedding that SimpleUNet2DModel has and this unet does not\). Leave `guidance_scale` "
+        r"at 1.0 \(or less\) with this unet."
+    )
+    with pytest.raises(ValueError, match=match):
+        pipeline(batch_size=2, class_labels=[0, 1], guidance_scale=3.0, num_inference_steps=2)
+    assert not pipeline.has_unconditional_class
+    ours = SimpleDDPMPipeline(unet=make_tiny_unet(num_class_embeds=3), scheduler=SimpleDDPMScheduler())
+    assert ours.has_unconditional_class
+
+
+def test_a_loaded_non_square_unet_takes_a_fresh_guidance_unet(tmp_path):
+    # A loaded config holds `sample_size` as a list, a fresh one as a tuple: equal sizes were once refused as unequal.
+    make_tiny_unet(sample_size=(8, 16)).save_pretrained(tmp_path / "unet")
+    unet = SimpleUNet2DModel.from_pretrained(tmp_path / "unet")
+    assert unet.config.sample_size == [8, 16]
+    pipeline = SimpleDDPMPipeline(
+        unet=unet, scheduler=SimpleDDPMScheduler(), guidance_unet=make_tiny_unet(sample_size=(8, 16))
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    assert run(pipeline, guidance_scale=2.0, num_inference_steps=2).shape == (1, 8, 16, 1)
+    transposed = make_tiny_unet(sample_size=(16, 8))
+    with pytest.raises(ValueError, match=r"`guidance_unet` must take and give images of the `unet`'s shape"):
+        SimpleDDPMPipeline(unet=unet, scheduler=SimpleDDPMScheduler(), guidance_unet=transposed)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from accelerate import cpu_offload_with_hook
 from conftest import make_tiny_unet
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from fake_hub import COMMIT, REPO_ID
@@ -255,6 +256,43 @@ def test_any_diffusers_scheduler(text_pipeline):
         text_pipeline.scheduler = scheduler_class.from_config(text_pipeline.scheduler.config)
         images = sample(text_pipeline)
         assert images.shape == (2, 8, 8, 1) and np.isfinite(images).all()
+
+
+@pytest.mark.parametrize("guidance_scale", [1.0, 3.0])
+def test_sampling_runs_on_the_execution_device_of_offloaded_models(text_pipeline, guidance_scale):
+    # The prompt embeddings were put on the execution device, the latents on `pipeline.device` (the CPU, where
+    # offloaded models rest): "Tensor on device meta is not on the expected device cpu!". With accelerate's hooks of
+    # `enable_model_cpu_offload`, computing on the meta device, everything must be made where the models compute. The
+    # embeddings are computed beforehand, on the CPU: BERT's attention mask cannot be built on the meta device.
+    embeddings = text_pipeline.encode_prompt(["a handwritten 7", "the digit three"])
+    for model in (text_pipeline.text_encoder, text_pipeline.unet):
+        cpu_offload_with_hook(model, execution_device="meta")
+    assert text_pipeline.device == torch.device("cpu") and text_pipeline._execution_device == torch.device("meta")
+    latents = text_pipeline(
+        prompt_embeds=embeddings[0],
+        negative_prompt_embeds=embeddings[1],
+        prompt_attention_mask=embeddings[2],
+        negative_prompt_attention_mask=embeddings[3],
+        guidance_scale=guidance_scale,
+        num_inference_steps=2,
+        output_type="latent",
+    ).images
+    assert latents.device == torch.device("meta") and latents.shape == (2, 1, 8, 8)
+
+
+def test_a_step_end_callback_can_interrupt_the_call(text_pipeline):
+    unet_calls, callback_steps = [], []
+    handle = text_pipeline.unet.register_forward_hook(lambda module, args, output: unet_calls.append(args[1]))
+
+    def interrupt(pipeline, step_index, timestep, callback_kwargs):
+        callback_steps.append(step_index)
+        pipeline._interrupt = True
+        return callback_kwargs
+
+    images = sample(text_pipeline, callback_on_step_end=interrupt)
+    handle.remove()
+    assert len(unet_calls) == 1 and callback_steps == [0] and text_pipeline.interrupt
+    assert images.shape == (2, 8, 8, 1) and np.isfinite(images).all()
 
 
 @pytest.mark.parametrize(
