@@ -128,11 +128,43 @@ def load_pipeline(model: str, device: str, dtype: str) -> "SimpleDDPMPipeline":
     return pipeline.to(device)
 
 
-def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
-    """Class labels as typed: integers stay indices, anything else is a class name."""
+def parse_class_labels(labels: list[str] | None, class_names: list[str] | None) -> list[int | str] | None:
+    """
+    Class labels as typed: a label that is one of `class_names` is that class, another integer is a class index,
+    anything else a class name (which the pipeline checks).
+
+    Args:
+        labels (`list[str]`, *optional*): The labels of `--class`.
+        class_names (`list[str]`, *optional*): The pipeline's class names (its `class_names` config), such as the
+            names of the class subfolders it was trained on: "1", "2", "3" are names there, not indices.
+
+    Returns:
+        `list[int | str]` or `None`: the labels, `None` when `labels` is `None`.
+    """
     if labels is None:
         return None
-    return [int(label) if label.lstrip("-").isdigit() else label for label in labels]
+    names = set(class_names or ())
+    return [int(label) if label not in names and label.removeprefix("-").isdigit() else label for label in labels]
+
+
+def check_output_folder_is_free_of_images(path: str, argument: str) -> None:
+    """
+    Raises a `ValueError` naming `argument` when the folder `path` already holds image files (those that
+    `evaluate --images` reads), so that the images of two runs are not mixed.
+
+    Args:
+        path (`str`): The output folder; it may not exist yet.
+        argument (`str`): The command-line flag that gave `path`, quoted in the error.
+    """
+    from .evaluation_images import IMAGE_EXTENSIONS
+    from .image_utils import image_files
+
+    count = sum(1 for _ in image_files(path, IMAGE_EXTENSIONS)) if os.path.isdir(path) else 0
+    if count:
+        raise ValueError(
+            f"`{argument}` {path!r} already holds {count} image files: the new images would overwrite some of them and "
+            "mix with the others. Give another folder, or empty this one."
+        )
 
 
 def check_sampling_arguments(args: argparse.Namespace) -> None:
@@ -171,7 +203,7 @@ def generate_from_args(args: argparse.Namespace, pipeline: "SimpleDDPMPipeline")
         default_steps if args.steps is None else args.steps,
         seed=args.seed,
         batch_size=args.batch_size,
-        class_labels=parse_class_labels(args.class_labels),
+        class_labels=parse_class_labels(args.class_labels, pipeline.config.get("class_names")),
         guidance_scale=args.guidance_scale,
         eta=args.eta,
         prompts=prompts,
@@ -187,6 +219,7 @@ def sample_command(args: argparse.Namespace) -> None:
         check_image_path(args.grid, "--grid")
     if args.output_dir:
         check_output_path(args.output_dir, "--output_dir", folder=True)
+        check_output_folder_is_free_of_images(args.output_dir, "--output_dir")
     check_sampling_arguments(args)
     pipeline = load_pipeline(args.model, args.device, args.dtype)
     images = generate_from_args(args, pipeline)
@@ -202,34 +235,39 @@ def sample_command(args: argparse.Namespace) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
-    from .evaluation import REFERENCES, evaluate_images, format_results_table
+    from .evaluation import REFERENCES, SampleEvaluator, check_sample_count, format_results_table
+    from .evaluation_images import to_image_tensor
 
     if (args.model is None) == (args.images is None):
         raise ValueError("`simple-ddpm evaluate` takes either a model (folder or repo id) or `--images DIR`.")
     if args.json:
         check_output_path(args.json, "--json")
+    include_floor = args.reference in REFERENCES
     if args.images is not None:
         given = [flag for name, flag in SAMPLING_ONLY_ARGUMENTS.items() if getattr(args, name) != args.sampling_defaults[name]]
         if given:
             raise ValueError(
                 f"`{'`, `'.join(given)}` set how a model samples; `--images` evaluates the images as they are."
             )
-    if args.model is not None:
-        check_sampling_arguments(args)
-        pipeline = load_pipeline(args.model, args.device, args.dtype)
-        images = generate_from_args(args, pipeline)
+        # The samples are read and counted before the reference features are computed.
+        images = to_image_tensor(args.images, "`--images`")
+        check_sample_count(len(images), args.reference, include_floor, argument="`--images`")
     else:
-        images = args.images
-    results = evaluate_images(
-        images,
+        check_sampling_arguments(args)
+        check_sample_count(args.num_images, args.reference, include_floor, argument="`--num_images`")
+    # The reference and `--num_reference` are checked (and the reference features computed) before any sampling.
+    evaluator = SampleEvaluator(
         reference=args.reference,
         metrics=tuple(args.metrics),
         num_reference=args.num_reference,
-        include_floor=args.reference in REFERENCES,
         batch_size=args.batch_size,
         device=args.device,
         seed=args.seed,
     )
+    if args.model is not None:
+        pipeline = load_pipeline(args.model, args.device, args.dtype)
+        images = generate_from_args(args, pipeline)
+    results = evaluator.evaluate(images, include_floor=include_floor)
     print(format_results_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
@@ -296,7 +334,8 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, num_images: int) -> 
         dest="class_labels",
         nargs="+",
         default=None,
-        help="For a class-conditional model: one class (index or name) for all images, or one per image.",
+        help="For a class-conditional model: one class for all images, or one per image; a class name, or an index "
+        "where no class has that name.",
     )
     parser.add_argument(
         "--prompt",
@@ -349,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--num_reference",
-        type=int,
+        type=int_at_least(2),
         default=None,
         help="Reference images to use, a random subset of a folder drawn with --seed (default: all; FID on a CPU "
         "computes about 6-10 images/s, then caches MNIST's).",

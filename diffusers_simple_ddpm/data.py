@@ -6,7 +6,6 @@ import io
 import logging
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 from datasets.packaged_modules.folder_based_builder.folder_based_builder import FolderBasedBuilder
 from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
 
-from .image_utils import SIXTEEN_BIT_MODES, float_image_error, to_eight_bit
+from .image_utils import SIXTEEN_BIT_MODES, float_image_error, image_files, to_eight_bit
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +183,9 @@ def load_training_dataset(
 def load_image_folder(train_data_dir: str | os.PathLike) -> datasets.Dataset:
     """Load a folder of images as a `datasets.Dataset` of file paths, decoded lazily.
 
-    The folder is walked once (see `image_files`), without the data-file resolution of
-    `datasets.load_dataset("imagefolder")`, which takes more than a minute for tens of thousands of files. When every
+    The folder is walked once (see `image_utils.image_files`; files with the extensions of the imagefolder builder are
+    images), without the data-file resolution of `datasets.load_dataset("imagefolder")`, which takes more than a
+    minute for tens of thousands of files. When every
     image lies in a subfolder, the name of its top-level subfolder is its class: the dataset gets a `label` column
     (`datasets.ClassLabel` of the sorted subfolder names), as the imagefolder builder gives.
 
@@ -197,7 +197,7 @@ def load_image_folder(train_data_dir: str | os.PathLike) -> datasets.Dataset:
         `datasets.Dataset`: an `image` column (`datasets.Image`) and, with class subfolders, a `label` column.
     """
     root = Path(train_data_dir)
-    paths = list(image_files(root))
+    paths = list(image_files(root, ImageFolder.EXTENSIONS))
     columns = {"image": [str(path) for path in paths]}
     features = {"image": datasets.Image()}
     classes = [path.relative_to(root).parts[0] if path.parent != root else None for path in paths]
@@ -206,24 +206,6 @@ def load_image_folder(train_data_dir: str | os.PathLike) -> datasets.Dataset:
         columns["label"] = [class_names.index(name) for name in classes]
         features["label"] = datasets.ClassLabel(names=class_names)
     return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
-
-
-def image_files(root: str | os.PathLike) -> Iterator[Path]:
-    """Yield the image files of a folder and of its subfolders, folder by folder, each folder's files sorted by name.
-
-    Files with the extensions of the imagefolder builder are images. As in the data-file resolution of `datasets`,
-    hidden files and folders (whose name starts with ".", such as `.ipynb_checkpoints/` or the `._*` AppleDouble
-    files of macOS) and folders whose name starts with "__" (such as `__MACOSX/`) are skipped.
-
-    Args:
-        root (`str` or `os.PathLike`):
-            The folder to walk.
-    """
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith((".", "__")))
-        for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in ImageFolder.EXTENSIONS:
-                yield Path(folder, name)
 
 
 def check_image_folder(train_data_dir: str | os.PathLike) -> None:
@@ -236,7 +218,7 @@ def check_image_folder(train_data_dir: str | os.PathLike) -> None:
     folder = Path(train_data_dir)
     if not folder.is_dir():
         raise ValueError(f"`--train_data_dir` {str(folder)!r} does not exist or is not a directory.")
-    if next(image_files(folder), None) is None:
+    if next(image_files(folder, ImageFolder.EXTENSIONS), None) is None:
         raise ValueError(
             f"`--train_data_dir` {str(folder)!r} contains no image files (looked for the extensions "
             "`datasets`' imagefolder reads, such as .png, .jpg, .jpeg, .bmp, .webp, outside hidden files and folders "

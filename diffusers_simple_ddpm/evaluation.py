@@ -15,8 +15,10 @@ the same sample count, shows how much of a figure is only due to the finite numb
 
 import functools
 import hashlib
+import logging
 import os
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -68,6 +70,7 @@ __all__ = [
     "ImageInput",
     "MNISTClassifier",
     "SampleEvaluator",
+    "check_sample_count",
     "class_coverage",
     "classifier_features",
     "classifier_inception_score",
@@ -86,11 +89,18 @@ __all__ = [
     "to_image_tensor",
 ]
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_CACHE_DIR = Path("~/.cache/diffusers_simple_ddpm")
 # Each reference names the MNIST split it compares with and the split whose real digits give the floor.
 REFERENCES = {"mnist-test": ("test", "train"), "mnist-train": ("train", "test")}
 METRICS = ("fast", "fid")
 NETWORK_NAMES = {"fast": "classifier", "fid": "inception"}
+# The arrays each metric needs from its network, as `SampleEvaluator` computes and caches them.
+NETWORK_OUTPUTS = {
+    "fast": ("classifier_features", "classifier_probabilities"),
+    "fid": ("inception_mu", "inception_sigma"),
+}
 # What each metric's figures are computed in, as the results and their table state it.
 FEATURE_SPACES = {
     "fast": "the features of the package's MNIST digit classifier (images converted to 28x28 grayscale)",
@@ -102,11 +112,27 @@ Results = dict[str, float | int | list[float] | dict[str, str]]
 DESCRIPTIVE_ENTRIES = ("num_samples", "num_reference", "feature_spaces")
 
 
-def _cached_arrays(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Load arrays from an `.npz` file, or compute them and write them there (atomically) first."""
+def _cached_arrays(
+    path: Path, names: Sequence[str], compute: Callable[[], dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """
+    Load arrays from an `.npz` file, or compute them and write them there (atomically) first. A file that cannot be
+    read or lacks one of `names` is computed again and overwritten, with a warning naming it.
+
+    Args:
+        path (`Path`): The cache file.
+        names (`Sequence[str]`): The names of the arrays that `compute` returns and the file must hold.
+        compute (`Callable[[], dict[str, np.ndarray]]`): Computes the arrays when the file does not hold them.
+
+    Returns:
+        `dict[str, np.ndarray]`: the arrays by name.
+    """
     if path.is_file():
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return {name: archive[name] for name in names}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+            logger.warning(f"The cache file {str(path)!r} is unreadable or incomplete ({error}); computing it again.")
     arrays = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial_path = path.with_name(f"{path.name}.{os.getpid()}.partial")
@@ -140,22 +166,48 @@ def folder_content_digest(folder: str | os.PathLike, paths: Sequence[Path] | Non
 
 def warn_unless_digit_sized(images: torch.Tensor, argument: str) -> None:
     """
-    Warns that the fast metrics do not fit images other than 28x28 grayscale ones, such as MNIST digits.
+    Warns that the fast metrics do not fit images other than square grayscale ones, such as MNIST digits (of any
+    size: they are resized to 28x28, and the floor is computed at their size).
 
     Args:
         images (`torch.Tensor`): Images [N, C, H, W] from `to_image_tensor`.
         argument (`str`): The argument the images came from, named in the warning.
     """
-    expected = (1, CLASSIFIER_RESOLUTION, CLASSIFIER_RESOLUTION)
-    if tuple(images.shape[1:]) != expected:
+    channels, height, width = images.shape[1:]
+    if channels != 1 or height != width:
         warnings.warn(
-            f"{argument} are {'x'.join(map(str, images.shape[1:]))} (channels x height x width), not 1x28x28: the "
-            "fast metrics compute them in the features of an MNIST digit classifier, after converting them to 28x28 "
-            "grayscale, and class_coverage counts digits. Those figures fit MNIST-like digits only; for other "
-            "images use the `fid` metrics (Inception features).",
+            f"{argument} are {channels}x{height}x{width} (channels x height x width), not square grayscale like "
+            "MNIST's 1x28x28: the fast metrics compute them in the features of an MNIST digit classifier, after "
+            "converting them to 28x28 grayscale, and class_coverage counts digits. Those figures fit MNIST-like digits "
+            "only; for other images use the `fid` metrics (Inception features).",
             UserWarning,
             stacklevel=3,
         )
+
+
+def check_sample_count(
+    num_samples: int, reference: str = "mnist-test", include_floor: bool = False, argument: str = "`images`"
+) -> None:
+    """
+    Raises a `ValueError` when `num_samples` images cannot be evaluated, before they are generated or read: the
+    metrics need at least 2, and the floor of an MNIST reference at most as many as its split holds.
+
+    Args:
+        num_samples (`int`): The number of images to evaluate.
+        reference (`str`, defaults to `"mnist-test"`): The reference they are compared with (see `SampleEvaluator`).
+        include_floor (`bool`, defaults to `False`): Whether their floor is computed too.
+        argument (`str`, defaults to ``"`images`"``): The argument that gives the images, named in the errors.
+    """
+    if num_samples < 2:
+        raise ValueError(f"{argument} must give at least 2 images to estimate a covariance, got {num_samples}.")
+    if include_floor and reference in REFERENCES:
+        floor_split = REFERENCES[reference][1]
+        split_size = len(load_mnist_arrays(floor_split)[1])
+        if num_samples > split_size:
+            raise ValueError(
+                f"{argument} gives {num_samples} images, but their floor compares them with as many digits of the "
+                f"MNIST {floor_split} split, which holds {split_size}: evaluate at most {split_size} images."
+            )
 
 
 class SampleEvaluator:
@@ -272,8 +324,7 @@ class SampleEvaluator:
         images = to_image_tensor(images)
         if "fast" in self.metrics:
             warn_unless_digit_sized(images, "`images`")
-        if len(images) < 2:
-            raise ValueError(f"`images` must hold at least 2 images to estimate a covariance, got {len(images)}.")
+        check_sample_count(len(images))
         results = self._metrics(self._outputs(images), len(images))
         if include_floor:
             # Square grayscale samples of another size than MNIST's (a model trained at `--resolution 16`) are compared
@@ -341,7 +392,9 @@ class SampleEvaluator:
                 self.cache_dir
                 / f"mnist-{split}-{num_images}{size}_data-{MNIST_NPZ_SHA256[:16]}_{self._network_name(metric)}.npz"
             )
-            outputs.update(_cached_arrays(path, functools.partial(self._network_outputs, images, metric)))
+            outputs.update(
+                _cached_arrays(path, NETWORK_OUTPUTS[metric], functools.partial(self._network_outputs, images, metric))
+            )
         return outputs
 
     def _folder_outputs(self, folder: Path, paths: list[Path], num_images: int) -> dict[str, np.ndarray]:
@@ -360,7 +413,11 @@ class SampleEvaluator:
         outputs = {}
         for metric in self.metrics:
             path = self.cache_dir / f"folder-{subset}_content-{content}_{self._network_name(metric)}.npz"
-            outputs.update(_cached_arrays(path, lambda metric=metric: self._network_outputs(load_subset(), metric)))
+            outputs.update(
+                _cached_arrays(
+                    path, NETWORK_OUTPUTS[metric], lambda metric=metric: self._network_outputs(load_subset(), metric)
+                )
+            )
         return outputs
 
     def _network_name(self, metric: str) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from .image_utils import to_eight_bit
+from .image_utils import image_files, to_eight_bit
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -29,7 +29,8 @@ def load_image_folder(folder: str | os.PathLike, argument: str = "`images`") -> 
 
 
 def image_file_paths(folder: str | os.PathLike, argument: str = "`images`") -> list[Path]:
-    """The image files of a folder and its subfolders, sorted by path.
+    """The image files of a folder and its subfolders, sorted by path, without hidden files and folders and folders
+    named `__*` (see `image_utils.image_files`).
 
     Args:
         folder (`str` or `os.PathLike`): The folder.
@@ -41,9 +42,12 @@ def image_file_paths(folder: str | os.PathLike, argument: str = "`images`") -> l
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{argument} {str(folder)!r} is not a directory.")
-    paths = sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
+    paths = sorted(image_files(folder, IMAGE_EXTENSIONS))
     if not paths:
-        raise ValueError(f"{argument} folder {str(folder)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}).")
+        raise ValueError(
+            f"{argument} folder {str(folder)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}), outside hidden "
+            "files and folders and folders named `__*` such as `__MACOSX`."
+        )
     return paths
 
 

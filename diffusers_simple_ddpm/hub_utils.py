@@ -12,7 +12,7 @@ pipeline.push_to_hub("user/ddpm-mnist")  # the same files, nothing else from the
 """
 
 import json
-import math
+import numbers
 import os
 import re
 import shutil
@@ -25,10 +25,10 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, EvalResult, HfApi, M
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
+from .pipeline_simple_ddpm import MODEL_CARD_NAME, SAMPLE_GRID_NAME, _is_finite_number
+
 # The template of every model card: a link to `model_card.md` at the top of the repository (wheels carry its text).
 MODEL_CARD_TEMPLATE_PATH = Path(__file__).parent / "assets" / "model_card.md"
-MODEL_CARD_NAME = "README.md"
-SAMPLE_GRID_NAME = "sample_grid.png"
 DEFAULT_LICENSE = "apache-2.0"
 PIPELINE_TAG = "unconditional-image-generation"
 # The Hub has no pipeline tag (task) for class-conditional generation: such a card has no `pipeline_tag`, rather than
@@ -37,9 +37,9 @@ CLASS_CONDITIONAL_TASK = "class-conditional-image-generation"
 TEXT_PIPELINE_TAG = "text-to-image"
 MODEL_CARD_TAGS = ["diffusers_simple_ddpm", "ddpm", "diffusers"]
 MIXED_PRECISION_MODES = ("no", "fp16", "bf16", "fp8")
-# What `download_pipeline` fetches besides the component folders: the pipeline index and the code of a repository
-# written with `include_code=True`.
-PIPELINE_FILE_PATTERNS = ["model_index.json", "*.py"]
+# What `download_pipeline` fetches besides the component folders: the pipeline index, the code of a repository
+# written with `include_code=True`, and the model card with its sample grid, which a pushed copy keeps.
+PIPELINE_FILE_PATTERNS = ["model_index.json", "*.py", MODEL_CARD_NAME, SAMPLE_GRID_NAME]
 
 
 def metric_id(name: str) -> str:
@@ -48,18 +48,34 @@ def metric_id(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
 
 
+def _plain_number(name: str, value: Any) -> int | float:
+    """
+    `value` as a plain Python int or float, for clean YAML metadata; a `ValueError` naming `name` unless it is a finite
+    real number (Python, NumPy) that is not a bool.
+    """
+    if not _is_finite_number(value):
+        hint = " Call `.item()` on a tensor or array to pass its number." if hasattr(value, "item") else ""
+        raise ValueError(f"`{name}` must be a finite number, got {value!r}.{hint}")
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
 @dataclass
 class EvaluationResults:
     r"""
     Sample-quality figures of a pipeline, for the model card and its `model-index` metadata.
 
     Args:
-        metrics (`dict[str, float]`): Metric name to value, such as `{"FID": 4.1, "KID": 0.002}`.
+        metrics (`dict[str, float]`): Metric name to value, such as `{"FID": 4.1, "KID": 0.002}`: the model's own
+            results, which the card's table shows and its `model-index` lists. Any finite real number (Python or
+            NumPy) is taken and stored as a plain `int` or `float`.
         protocol (`str`): How they were computed: the number of samples, the sampler and its steps, the reference
             images and the feature network. The card prints it under the table.
         dataset_name (`str`): The reference images, such as `"MNIST test split"`.
         dataset_id (`str`, *optional*): The Hub id of the reference dataset, such as `"ylecun/mnist"`.
         dataset_split (`str`, *optional*): Its split, such as `"test"`.
+        floors (`dict[str, float]`, *optional*): Figures of real images under the same protocol, such as
+            `{"FID floor (real images)": 2.1}`: the best a model could score, not the model's results. The card's
+            table shows them after the metrics; its `model-index` leaves them out.
     """
 
     metrics: dict[str, float]
@@ -67,19 +83,21 @@ class EvaluationResults:
     dataset_name: str
     dataset_id: str | None = None
     dataset_split: str | None = None
+    floors: dict[str, float] | None = None
 
     def __post_init__(self):
         if not self.metrics:
             raise ValueError("`metrics` is empty: give at least one metric name and value.")
-        for name, value in self.metrics.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"`metrics[{name!r}]` must be a finite number, got {value!r}.")
+        self.metrics = {name: _plain_number(f"metrics[{name!r}]", value) for name, value in self.metrics.items()}
+        if self.floors is not None:
+            self.floors = {name: _plain_number(f"floors[{name!r}]", value) for name, value in self.floors.items()}
         if not self.protocol.strip():
             raise ValueError("`protocol` is empty: say how the metrics were computed.")
 
     def to_eval_results(self, task_type: str = PIPELINE_TAG) -> list[EvalResult]:
         """
-        Returns one `EvalResult` per metric, the entries of the card's `model-index` metadata.
+        Returns one `EvalResult` per metric, the entries of the card's `model-index` metadata; the floors are not the
+        model's results and have none.
 
         Args:
             task_type (`str`, *optional*, defaults to `"unconditional-image-generation"`): The task of the model.
@@ -92,7 +110,7 @@ class EvaluationResults:
                 dataset_split=self.dataset_split,
                 metric_type=metric_id(name),
                 metric_name=name,
-                metric_value=float(value),
+                metric_value=value,
             )
             for name, value in self.metrics.items()
         ]
@@ -295,7 +313,7 @@ def download_pipeline(
     """
     Downloads the files of a pipeline repository into the Hugging Face cache, or finds them there when offline.
 
-    Only `model_index.json`, the code files and the component folders are fetched; the model card and images are not.
+    Only `model_index.json`, the code files, the model card, its sample grid and the component folders are fetched.
 
     Args:
         repo_id (`str`): The repository id.

@@ -1,12 +1,36 @@
 """Image helpers shared by the training script and the command line."""
 
 import math
+import os
+from collections.abc import Collection, Iterator
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
 
 # PIL modes of 16-bit grayscale (PNG, TIFF): `to_eight_bit` scales them (PIL's own conversion would clip them at 255).
 SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+
+
+def image_files(root: str | os.PathLike, extensions: Collection[str]) -> Iterator[Path]:
+    """Yield the image files of a folder and of its subfolders, folder by folder, each folder's files sorted by name.
+
+    As in the data-file resolution of `datasets`, hidden files and folders (whose name starts with ".", such as
+    `.ipynb_checkpoints/` or the `._*` AppleDouble files of macOS) and folders whose name starts with "__" (such as
+    `__MACOSX/`) are skipped.
+
+    Args:
+        root (`str` or `os.PathLike`):
+            The folder to walk.
+        extensions (`Collection[str]`):
+            The lowercase suffixes, with their dot, of the files that are images (such as ".png"); a file's suffix is
+            compared in lowercase.
+    """
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith((".", "__")))
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in extensions:
+                yield Path(folder, name)
 
 
 def float_image_error(source: str) -> ValueError:

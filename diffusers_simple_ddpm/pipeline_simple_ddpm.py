@@ -14,6 +14,7 @@ import json
 import math
 import numbers
 import os
+import re
 import shutil
 import tempfile
 from types import ModuleType
@@ -36,6 +37,10 @@ HUB_UTILS_MODULE = "diffusers_simple_ddpm.hub_utils"
 STAGING_PREFIX = ".save_pretrained-"
 # The arguments of `push_to_hub` that `save_pretrained(..., push_to_hub=True)` passes on.
 PUSH_ARGUMENTS = ("commit_message", "private", "token", "create_pr")
+MODEL_CARD_NAME = "README.md"
+SAMPLE_GRID_NAME = "sample_grid.png"
+# The repository a model card's usage snippets load.
+CARD_REPO_ID_PATTERN = re.compile(r'\.from_pretrained\("([^"]+)"')
 
 
 def _import_hub_utils() -> ModuleType:
@@ -106,6 +111,45 @@ def _sample_size_pair(sample_size: int | list[int] | tuple[int, int] | None) -> 
     return tuple(sample_size)
 
 
+def _read_model_card_files(folder: str | os.PathLike) -> dict[str, bytes]:
+    """
+    The model card of a pipeline folder and the sample grid beside it, by file name; empty when it has no card.
+
+    Args:
+        folder (`str` or `os.PathLike`): A pipeline folder or downloaded snapshot.
+    """
+    card_path = os.path.join(folder, MODEL_CARD_NAME)
+    if not os.path.isfile(card_path):
+        return {}
+    files = {}
+    for name in (MODEL_CARD_NAME, SAMPLE_GRID_NAME):
+        if os.path.isfile(os.path.join(folder, name)):
+            with open(os.path.join(folder, name), "rb") as file:
+                files[name] = file.read()
+    return files
+
+
+def _write_model_card_files(files: dict[str, bytes], folder: str | os.PathLike, repo_id: str | None) -> None:
+    """
+    Writes an existing model card and its sample grid into `folder` unchanged, except for the repository its usage
+    snippets load.
+
+    Args:
+        files (`dict[str, bytes]`): The card and the sample grid, by file name, as `_read_model_card_files` reads them.
+        folder (`str` or `os.PathLike`): The folder to write them to.
+        repo_id (`str`, *optional*): The repository the snippets load from now on; `None` keeps the card's own.
+    """
+    for name, data in files.items():
+        if name == MODEL_CARD_NAME and repo_id is not None:
+            card = data.decode("utf-8")
+            match = CARD_REPO_ID_PATTERN.search(card)
+            if match is not None:
+                card = card.replace(f'.from_pretrained("{match.group(1)}"', f'.from_pretrained("{repo_id}"')
+            data = card.encode("utf-8")
+        with open(os.path.join(folder, name), "wb") as file:
+            file.write(data)
+
+
 def _copy_module_source(cls: type, folder: str | os.PathLike) -> str:
     """Copies the source file of the module that defines `cls` into `folder` and returns the module's name."""
     source_file = inspect.getsourcefile(cls)
@@ -172,6 +216,10 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         training_details ([`~diffusers_simple_ddpm.hub_utils.TrainingDetails`], *optional*): What the training run
             did, set by the trainer. When it is set, `save_pretrained` also writes the model card (`README.md`) and the
             sample grid; `push_to_hub` always uploads a model card, with a training section only when it is set.
+        model_card_files (`dict[str, bytes]`): The model card (`README.md`) and the sample grid beside it of the
+            folder or repository `from_pretrained` loaded, by file name; empty for a pipeline built here. Without
+            `training_details`, `save_pretrained` and `push_to_hub` write this card (and grid) unchanged, its usage
+            snippets loading the repository pushed to, rather than a card without a record of the training.
     """
 
     model_cpu_offload_seq = "unet->guidance_unet"
@@ -190,6 +238,7 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         self.register_modules(unet=unet, scheduler=scheduler, guidance_unet=guidance_unet)
         self.register_to_config(class_names=list(class_names) if class_names is not None else None)
         self.training_details = None
+        self.model_card_files = {}
 
     @staticmethod
     def check_guidance_unet(unet, guidance_unet) -> None:
@@ -571,7 +620,9 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         It takes every argument of [`~DiffusionPipeline.from_pretrained`]. A repository is downloaded by
         [`SimpleDDPMPipeline.download`], which diffusers' own `download` cannot do for components of this package.
         Both layouts `save_pretrained` writes load into this package's classes: a folder written with
-        `include_code=True` loads without `trust_remote_code`, since its code is this package's own.
+        `include_code=True` loads without `trust_remote_code`, since its code is this package's own. The model card
+        and sample grid of the folder or repository are kept in `model_card_files`, so that saving or pushing the
+        pipeline again carries them over.
 
         Args:
             pretrained_model_name_or_path (`str` or `os.PathLike`):
@@ -594,11 +645,13 @@ class SimpleDDPMPipeline(DiffusionPipeline):
             [`SimpleDDPMPipeline`]: The pipeline, in evaluation mode.
         """
         pretrained_model_name_or_path = os.fspath(pretrained_model_name_or_path)
-        if not os.path.isdir(pretrained_model_name_or_path):
-            _import_hub_utils().check_repo_id(
-                pretrained_model_name_or_path, argument="pretrained_model_name_or_path", folder_allowed=True
-            )
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        folder = pretrained_model_name_or_path
+        if not os.path.isdir(folder):
+            folder = cls.download(pretrained_model_name_or_path, **kwargs)
+        pipeline = super().from_pretrained(folder, **kwargs)
+        pipeline.register_to_config(_name_or_path=pretrained_model_name_or_path)
+        pipeline.model_card_files = _read_model_card_files(folder)
+        return pipeline
 
     @classmethod
     def from_pipe(cls, pipeline: DiffusionPipeline, **kwargs) -> "SimpleDDPMPipeline":
@@ -627,8 +680,8 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         r"""
         Downloads the files of a pipeline repository into the Hugging Face cache, or finds them there offline.
 
-        It fetches `model_index.json`, the component folders and the code files, and skips the rest of the
-        repository (model card, images). The weights of every variant in the component folders are fetched.
+        It fetches `model_index.json`, the component folders, the code files, the model card and its sample grid,
+        and skips the rest of the repository. The weights of every variant in the component folders are fetched.
 
         Args:
             pretrained_model_name (`str`): The repository id, such as `"user/ddpm-mnist"`.
@@ -760,18 +813,24 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         max_shard_size: int | str | None,
         include_code: bool,
         write_card: bool,
+        card_files: dict[str, bytes],
+        card_repo_id: str | None,
     ) -> list[str]:
         """
         Writes the whole export of the pipeline into the empty `folder`, rendering the model card at most once.
 
         Args:
             folder (`str` or `os.PathLike`): An empty folder.
-            repo_id (`str`): The repository the model card's usage snippet loads.
+            repo_id (`str`): The repository the usage snippet of a rendered model card loads.
             safe_serialization (`bool`): Whether to write safetensors weights.
             variant (`str`, *optional*): A variant name for the weight files.
             max_shard_size (`int` or `str`, *optional*): The largest weight file before sharding.
             include_code (`bool`): Whether to write diffusers' custom-code layout.
-            write_card (`bool`): Whether to write the model card (and the sample grid it shows).
+            write_card (`bool`): Whether to render a model card when there are no training details nor `card_files`.
+            card_files (`dict[str, bytes]`): An existing model card and its sample grid, written instead of a card
+                without training details.
+            card_repo_id (`str`, *optional*): The repository the usage snippets of `card_files` load from now on;
+                `None` keeps the card's own.
 
         Returns:
             `list[str]`: The written files, as paths relative to `folder` with `/` separators.
@@ -781,7 +840,9 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         )
         if include_code:
             self._write_custom_code(folder)
-        if write_card:
+        if self.training_details is None and card_files:
+            _write_model_card_files(card_files, folder, card_repo_id)
+        elif write_card or self.training_details is not None:
             _import_hub_utils().save_model_card(
                 self, folder, repo_id=repo_id, training_details=self.training_details, include_code=include_code
             )
@@ -802,7 +863,10 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         training details.
 
         The folder holds `model_index.json`, `unet/` and `scheduler/`; with `training_details` set (or `push_to_hub`),
-        also the model card `README.md` and the sample grid it shows. Other files already in `save_directory`
+        also the model card `README.md` and the sample grid it shows. Without `training_details`, the card is the one
+        the pipeline was loaded with (`model_card_files`), else the one already in `save_directory`, written
+        unchanged but for the repository its snippets load when `repo_id` is given or pushed to; an existing card is
+        never replaced by one without a record of the training. Other files already in `save_directory`
         (checkpoints, logs) are left alone and never uploaded.
 
         The save is crash-safe: the pipeline is written to a hidden temporary folder inside `save_directory`, and only
@@ -829,7 +893,8 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 [`SimpleDDPMPipeline.push_to_hub`], used with `push_to_hub=True`.
         """
         include_code = self._resolve_include_code(include_code)
-        repo_id = kwargs.pop("repo_id", None) or os.path.basename(os.path.abspath(save_directory))
+        given_repo_id = kwargs.pop("repo_id", None)
+        repo_id = given_repo_id or os.path.basename(os.path.abspath(save_directory))
         unknown = set(kwargs) - set(PUSH_ARGUMENTS)
         if unknown:
             raise ValueError(
@@ -853,7 +918,9 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 variant=variant,
                 max_shard_size=max_shard_size,
                 include_code=include_code,
-                write_card=push_to_hub or self.training_details is not None,
+                write_card=push_to_hub,
+                card_files=self.model_card_files or _read_model_card_files(save_directory),
+                card_repo_id=repo_id if push_to_hub or given_repo_id else None,
             )
             _move_export(staging, save_directory, files)
         finally:
@@ -884,7 +951,9 @@ class SimpleDDPMPipeline(DiffusionPipeline):
 
         The commit holds exactly what `save_pretrained` writes to an empty folder, plus the model card:
         `model_index.json`, `unet/`, `scheduler/`, `README.md`, the sample grid when the training details name one,
-        and with `include_code=True` the code files. Nothing else (checkpoints, logs, caches) is uploaded.
+        and with `include_code=True` the code files. Nothing else (checkpoints, logs, caches) is uploaded. Without
+        `training_details`, a pipeline loaded with a model card (`model_card_files`) uploads that card and its sample
+        grid unchanged, but for the repository its snippets load.
 
         Args:
             repo_id (`str`): The repository, `"name"` in the token's namespace or `"namespace/name"`.
@@ -915,6 +984,8 @@ class SimpleDDPMPipeline(DiffusionPipeline):
                 max_shard_size=None,
                 include_code=include_code,
                 write_card=True,
+                card_files=self.model_card_files,
+                card_repo_id=repo_id,
             )
             return hub_utils.upload_pipeline_files(
                 api,

@@ -135,6 +135,7 @@ class SimpleDDPMTextPipeline(SimpleDDPMPipeline):
             sample_prompts=list(sample_prompts) if sample_prompts is not None else None,
         )
         self.training_details = None
+        self.model_card_files = {}
         self._text_conditioning = None
 
     def encode_prompt(

@@ -703,7 +703,7 @@ def train(args: argparse.Namespace) -> None:
                 ) from error
         logger.info(f"Trained {global_step} steps in {wall_time / 60:.1f} min on {hardware}.")
         if evaluation is not None:
-            for name, value in evaluation.metrics.items():
+            for name, value in {**evaluation.metrics, **evaluation.floors}.items():
                 accelerator.print(f"{name}: {value:.4g}")
         accelerator.print(
             f"Pipeline saved to {args.output_dir} (load it with {type(pipeline).__name__}.from_pretrained("

@@ -15,7 +15,7 @@ import torch
 from conftest import make_tiny_unet
 from PIL import Image
 
-from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, cli
+from diffusers_simple_ddpm import SimpleDDPMPipeline, SimpleDDPMScheduler, cli, evaluation
 from diffusers_simple_ddpm.cli import main
 from diffusers_simple_ddpm.sampling import resolve_scheduler, with_scheduler
 from diffusers_simple_ddpm.notebook import SimpleUNet
@@ -167,6 +167,81 @@ def test_evaluate_refuses_an_unwritable_json_before_sampling(model_dir, tmp_path
         main(["evaluate", str(model_dir), "--json", json_path.replace("{tmp}", str(tmp_path))])
     with pytest.raises(ValueError, match=message):
         main(["evaluate", "--images", str(tmp_path), "--json", json_path.replace("{tmp}", str(tmp_path))])
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--reference", "{tmp}/missing"], r"`reference` must be one of \('mnist-test', 'mnist-train'\) or a folder"),
+        (["--num_reference", "20000"], r"`num_reference` must be between 2 and 10000 .* got 20000"),
+        (["--num_images", "1"], r"`--num_images` must give at least 2 images to estimate a covariance, got 1"),
+        (["--reference", "mnist-train", "--num_images", "10001"],
+         r"`--num_images` gives 10001 images, but their floor .* MNIST test split, which holds 10000: evaluate at most"),
+    ],
+)  # fmt: skip
+def test_evaluate_refuses_a_bad_reference_or_count_before_loading(model_dir, tmp_path, arguments, message,
+                                                                   no_model_loading):  # fmt: skip
+    # They were refused only after the model had sampled every image (1000 by default).
+    arguments = [argument.replace("{tmp}", str(tmp_path)) for argument in arguments]
+    with pytest.raises(ValueError, match=message):
+        main(["evaluate", str(model_dir), *arguments])
+
+
+@pytest.mark.parametrize(
+    "value, message", [("1", "must be an integer of at least 2, got 1"), ("-3", "must be an integer of at least 2")]
+)
+def test_num_reference_is_checked_by_the_parser(model_dir, value, message, capsys, no_model_loading):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(model_dir), "--num_reference", value])
+    assert exit_info.value.code == 2
+    assert f"argument --num_reference: {message}" in capsys.readouterr().err
+
+
+def test_evaluate_images_reads_the_samples_before_the_reference(tmp_path, monkeypatch):
+    def refuse_to_compute(*args, **kwargs):
+        raise AssertionError("the reference features were computed before the samples were checked")
+
+    monkeypatch.setattr(evaluation, "SampleEvaluator", refuse_to_compute)
+    Image.new("L", (8, 8)).save(tmp_path / "00000.png")
+    with pytest.raises(ValueError, match=r"`--images` must give at least 2 images to estimate a covariance, got 1"):
+        main(["evaluate", "--images", str(tmp_path)])
+    (tmp_path / "00001.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"`--images`: cannot read the image file '.*00001\.png'"):
+        main(["evaluate", "--images", str(tmp_path)])
+
+
+def test_sample_refuses_an_output_dir_that_holds_images(model_dir, tmp_path, monkeypatch):
+    # The images of two runs were mixed: files named by index overwrote some and left the others.
+    output_dir = tmp_path / "out"
+    (output_dir / "run1").mkdir(parents=True)
+    for name in ("00000.png", "run1/00001.jpg"):
+        Image.new("L", (8, 8)).save(output_dir / name)
+    (output_dir / "notes.txt").write_text("not an image")
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "load_pipeline", lambda *args: pytest.fail("the model was loaded"))
+        with pytest.raises(ValueError, match=r"`--output_dir` '.*out' already holds 2 image files: .* Give another "
+                           r"folder, or empty this one\."):  # fmt: skip
+            main(["sample", str(model_dir), "--num_images", "1", "--steps", "2", "--output_dir", str(output_dir)])
+    # A grid is one file of its own: it may go into such a folder.
+    main(["sample", str(model_dir), "--num_images", "1", "--steps", "2", "--grid", str(output_dir / "grid.png")])
+    assert (output_dir / "grid.png").is_file()
+
+
+def test_numeric_class_names_are_names(tmp_path):
+    # With class subfolders named 1, 2, 3, `--class 1` took index 1 (class "2"); in Python "1" is the class named "1".
+    folder = tmp_path / "numbered"
+    unet = make_tiny_unet(num_class_embeds=3)
+    SimpleDDPMPipeline(unet=unet, scheduler=SimpleDDPMScheduler(), class_names=["1", "2", "3"]).save_pretrained(folder)
+    for label in ("1", "0", "2"):
+        main(["sample", str(folder), "--num_images", "2", "--steps", "2", "--class", label,
+              "--output_dir", str(tmp_path / f"class-{label}")])  # fmt: skip
+    name_one, index_zero, name_two = (
+        np.stack([np.asarray(Image.open(path)) for path in sorted((tmp_path / f"class-{label}").glob("*.png"))])
+        for label in ("1", "0", "2")
+    )
+    np.testing.assert_array_equal(name_one, index_zero)
+    assert not np.array_equal(name_one, name_two)
+    assert cli.parse_class_labels(["1", "0", "-1", "x"], ["1", "2", "3"]) == ["1", 0, -1, "x"]
 
 
 def test_sample_a_class(conditional_model_dir, tmp_path):

