@@ -117,18 +117,19 @@ def test_diffusers_ddpm_pipeline_runs_our_components(tiny_pipeline):
     np.testing.assert_array_equal(run(theirs, seed=5, batch_size=2), run(tiny_pipeline, seed=5, batch_size=2))
 
 
-def test_our_pipeline_runs_diffusers_unet2dmodel():
+def tiny_unet2dmodel(**kwargs) -> UNet2DModel:
+    """A tiny diffusers `UNet2DModel` of two levels at 8x8, seeded, in eval mode; `kwargs` override its config."""
+    config = dict(
+        sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 8), layers_per_block=1, norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+    )  # fmt: skip
+    config.update(kwargs)
     torch.manual_seed(0)
-    unet = UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(8, 8),
-        layers_per_block=1,
-        norm_num_groups=4,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-    ).eval()
+    return UNet2DModel(**config).eval()
+
+
+def test_our_pipeline_runs_diffusers_unet2dmodel():
+    unet = tiny_unet2dmodel()
     ours = SimpleDDPMPipeline(unet=unet, scheduler=DDPMScheduler())
     theirs = DDPMPipeline(unet=unet, scheduler=DDPMScheduler())
     for pipeline in (ours, theirs):
@@ -373,18 +374,7 @@ def test_a_guidance_unet_that_cannot_guide_is_refused(unet_kwargs, guide_kwargs,
 
 def tiny_class_conditional_unet2dmodel() -> UNet2DModel:
     """A class-conditional diffusers `UNet2DModel`: exactly `num_class_embeds` class embeddings, no "no class" one."""
-    torch.manual_seed(0)
-    return UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        norm_num_groups=4,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        num_class_embeds=3,
-    ).eval()
+    return tiny_unet2dmodel(block_out_channels=(8, 16), num_class_embeds=3)
 
 
 def offload_to_meta(pipeline) -> None:
