@@ -235,7 +235,13 @@ def sample_command(args: argparse.Namespace) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
-    from .evaluation import REFERENCES, SampleEvaluator, check_sample_count, format_results_table
+    from .evaluation import (
+        REFERENCES,
+        SampleEvaluator,
+        check_sample_count,
+        format_results_table,
+        warn_if_too_few_for_fid,
+    )
     from .evaluation_images import to_image_tensor
 
     if (args.model is None) == (args.images is None):
@@ -255,6 +261,8 @@ def evaluate_command(args: argparse.Namespace) -> None:
     else:
         check_sampling_arguments(args)
         check_sample_count(args.num_images, args.reference, include_floor, argument="`--num_images`")
+        if "fid" in args.metrics:
+            warn_if_too_few_for_fid(args.num_images, "`--num_images`")
     # The reference and `--num_reference` are checked (and the reference features computed) before any sampling.
     evaluator = SampleEvaluator(
         reference=args.reference,

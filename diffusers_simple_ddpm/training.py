@@ -294,7 +294,7 @@ def train(args: argparse.Namespace) -> None:
     if args.skip_unreadable_images:
         dataset = drop_unreadable_images(dataset, image_column)
     image_sizes = scan_images(dataset, image_column)
-    image_sizes.check_resolution(args.resolution)
+    image_sizes.warn_if_upscaled(args.resolution)
     num_channels = args.num_channels or image_sizes.num_channels
     class_names = class_names_of(dataset, args.label_column) if args.class_conditional else None
     transform = ImageTransform(args.resolution, num_channels, center_crop=args.center_crop, random_flip=args.random_flip)
@@ -387,6 +387,13 @@ def train(args: argparse.Namespace) -> None:
     # Autoguidance: after `guidance_step` updates the EMA weights (the weights without EMA) are frozen as the guiding
     # model; checkpoints from then on carry it, so that a resumed run guides with the same one.
     guidance_step = autoguidance_step(args.autoguidance_fraction, max_train_steps)
+    if args.autoguidance_fraction > 0 and guidance_step is None:
+        logger.warning(
+            f"Autoguidance is off: `--autoguidance_fraction {args.autoguidance_fraction}` of {max_train_steps} updates "
+            "leaves no update between the guide and the final weights, so guidance would change nothing; the samples "
+            "are drawn unguided."
+        )
+        args.autoguidance_fraction, args.eval_guidance_scale = 0.0, 1.0
     guidance_unet = None
 
     def exported_unet() -> SimpleUNet2DModel:
@@ -661,7 +668,7 @@ def train(args: argparse.Namespace) -> None:
             dataset_name=card_dataset_name,
             dataset_id=card_dataset_id,
             num_train_steps=global_step,
-            num_epochs=math.ceil(global_step / updates_per_epoch),
+            num_epochs=global_step / updates_per_epoch,
             train_batch_size=args.train_batch_size,
             num_processes=accelerator.num_processes,
             gradient_accumulation_steps=args.gradient_accumulation_steps,

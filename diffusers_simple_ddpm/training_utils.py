@@ -265,7 +265,9 @@ def resolve_guidance_arguments(args: argparse.Namespace) -> None:
 
 def autoguidance_step(autoguidance_fraction: float, max_train_steps: int) -> int | None:
     """
-    The optimizer update after which the guiding model of autoguidance is taken, `None` without autoguidance.
+    The optimizer update after which the guiding model of autoguidance is taken, `None` without autoguidance: when
+    the fraction is 0, or when the run is too short for a guide before its last update (the guide would be the final
+    weights, and guidance would change nothing at twice the sampling cost).
 
     Args:
         autoguidance_fraction (`float`): `--autoguidance_fraction`, resolved (0 for none).
@@ -273,7 +275,8 @@ def autoguidance_step(autoguidance_fraction: float, max_train_steps: int) -> int
     """
     if autoguidance_fraction <= 0:
         return None
-    return max(1, round(autoguidance_fraction * max_train_steps))
+    step = max(1, round(autoguidance_fraction * max_train_steps))
+    return step if step < max_train_steps else None
 
 
 def tracker_config(args: argparse.Namespace) -> dict:

@@ -1,8 +1,10 @@
 import hashlib
 import importlib.util
 import io
+import logging
 import os
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -205,13 +207,15 @@ def test_resolve_image_column_rejects_a_non_image_column():
         resolve_image_column(dataset, "label")
 
 
-def test_scan_images_names_resolution_and_size():
+def test_scan_images_names_resolution_and_size(caplog):
     sizes = scan_images(load_builtin_mnist("test"), "image")
 
     assert (sizes.min_side, sizes.num_channels) == (28, 1)
-    sizes.check_resolution(28)
-    with pytest.raises(ValueError, match="`--resolution` 32 .*at row 0 \\(28 pixels.*`--resolution` 28 or smaller"):
-        sizes.check_resolution(32)
+    with caplog.at_level(logging.WARNING, logger="diffusers_simple_ddpm.data"):
+        sizes.warn_if_upscaled(28)
+        assert not caplog.records
+        sizes.warn_if_upscaled(32)
+    assert re.search(r"`--resolution` 32 .*at row 0 \(28 pixels.*upscaled", caplog.text)
 
 
 def write_pngs(folder: Path, sizes: dict[str, tuple[int, int]], mode: str = "L") -> None:
@@ -244,7 +248,7 @@ def test_palette_images_have_color_only_if_a_palette_entry_in_use_is_not_gray(tm
     assert scan_images(load_training_dataset(train_data_dir=folder), "image").num_channels == 3
 
 
-def test_every_image_is_size_checked_and_the_suggested_resolution_is_accepted(tmp_path):
+def test_every_image_is_size_checked(tmp_path, caplog):
     # The small image sorts after the 16 images that were the only ones checked before.
     write_pngs(tmp_path / "images", {f"{index:02d}.png": (16, 16) for index in range(20)})
     write_pngs(tmp_path / "images", {"17.png": (11, 30)})
@@ -253,9 +257,22 @@ def test_every_image_is_size_checked_and_the_suggested_resolution_is_accepted(tm
     sizes = scan_images(dataset, "image")
 
     assert sizes.min_side == 11 and sizes.smallest.endswith("17.png'")
-    with pytest.raises(ValueError, match=r"`--resolution` 12 .*17\.png.*11 pixels.*`--resolution` 8 or smaller"):
-        sizes.check_resolution(12)
-    sizes.check_resolution(8)
+    with caplog.at_level(logging.WARNING, logger="diffusers_simple_ddpm.data"):
+        sizes.warn_if_upscaled(11)
+        assert not caplog.records
+        sizes.warn_if_upscaled(12)
+    assert re.search(r"`--resolution` 12 .*17\.png.*11 pixels", caplog.text)
+
+
+def test_transform_upscales_an_image_smaller_than_the_resolution():
+    # Training refused images smaller than `--resolution`; diffusers' example and the notebook upscale them.
+    pixels = np.random.default_rng(0).integers(0, 256, size=(5, 7), dtype=np.uint8)
+    image = PIL.Image.fromarray(pixels)
+
+    tensor = ImageTransform(resolution=10, num_channels=1, center_crop=True)(image)
+
+    expected = np.array(image.resize((14, 10), resample=PIL.Image.Resampling.BILINEAR))[:, 2:12]
+    np.testing.assert_array_equal(to_pixels(tensor)[..., 0], expected)
 
 
 def test_one_color_image_makes_a_color_dataset_whatever_the_file_order(tmp_path):
@@ -538,7 +555,9 @@ def indexed_image_folder(folder: Path) -> datasets.Dataset:
     return dataset.add_column("label", list(range(dataset.num_rows)))
 
 
-@pytest.mark.parametrize("size", [(8, 8), (24, 16), (9, 8)], ids=["square", "resized", "wider"])
+@pytest.mark.parametrize(
+    "size", [(8, 8), (24, 16), (9, 8), (6, 5)], ids=["square", "resized", "wider", "upscaled"]
+)
 @pytest.mark.parametrize("center_crop", [False, True], ids=["random_crop", "center_crop"])
 @pytest.mark.parametrize("random_flip", [False, True], ids=["no_flip", "flip"])
 def test_device_batches_crop_and_flip_as_the_dataloader_dataset(tmp_path, size, center_crop, random_flip):

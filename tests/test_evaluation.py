@@ -34,6 +34,7 @@ from diffusers_simple_ddpm.evaluation import (
     load_inception,
     recognised_share,
     to_image_tensor,
+    warn_if_too_few_for_fid,
 )
 from diffusers_simple_ddpm.evaluation_images import image_file_paths
 
@@ -373,10 +374,20 @@ def test_fid_on_a_handful_of_digits(test_digits, tmp_path):
     # Each Fréchet distance between 2048-dimensional statistics takes seconds on a CPU: two are computed.
     evaluator = SampleEvaluator(metrics=("fid",), num_reference=4, cache_dir=tmp_path)
     noise = np.random.default_rng(0).random((4, 1, 28, 28))
-    results = evaluator.evaluate(noise, include_floor=True)
+    with pytest.warns(UserWarning, match="`images` gives 4 images, fewer than the 2048 Inception features"):
+        results = evaluator.evaluate(noise, include_floor=True)
     assert results["fid"] > 2 * results["fid_floor"] > 0
     for split in ("test", "train"):
         assert len(list(tmp_path.glob(f"mnist-{split}-4_*_inception-{INCEPTION_SHA1[:16]}.npz"))) == 1
+
+
+def test_fid_of_fewer_images_than_inception_features_warns():
+    # Such an FID (a singular covariance) reads far higher than the same generator's on 10,000 images, unflagged before.
+    with pytest.warns(UserWarning, match="--num_images` gives 2047 images, fewer than the 2048 Inception features"):
+        warn_if_too_few_for_fid(2047, "`--num_images`")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_too_few_for_fid(2048, "`--num_images`")
 
 
 def write_png_folder(folder, images: np.ndarray) -> None:

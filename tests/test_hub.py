@@ -348,6 +348,27 @@ def test_the_card_states_the_noise_schedule(beta_schedule, statement):
     assert statement in create_model_card(pipeline, REPO_ID).text
 
 
+@pytest.mark.parametrize(
+    "num_train_steps, num_epochs, row",
+    [
+        (9380, 9380 / 938, "| Optimizer updates | 9380 (10 epochs) |"),
+        (7500, 2, "| Optimizer updates | 7500 (2 epochs) |"),
+        (938, 1.0, "| Optimizer updates | 938 (1 epoch) |"),
+        # A run that ends within an epoch: never rounded up to a pass over the data it did not make.
+        (4700, 4700 / 938, "| Optimizer updates | 4700 (5.01 epochs) |"),
+        (20, 20 / 3750, "| Optimizer updates | 20 (0.53% of an epoch) |"),
+        (3749, 3749 / 3750, "| Optimizer updates | 3749 (99% of an epoch) |"),
+        (29, 0.29, "| Optimizer updates | 29 (29% of an epoch) |"),
+        (9381, 9381 / 938, "| Optimizer updates | 9381 (10.00 epochs) |"),
+    ],
+)
+def test_the_card_states_partial_epochs_without_rounding_up(
+    tiny_pipeline, training_details, num_train_steps, num_epochs, row
+):
+    training_details = dataclasses.replace(training_details, num_train_steps=num_train_steps, num_epochs=num_epochs)
+    assert row in create_model_card(tiny_pipeline, REPO_ID, training_details=training_details).text
+
+
 def test_the_card_states_the_min_snr_weighting_of_a_run(tiny_pipeline, training_details, tmp_path):
     training_details.snr_gamma = 5.0
     tiny_pipeline.training_details = training_details
@@ -540,6 +561,8 @@ def test_push_without_a_token(tiny_pipeline, fake_hub, tmp_path, monkeypatch):
     [
         (dict(mixed_precision="fp64"), "`mixed_precision` must be one of"),
         (dict(num_train_steps=0), "`num_train_steps` must be a positive integer"),
+        (dict(num_epochs=0.0), "`num_epochs` must be positive, got 0.0"),
+        (dict(num_epochs=float("inf")), "`num_epochs` must be a finite number, got inf"),
         (dict(sample_grid="missing.png"), "`sample_grid` must be an existing image file"),
         (
             dict(evaluation=dict(metrics={"FID": float("nan")}, protocol="p", dataset_name="d")),

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import logging
 import os
 import re
 import shutil
@@ -116,7 +117,7 @@ def test_training_run_writes_a_loadable_pipeline(tmp_path, tiny_model_config):
     assert 0 <= float(table["Recognised digits floor (real digits)"]) < 0.75
     assert "the floor is the same distance for 8 real training digits, resized to the model's 8x8 as in training" \
         in card.text.replace("\n", " ")
-    assert "| Optimizer updates | 6 (1 epochs) |" in card.text and "| Mixed precision | bf16 |" in card.text
+    assert "| Optimizer updates | 6 (0.08% of an epoch) |" in card.text and "| Mixed precision | bf16 |" in card.text
     # The evaluation's default sampler: the pipeline's own DDPM scheduler, clipping the predicted clean image, with
     # autoguidance at the default scale.
     assert "8 images sampled with SimpleDDPMScheduler, 2 steps (predicted clean image clipped to [-1, 1] at every " \
@@ -347,7 +348,6 @@ def test_non_empty_output_dir_needs_overwrite_or_resume(tmp_path):
     "data_args, match",
     [
         (["--train_data_dir", "/nonexistent/images"], "--train_data_dir"),
-        (["--resolution", "32"], "--resolution.*larger than the training image"),
         (["--image_column", "picture"], "--image_column"),
         (["--class_conditional", "--label_column", "digit"], "--label_column"),
     ],
@@ -474,7 +474,7 @@ def test_num_epochs_decides_and_the_card_names_the_data_without_its_path(tmp_pat
     train.main([*arguments, "--num_epochs", "1", "--include_code"])
 
     card = (output_dir / "README.md").read_text()
-    assert "| Optimizer updates | 3 (1 epochs) |" in card  # 24 images at batch 8: one epoch, not 3000 updates
+    assert "| Optimizer updates | 3 (1 epoch) |" in card  # 24 images at batch 8: one epoch, not 3000 updates
     assert "| Data | my-digits |" in card and str(tmp_path) not in card
     assert (output_dir / "pipeline_simple_ddpm.py").is_file() and "trust_remote_code=True" in card
     assert (output_dir / "checkpoint-3" / "training_time.json").is_file()
@@ -486,6 +486,29 @@ def test_num_epochs_decides_and_the_card_names_the_data_without_its_path(tmp_pat
     assert "| Optimizer updates | 6 (2 epochs) |" in card and "| Data | Digits |" in card
     minutes = int(re.search(r"\| Training time \| (\d+) min", card).group(1))
     assert minutes >= 16
+
+
+def test_images_smaller_than_the_resolution_are_upscaled(tmp_path, tiny_model_config, caplog):
+    # Training refused them; diffusers' train_unconditional.py and the notebook upscale with `transforms.Resize`.
+    data = write_digit_folder(tmp_path / "digits")
+    output_dir = tmp_path / "upscaled"
+    arguments = train_args(output_dir, tiny_model_config, "--train_data_dir", str(data), "--max_train_steps", "1")
+    with caplog.at_level(logging.WARNING, logger="diffusers_simple_ddpm.data"):
+        train.main([*arguments, "--resolution", "12"])
+
+    assert re.search(r"`--resolution` 12 is larger than the training image .*\(8 pixels.*upscaled", caplog.text)
+    assert SimpleDDPMPipeline.from_pretrained(output_dir).unet.config.sample_size == 12
+
+
+def test_a_run_too_short_for_a_guide_trains_without_autoguidance(tmp_path, tiny_model_config, caplog):
+    # With one update the guide was the final model: a guidance_unet that changed nothing at twice the sampling cost.
+    output_dir = tmp_path / "short"
+    with caplog.at_level(logging.WARNING, logger="diffusers_simple_ddpm.training"):
+        train.main(train_args(output_dir, tiny_model_config, "--max_train_steps", "1"))
+
+    assert "Autoguidance is off: `--autoguidance_fraction 0.1` of 1 updates" in caplog.text
+    assert SimpleDDPMPipeline.from_pretrained(output_dir).guidance_unet is None
+    assert (output_dir / "sample_grid.png").is_file()  # drawn unguided: guidance_scale 2 has nothing to guide with
 
 
 def logged_scalars(output_dir: Path, tag: str) -> list[float]:
@@ -526,6 +549,7 @@ def test_constant_schedule_has_no_warmup_on_the_card(tmp_path, tiny_model_config
                           "--lr_warmup_steps", "5"))  # fmt: skip
     card = (output_dir / "README.md").read_text()
     assert "constant schedule, 0 warm-up updates" in card
+    assert "| Optimizer updates | 2 (0.026% of an epoch) |" in card  # 2 of the 7,500 updates of an epoch: not "1 epochs"
     assert logged_scalars(output_dir, "lr") == [pytest.approx(1e-3)]
 
 
@@ -604,7 +628,7 @@ def test_resuming_a_finished_run_trains_no_further_update(finished_run, tmp_path
     assert "Step 4 reaches --max_train_steps 4: nothing left to train." in capsys.readouterr().out
     assert_same_weights(finished_run / "unet", output_dir / "unet")
     assert_same_weights(finished_run / "checkpoint-4" / "unet", output_dir / "checkpoint-4" / "unet")
-    assert "| Optimizer updates | 4 (1 epochs) |" in ModelCard.load(output_dir / "README.md").text
+    assert "| Optimizer updates | 4 (0.053% of an epoch) |" in ModelCard.load(output_dir / "README.md").text
     assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
 
 

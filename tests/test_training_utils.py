@@ -311,3 +311,6 @@ def test_the_guiding_model_is_taken_after_its_share_of_the_updates():
     assert training_utils.autoguidance_step(0.1, 4) == 1  # never before the first update
     assert training_utils.autoguidance_step(0.67, 6) == 4
     assert training_utils.autoguidance_step(0.0, 9380) is None
+    # A guide taken at the last update is the final model: guidance then changed nothing at twice the cost.
+    assert training_utils.autoguidance_step(0.1, 1) is None
+    assert training_utils.autoguidance_step(0.95, 10) is None and training_utils.autoguidance_step(0.9, 10) == 9
