@@ -183,7 +183,7 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
 def generate_from_args(args: argparse.Namespace, pipeline: "SimpleDDPMPipeline") -> list:
     """Generates the images that the `sample` and `evaluate` arguments ask for."""
     from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
-    from .sampling import generate_images, with_scheduler
+    from .sampling import generate_images, in_turn, with_scheduler
 
     is_text_pipeline = isinstance(pipeline, SimpleDDPMTextPipeline)
     if args.prompts is not None and not is_text_pipeline:
@@ -195,7 +195,11 @@ def generate_from_args(args: argparse.Namespace, pipeline: "SimpleDDPMPipeline")
         prompts = pipeline.config.sample_prompts
         if not prompts:
             raise ValueError(f"{args.model} is a text pipeline without sample prompts: give `--prompt`.")
-        prompts = [prompts[index % len(prompts)] for index in range(args.num_images)]
+        prompts = in_turn(prompts, args.num_images)
+    class_labels = parse_class_labels(args.class_labels, pipeline.config.get("class_names"))
+    if class_labels is None and not is_text_pipeline and pipeline.num_classes:
+        # As the model card's evaluation samples a class-conditional model: the classes in turn.
+        class_labels = in_turn(range(pipeline.num_classes), args.num_images)
     sampling_pipeline, default_steps = with_scheduler(pipeline, args.scheduler, clip_sample=args.clip_sample)
     return generate_images(
         sampling_pipeline,
@@ -203,7 +207,7 @@ def generate_from_args(args: argparse.Namespace, pipeline: "SimpleDDPMPipeline")
         default_steps if args.steps is None else args.steps,
         seed=args.seed,
         batch_size=args.batch_size,
-        class_labels=parse_class_labels(args.class_labels, pipeline.config.get("class_names")),
+        class_labels=class_labels,
         guidance_scale=args.guidance_scale,
         eta=args.eta,
         prompts=prompts,
@@ -343,7 +347,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, num_images: int) -> 
         nargs="+",
         default=None,
         help="For a class-conditional model: one class for all images, or one per image; a class name, or an index "
-        "where no class has that name.",
+        "where no class has that name. Default: the classes in turn, as the model card's evaluation draws them.",
     )
     parser.add_argument(
         "--prompt",

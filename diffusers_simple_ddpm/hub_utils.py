@@ -26,7 +26,7 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, EvalResult, HfApi, M
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
-from .pipeline_simple_ddpm import MODEL_CARD_NAME, SAMPLE_GRID_NAME, _is_finite_number
+from .pipeline_simple_ddpm import MODEL_CARD_NAME, REMOTE_CODE_HEADING, SAMPLE_GRID_NAME, _is_finite_number
 
 # The template of every model card: a link to `model_card.md` at the top of the repository (wheels carry its text).
 MODEL_CARD_TEMPLATE_PATH = Path(__file__).parent / "assets" / "model_card.md"
@@ -370,6 +370,35 @@ def download_pipeline(
             "local_files_only=True). Load it once while online (or `hf download` it), or pass the folder of a saved "
             "pipeline instead."
         ) from error
+
+
+# The heading the remote-code usage section of a model card always stands before.
+TRAINING_DETAILS_HEADING = "\n\n## Training details"
+
+
+def match_remote_code_section(card: str, pipeline: Any, repo_id: str, include_code: bool) -> str:
+    """
+    A kept model card (one written by `create_model_card` for an earlier save) with its remote-code usage section
+    added or removed to match `include_code`: the section a card rendered now for `repo_id` with `include_code=True`
+    would have, so that a pipeline pushed with its code says how to load it without this package, and one pushed
+    without its code does not. A card without the "## Training details" heading (not written by this package) is
+    returned unchanged.
+
+    Args:
+        card (`str`): The kept card's text, metadata included.
+        pipeline ([`SimpleDDPMPipeline`]): The pipeline the card describes.
+        repo_id (`str`): The repository the section's snippet loads.
+        include_code (`bool`): Whether the repository or folder now carries the pipeline's code.
+    """
+    has_section = REMOTE_CODE_HEADING in card
+    if has_section == include_code or TRAINING_DETAILS_HEADING not in card:
+        return card
+    if include_code:
+        fresh = str(create_model_card(pipeline, repo_id, include_code=True))
+        section = fresh[fresh.index(REMOTE_CODE_HEADING) : fresh.index(TRAINING_DETAILS_HEADING)]
+        return card.replace(TRAINING_DETAILS_HEADING, section + TRAINING_DETAILS_HEADING, 1)
+    start = card.index(REMOTE_CODE_HEADING)
+    return card[:start] + card[card.index(TRAINING_DETAILS_HEADING, start) :]
 
 
 def create_model_card(

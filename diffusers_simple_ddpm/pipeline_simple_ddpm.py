@@ -41,6 +41,8 @@ MODEL_CARD_NAME = "README.md"
 SAMPLE_GRID_NAME = "sample_grid.png"
 # The repository a model card's usage snippets load.
 CARD_REPO_ID_PATTERN = re.compile(r'\.from_pretrained\("([^"]+)"')
+# Where the remote-code usage section of a model card starts (a card of a pipeline saved with `include_code=True`).
+REMOTE_CODE_HEADING = "\n\n### Without the package\n"
 
 
 def _import_hub_utils() -> ModuleType:
@@ -129,22 +131,35 @@ def _read_model_card_files(folder: str | os.PathLike) -> dict[str, bytes]:
     return files
 
 
-def _write_model_card_files(files: dict[str, bytes], folder: str | os.PathLike, repo_id: str | None) -> None:
+def _write_model_card_files(
+    files: dict[str, bytes],
+    folder: str | os.PathLike,
+    repo_id: str | None,
+    pipeline: "SimpleDDPMPipeline",
+    include_code: bool,
+) -> None:
     """
     Writes an existing model card and its sample grid into `folder` unchanged, except for the repository its usage
-    snippets load.
+    snippets load and its remote-code usage section, which follows `include_code` (see
+    `hub_utils.match_remote_code_section`).
 
     Args:
         files (`dict[str, bytes]`): The card and the sample grid, by file name, as `_read_model_card_files` reads them.
         folder (`str` or `os.PathLike`): The folder to write them to.
         repo_id (`str`, *optional*): The repository the snippets load from now on; `None` keeps the card's own.
+        pipeline ([`SimpleDDPMPipeline`]): The pipeline the card describes.
+        include_code (`bool`): Whether `folder` carries the pipeline's code.
     """
     for name, data in files.items():
-        if name == MODEL_CARD_NAME and repo_id is not None:
+        if name == MODEL_CARD_NAME:
             card = data.decode("utf-8")
             match = CARD_REPO_ID_PATTERN.search(card)
-            if match is not None:
+            if match is not None and repo_id is not None:
                 card = card.replace(f'.from_pretrained("{match.group(1)}"', f'.from_pretrained("{repo_id}"')
+            snippet_repo_id = repo_id or (match.group(1) if match is not None else None)
+            # Only a card whose section must change needs the package (a remote-code copy saves without it).
+            if snippet_repo_id is not None and (REMOTE_CODE_HEADING in card) != include_code:
+                card = _import_hub_utils().match_remote_code_section(card, pipeline, snippet_repo_id, include_code)
             data = card.encode("utf-8")
         with open(os.path.join(folder, name), "wb") as file:
             file.write(data)
@@ -841,7 +856,7 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         if include_code:
             self._write_custom_code(folder)
         if self.training_details is None and card_files:
-            _write_model_card_files(card_files, folder, card_repo_id)
+            _write_model_card_files(card_files, folder, card_repo_id, self, include_code)
         elif write_card or self.training_details is not None:
             _import_hub_utils().save_model_card(
                 self, folder, repo_id=repo_id, training_details=self.training_details, include_code=include_code
@@ -865,7 +880,8 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         The folder holds `model_index.json`, `unet/` and `scheduler/`; with `training_details` set (or `push_to_hub`),
         also the model card `README.md` and the sample grid it shows. Without `training_details`, the card is the one
         the pipeline was loaded with (`model_card_files`), else the one already in `save_directory`, written
-        unchanged but for the repository its snippets load when `repo_id` is given or pushed to; an existing card is
+        unchanged but for the repository its snippets load when `repo_id` is given or pushed to and for its
+        section on loading without the package, there exactly when `include_code` is; an existing card is
         never replaced by one without a record of the training. Other files already in `save_directory`
         (checkpoints, logs) are left alone and never uploaded.
 
@@ -953,7 +969,8 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         `model_index.json`, `unet/`, `scheduler/`, `README.md`, the sample grid when the training details name one,
         and with `include_code=True` the code files. Nothing else (checkpoints, logs, caches) is uploaded. Without
         `training_details`, a pipeline loaded with a model card (`model_card_files`) uploads that card and its sample
-        grid unchanged, but for the repository its snippets load.
+        grid unchanged, but for the repository its snippets load and its section on loading without the package
+        (there exactly when `include_code` is).
 
         Args:
             repo_id (`str`): The repository, `"name"` in the token's namespace or `"namespace/name"`.

@@ -1,7 +1,8 @@
 """Seeded, batched image generation with any diffusers scheduler, for the command line, training and benchmarks."""
 
 import inspect
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, TypeVar
 
 import diffusers
 import numpy as np
@@ -133,6 +134,21 @@ def with_scheduler(
     if default_steps is None:
         default_steps = pipeline.scheduler.config.num_train_timesteps
     return swapped, default_steps
+
+
+Condition = TypeVar("Condition")
+
+
+def in_turn(conditions: Sequence[Condition], num_images: int) -> list[Condition]:
+    """
+    One condition per image, taking `conditions` in turn: the classes or sample prompts with which the training
+    program draws its grids and model-card evaluation, and the command line samples without `--class`/`--prompt`.
+
+    Args:
+        conditions (`Sequence`): Class indices or prompts, at least one.
+        num_images (`int`): The number of images.
+    """
+    return [conditions[index % len(conditions)] for index in range(num_images)]
 
 
 def check_class_label_count(

@@ -46,7 +46,7 @@ from .image_utils import make_sample_grid
 from .modeling_simple_unet import NOTEBOOK_NUM_LEVELS, SimpleUNet2DModel, check_spatial_size
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .pipeline_simple_ddpm_text import SimpleDDPMTextPipeline
-from .sampling import clipping_overrides, resolve_scheduler, with_scheduler
+from .sampling import clipping_overrides, in_turn, resolve_scheduler, with_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 from .text_utils import (
     CAPTION_INDEX_COLUMN,
@@ -517,9 +517,9 @@ def train(args: argparse.Namespace) -> None:
         generator = torch.Generator(device="cpu").manual_seed(args.seed)
         if isinstance(pipeline, SimpleDDPMTextPipeline):
             prompts = pipeline.config.sample_prompts
-            condition = {"prompt": [prompts[index % len(prompts)] for index in range(args.eval_batch_size)]}
+            condition = {"prompt": in_turn(prompts, args.eval_batch_size)}
         else:
-            labels = torch.arange(args.eval_batch_size) % len(class_names) if class_names else None
+            labels = in_turn(range(len(class_names)), args.eval_batch_size) if class_names else None
             condition = {"batch_size": args.eval_batch_size, "class_labels": labels}
         num_inference_steps = args.ddpm_num_inference_steps or args.eval_num_inference_steps
         with torch.autocast(accelerator.device.type, dtype=sampling_dtype, enabled=sampling_dtype is not None):

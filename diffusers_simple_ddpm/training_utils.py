@@ -26,7 +26,7 @@ from .evaluation import CLASSIFIER_RESOLUTION, RECOGNISED_THRESHOLD, evaluate_im
 from .hub_utils import SAMPLE_GRID_NAME, EvaluationResults, check_repo_id
 from .modeling_simple_unet import SimpleUNet2DModel
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
-from .sampling import generate_images, with_scheduler
+from .sampling import generate_images, in_turn, with_scheduler
 from .scheduling_simple_ddpm import SimpleDDPMScheduler
 from .training_args import (
     AUTO_PRESETS,
@@ -423,9 +423,9 @@ def evaluate_on_mnist(
     sampling_pipeline, default_steps = with_scheduler(pipeline, scheduler, clip_sample=clip_sample)
     steps = num_inference_steps or default_steps
     num_classes = pipeline.num_classes
-    class_labels = [index % num_classes for index in range(num_images)] if num_classes else None
+    class_labels = in_turn(range(num_classes), num_images) if num_classes else None
     sample_prompts = pipeline.config.get("sample_prompts")
-    prompts = [sample_prompts[index % len(sample_prompts)] for index in range(num_images)] if sample_prompts else None
+    prompts = in_turn(sample_prompts, num_images) if sample_prompts else None
     with torch.autocast(pipeline.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         images = generate_images(
             sampling_pipeline,

@@ -252,6 +252,18 @@ def test_sample_a_class(conditional_model_dir, tmp_path):
         main(["sample", str(conditional_model_dir), "--num_images", "3", "--class", "1", "2", "--grid", "x.png"])
 
 
+def test_without_class_a_conditional_model_draws_the_classes_in_turn(conditional_model_dir, tmp_path):
+    # Guidance refused them (no labels), and unguided they were drawn as "no class", unlike the card's evaluation.
+    common = ["sample", str(conditional_model_dir), "--num_images", "12", "--steps", "2", "--guidance_scale", "2"]
+    main([*common, "--output_dir", str(tmp_path / "default")])
+    main([*common, "--class", *(str(index % 10) for index in range(12)), "--output_dir", str(tmp_path / "explicit")])
+
+    default, explicit = (sorted((tmp_path / name).glob("*.png")) for name in ("default", "explicit"))
+    assert len(default) == len(explicit) == 12
+    for drawn, requested in zip(default, explicit):
+        np.testing.assert_array_equal(np.asarray(Image.open(drawn)), np.asarray(Image.open(requested)))
+
+
 def test_guidance_of_an_unconditional_pipeline_needs_its_guidance_unet(model_dir, tmp_path):
     guided_dir = tmp_path / "guided"
     unet, guide = make_tiny_unet(), make_tiny_unet(block_out_channels=(4, 4, 4))

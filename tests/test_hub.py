@@ -259,6 +259,31 @@ def test_a_loaded_pipeline_pushes_and_saves_its_trained_card(tiny_pipeline, trai
     assert (tmp_path / "other" / "README.md").read_text() == expected != trained["README.md"].decode()
 
 
+def test_a_kept_card_says_how_to_load_without_the_package_exactly_when_the_code_goes_with_it(
+    tiny_pipeline, training_details, fake_hub, tmp_path
+):
+    # A kept card was written as it was: pushed with its code, it lacked the remote-code snippet (and kept it without).
+    tiny_pipeline.training_details = training_details
+    tiny_pipeline.save_pretrained(tmp_path / "plain", repo_id=REPO_ID)
+    tiny_pipeline.save_pretrained(tmp_path / "with-code", repo_id=REPO_ID, include_code=True)
+    plain_card, code_card = ((tmp_path / name / "README.md").read_text() for name in ("plain", "with-code"))
+    assert "### Without the package" in code_card and "trust_remote_code=True" not in plain_card
+
+    loaded = SimpleDDPMPipeline.from_pretrained(tmp_path / "plain")
+    loaded.push_to_hub(REPO_ID, token="hf_write", include_code=True)
+    assert fake_hub.commits[0]["files"]["README.md"].decode() == code_card
+    loaded.save_pretrained(tmp_path / "copy", include_code=True)
+    assert (tmp_path / "copy" / "README.md").read_text() == code_card
+    reloaded = SimpleDDPMPipeline.from_pretrained(tmp_path / "with-code")
+    reloaded.save_pretrained(tmp_path / "copy-without-code", include_code=False)
+    assert (tmp_path / "copy-without-code" / "README.md").read_text() == plain_card
+    # A card this package did not write stays as it is.
+    foreign = SimpleDDPMPipeline.from_pretrained(tmp_path / "plain")
+    foreign.model_card_files = {"README.md": b"# card"}
+    foreign.save_pretrained(tmp_path / "foreign", include_code=True)
+    assert (tmp_path / "foreign" / "README.md").read_text() == "# card"
+
+
 def test_a_push_never_replaces_the_card_of_the_folder_with_a_blank_one(
     tiny_pipeline, training_details, fake_hub, tmp_path
 ):
