@@ -32,6 +32,7 @@ from .training_args import (
     AUTO_PRESETS,
     DEFAULT_AUTOGUIDANCE_FRACTION,
     DEFAULT_AUTOGUIDANCE_SCALE,
+    DEFAULT_CLASS_GUIDANCE_SCALE,
     MODEL_PRESETS,
     PREDICTION_TYPES,
 )
@@ -229,7 +230,8 @@ def resolve_guidance_arguments(args: argparse.Namespace) -> None:
     """
     Checks `--autoguidance_fraction` and `--eval_guidance_scale` and fills in their defaults: autoguidance at
     `DEFAULT_AUTOGUIDANCE_FRACTION` of the updates for an unconditional run (none for a class- or text-conditional
-    one, which guide without a second network), sampled with `DEFAULT_AUTOGUIDANCE_SCALE`; no guidance otherwise.
+    one, which guide without a second network), sampled with `DEFAULT_AUTOGUIDANCE_SCALE`; classifier-free guidance at
+    `DEFAULT_CLASS_GUIDANCE_SCALE` for a class-conditional run; no guidance otherwise.
 
     Args:
         args (`argparse.Namespace`): The parsed arguments of the training program, changed in place.
@@ -250,7 +252,10 @@ def resolve_guidance_arguments(args: argparse.Namespace) -> None:
             "unconditional prediction (classifier-free guidance). Leave it out or pass `--autoguidance_fraction 0`."
         )
     if args.eval_guidance_scale is None:
-        args.eval_guidance_scale = DEFAULT_AUTOGUIDANCE_SCALE if args.autoguidance_fraction > 0 else 1.0
+        if args.autoguidance_fraction > 0:
+            args.eval_guidance_scale = DEFAULT_AUTOGUIDANCE_SCALE
+        else:
+            args.eval_guidance_scale = DEFAULT_CLASS_GUIDANCE_SCALE if args.class_conditional else 1.0
     elif not 1 <= args.eval_guidance_scale < math.inf:
         raise ValueError(
             f"`--eval_guidance_scale` must be a finite number of at least 1 (1 means no guidance), got "

@@ -295,7 +295,7 @@ def test_cpu_threads_are_the_cores_shared_among_processes():
         (["--eval_guidance_scale", "1.5"], training_utils.DEFAULT_AUTOGUIDANCE_FRACTION, 1.5),
         (["--autoguidance_fraction", "0.3"], 0.3, training_utils.DEFAULT_AUTOGUIDANCE_SCALE),
         (["--autoguidance_fraction", "0"], 0.0, 1.0),
-        (["--class_conditional"], 0.0, 1.0),
+        (["--class_conditional"], 0.0, training_utils.DEFAULT_CLASS_GUIDANCE_SCALE),
         (["--class_conditional", "--eval_guidance_scale", "3"], 0.0, 3.0),
         (["--text_conditional"], 0.0, 1.0),
     ],
