@@ -234,7 +234,8 @@ class SimpleDDPMPipeline(DiffusionPipeline):
         model_card_files (`dict[str, bytes]`): The model card (`README.md`) and the sample grid beside it of the
             folder or repository `from_pretrained` loaded, by file name; empty for a pipeline built here. Without
             `training_details`, `save_pretrained` and `push_to_hub` write this card (and grid) unchanged, its usage
-            snippets loading the repository pushed to, rather than a card without a record of the training.
+            snippets loading the repository pushed to and its section on loading without the package there exactly
+            when `include_code` is, rather than a card without a record of the training.
     """
 
     model_cpu_offload_seq = "unet->guidance_unet"

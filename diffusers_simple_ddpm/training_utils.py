@@ -23,7 +23,7 @@ from diffusers.training_utils import EMAModel
 from safetensors import safe_open
 
 from .evaluation import CLASSIFIER_RESOLUTION, RECOGNISED_THRESHOLD, evaluate_images
-from .hub_utils import SAMPLE_GRID_NAME, EvaluationResults, check_repo_id
+from .hub_utils import MODEL_CARD_NAME, SAMPLE_GRID_NAME, EvaluationResults, check_repo_id
 from .modeling_simple_unet import SimpleUNet2DModel
 from .pipeline_simple_ddpm import SimpleDDPMPipeline
 from .sampling import generate_images, in_turn, with_scheduler
@@ -535,7 +535,7 @@ def remove_previous_run(output_dir: str | os.PathLike, logging_dir: str) -> None
     if model_index.is_file():
         components = [name for name in json.loads(model_index.read_text()) if not name.startswith("_")]
         stale += [output_dir / name for name in components]
-        stale += [output_dir / "README.md", output_dir / SAMPLE_GRID_NAME, model_index]
+        stale += [output_dir / MODEL_CARD_NAME, output_dir / SAMPLE_GRID_NAME, model_index]
     for path in stale:
         if path.is_dir():
             delete_folder(path)
